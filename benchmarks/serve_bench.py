@@ -1,0 +1,203 @@
+"""Serving benchmark, one run, side by side, load from a separate process (wrk).
+
+    python benchmarks/serve_bench.py [--models models] [--duration 6] [--only NAME]
+
+Per shipped model:
+  (a) raw ONNX Runtime in process: images/s at batch 1 and 64;
+  (b) a bare FastAPI endpoint returning a fixed PNG (the framework's ceiling here);
+  (c) the naive server: FastAPI + PyTorch eager, one forward per request, no batching;
+  (d) ganserve POST /sample n=1 at 1, 8, 32 and 64 concurrent clients;
+  (e) ganserve n=64 grids.
+HTTP and model work share this machine's cores, so the limit for n=1 requests is
+L = 1 / (1/bare_req_per_s + 1/raw_batch64_images_per_s). Needs `wrk` (apt install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ganserve.generator import OnnxGenerator, class_weights  # noqa: E402
+from ganserve.manifest import list_versions  # noqa: E402
+
+LUA = """wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, argv: list[str], env: dict[str, str], ready_path: str):
+        self.port = free_port()
+        argv = [a.replace("{port}", str(self.port)) for a in argv]
+        self.proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **env},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{self.port}{ready_path}"
+        for _ in range(600):
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{argv} did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def uvicorn_app(module: str, env: dict[str, str]) -> Server:
+    return Server([sys.executable, "-m", "uvicorn", module, "--port", "{port}",
+                   "--log-level", "warning", "--no-access-log"], env, "/docs")
+
+
+def wrk(url: str, body: dict, connections: int, duration: float) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(LUA % json.dumps(body))
+        script = f.name
+    secs = max(1, round(duration))
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{secs}s", "--latency",
+                          "-s", script, url], capture_output=True, text=True).stdout
+    os.unlink(script)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"),
+            "errors": int(errors.group(1)) if errors else 0}
+
+
+def raw_ort(vdir: Path, batch: int, seconds: float = 3.0) -> float:
+    gen = OnnxGenerator(vdir)
+    m = gen.manifest
+    z = gen.latents(list(range(batch)))
+    cw = class_weights(np.arange(batch) % m.num_classes, m.num_classes) if m.conditional \
+        else None
+
+    def once():
+        if m.family == "stylegan":
+            gen.synthesis(gen.broadcast(gen.mapping(z)))
+        else:
+            feeds = {"z": z} | ({"class": cw} if cw is not None else {})
+            gen.sessions["generator"].run(None, feeds)
+
+    for _ in range(3):
+        once()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        once()
+        n += 1
+    return n * batch / (time.perf_counter() - t0)
+
+
+def bench_model(vdir: Path, models_dir: Path, duration: float, workers: int = 1) -> dict:
+    name = vdir.parent.name
+    r: dict = {"model": name}
+    r["raw1"] = raw_ort(vdir, 1)
+    r["raw64"] = raw_ort(vdir, 64)
+    bare = uvicorn_app("benchmarks.apps.bare:app", {})
+    try:
+        r["bare"] = wrk(f"http://127.0.0.1:{bare.port}/sample", {"seeds": [42]}, 32, duration)
+    finally:
+        bare.stop()
+    naive = uvicorn_app("benchmarks.apps.naive:app", {"MODEL_DIR": str(vdir)})
+    try:
+        r["naive"] = wrk(f"http://127.0.0.1:{naive.port}/sample", {"seeds": [42]}, 32,
+                         duration)
+    finally:
+        naive.stop()
+    store = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    shutil.copytree(vdir, store / name / vdir.name)
+    gs = Server([sys.executable, "-m", "ganserve", "serve", "--port", "{port}",
+                 "--workers", str(workers)],
+                {"GANSERVE_MODELS_DIR": str(store), "GANSERVE_LOG_LEVEL": "WARNING",
+                 "GANSERVE_POLL_INTERVAL_S": "0"}, "/v2/health/ready")
+    try:
+        url = f"http://127.0.0.1:{gs.port}/v1/models/{name}/sample"
+        for c in (1, 8, 32, 64):
+            r[f"gs{c}"] = wrk(url, {"seeds": [42]}, c, duration)
+        r["grid"] = wrk(url, {"seeds": list(range(64))}, 2, duration)
+    finally:
+        gs.stop()
+        shutil.rmtree(store, ignore_errors=True)
+    r["L"] = 1.0 / (1.0 / r["bare"]["rps"] + 1.0 / r["raw64"])
+    return r
+
+
+def report(rows: list[dict]) -> str:
+    out = ["| model | raw ORT b=1 img/s | raw ORT b=64 img/s | bare FastAPI req/s | L req/s |"
+           " naive req/s (p50/p99 ms) | ganserve c=1 | c=8 | c=32 | c=64 | c=32 / L |"
+           " c=32 / naive | n=64 grids img/s | grids / raw64 | p99/p50 at c=8 |",
+           "|" + "---|" * 15]
+    for r in rows:
+        def cell(k, r=r):
+            d = r[k]
+            return f"{d['rps']:.0f} ({d['p50']:.1f}/{d['p99']:.1f})"
+        grid_ips = r["grid"]["rps"] * 64
+        out.append(
+            f"| {r['model']} | {r['raw1']:.0f} | {r['raw64']:.0f} | {r['bare']['rps']:.0f} | "
+            f"{r['L']:.0f} | {cell('naive')} | {cell('gs1')} | {cell('gs8')} | {cell('gs32')}"
+            f" | {cell('gs64')} | {r['gs32']['rps'] / r['L']:.2f} | "
+            f"{r['gs32']['rps'] / r['naive']['rps']:.2f}x | {grid_ips:.0f} | "
+            f"{grid_ips / r['raw64']:.2f} | {r['gs8']['p99'] / r['gs8']['p50']:.2f} |")
+    errors = sum(r[k]["errors"] for r in rows for k in r if isinstance(r[k], dict))
+    out.append(f"\nnon-2xx responses during the run: {errors}")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="models")
+    ap.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run")
+    ap.add_argument("--only", help="one model name")
+    ap.add_argument("--workers", type=int, default=1, help="ganserve worker processes")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("needs wrk: apt-get install -y wrk")
+    models_dir = Path(args.models).resolve()
+    rows = []
+    for d in sorted(models_dir.iterdir()):
+        if d.name.startswith(("_", ".")) or not list_versions(d):
+            continue
+        if args.only and d.name != args.only:
+            continue
+        vdir = d / list_versions(d)[-1]
+        print(f"benchmarking {d.name}/{vdir.name} ...", file=sys.stderr)
+        rows.append(bench_model(vdir, models_dir, args.duration, args.workers))
+    print(report(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""The ``ganserve`` command line: train, export, evaluate, build-evaluator.
+
+Subcommands import their heavy modules lazily: ``ganserve evaluate`` and (later) ``serve``
+run without torch installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+log = logging.getLogger("ganserve")
+
+EPILOG_TRAIN = """examples:
+  ganserve train dcgan --preset baby --out runs/try --steps 20
+  ganserve train stylegan --data /usr/share/datasets/fashion-mnist --out runs/sg --preset fashion32
+  ganserve train cgan --data my_images/ --out runs/cg --steps 5000 --batch 32 --lr 1e-4
+  ganserve train stylegan --out runs/sg --resume            # continue a killed run
+"""
+EPILOG_EXPORT = """examples:
+  ganserve export runs/sg --name fashion-stylegan --version 1 --to models/
+  ganserve export runs/try --name try                      # next free version in ./models
+"""
+EPILOG_EVAL = """examples:
+  ganserve evaluate models/fashion-stylegan/1
+  ganserve evaluate models/fashion-cgan --n 2000           # latest version, fewer samples
+  ganserve evaluate models/m/1 --extractor inception/      # any ONNX feature extractor
+"""
+
+
+class CliError(Exception):
+    """A usage or input problem: printed as one line, exit code 1."""
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganserve", description="Train, export, evaluate and "
+                                "serve GANs (DCGAN, cGAN, StyleGAN2) with ONNX Runtime.")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a GAN into a run folder",
+                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("family", choices=["dcgan", "cgan", "stylegan"])
+    t.add_argument("--data", help="IDX folder, .npz or image folder "
+                   "(default /usr/share/datasets/fashion-mnist)")
+    t.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
+    t.add_argument("--preset", default="fashion32", help="baby | fashion32 (default)")
+    t.add_argument("--steps", type=_positive, help="total optimizer steps")
+    t.add_argument("--batch", type=_positive, help="images per step")
+    t.add_argument("--lr", type=_positive_float, help="learning rate of G and D")
+    t.add_argument("--lr-d", type=_positive_float, help="learning rate of D (default: --lr)")
+    t.add_argument("--loss", choices=["logistic", "wgan-gp"])
+    t.add_argument("--seed", type=int)
+    t.add_argument("--aux-class-weight", type=float,
+                   help="cgan: add an AC-GAN class loss with this weight (e.g. 1.0)")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.add_argument("--limit", type=_positive, help="use only the first N images")
+    t.add_argument("--eval-every", type=int, help="steps between FID points (0 = off)")
+    t.add_argument("--extractor", default="models/_evaluators/fashion-mnist",
+                   help="feature extractor for in-training FID")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("export", help="export a run to the model store (ONNX + manifest)",
+                       epilog=EPILOG_EXPORT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("run", help="run folder")
+    e.add_argument("--name", required=True, help="model name in the store")
+    e.add_argument("--version", help="integer version (default: next free)")
+    e.add_argument("--to", default="models", help="model store folder (default ./models)")
+    e.add_argument("--parity-tol", type=_positive_float, default=1e-4)
+
+    v = sub.add_parser("evaluate", help="score a model version (FID, KID, P/R, coverage)",
+                       epilog=EPILOG_EVAL, formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("model", help="models/NAME/VERSION (or models/NAME for its latest)")
+    v.add_argument("--n", type=_positive, default=10_000, help="samples (default 10000)")
+    v.add_argument("--extractor", help="extractor folder or .json "
+                   "(default MODELS_DIR/_evaluators/fashion-mnist)")
+    v.add_argument("--data", help="real images for KID/PR (default Fashion-MNIST test split)")
+    v.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1)")
+    v.add_argument("--no-write", action="store_true", help="do not write into the manifest")
+    v.add_argument("--quick", action="store_true",
+                   help="skip the memorization check and the StyleGAN behaviour checks")
+    v.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    s = sub.add_parser("serve", help="run the inference service (FastAPI + ONNX Runtime)",
+                       epilog="examples:\n  ganserve serve\n  ganserve serve --models-dir "
+                       "/srv/models --host 0.0.0.0 --port 8000 --workers 2\n\nSettings come "
+                       "from GANSERVE_* environment variables (see README).",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=_positive, default=1, help="uvicorn worker processes")
+
+    b = sub.add_parser("build-evaluator", help="train the evaluation classifier and its "
+                       "reference statistics")
+    b.add_argument("--data", help="labeled IDX folder (default Fashion-MNIST)")
+    b.add_argument("--out", default="models/_evaluators/fashion-mnist")
+    b.add_argument("--epochs", type=_positive, default=8)
+    b.add_argument("--limit", type=_positive, help="use only the first N images per split")
+    return p
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from training.config import TrainConfig, preset, train_config_from_dict
+    from training.data import load_images
+    from training.loop import read_run_config, train
+    from training.models import config_from_dict
+
+    run_dir = Path(args.out)
+    command = "ganserve " + shlex.join(args.argv)
+    resumes: list[str] = []
+    if args.resume:
+        rc = read_run_config(run_dir)
+        if rc["family"] != args.family:
+            raise CliError(f"{run_dir} is a {rc['family']} run, not {args.family}")
+        changed = [f"--{k.replace('_', '-')}" for k in ("batch", "lr", "lr_d", "loss", "seed",
+                                                         "aux_class_weight")
+                   if getattr(args, k) is not None]
+        if changed:
+            raise CliError(f"cannot change {', '.join(changed)} when resuming "
+                           "(it would not be the same run); start a new --out instead")
+        model_args, train_args = rc["model"], rc["train"]
+        preset_name = rc.get("preset", "")
+        data_path = args.data or rc["data"].get("path")
+        resumes = [*rc.get("resumes", []), command]
+        command = rc.get("command", command)
+        if args.steps:
+            train_args["steps"] = args.steps
+    else:
+        model_args, train_args = preset(args.family, args.preset)
+        preset_name = args.preset
+        data_path = args.data
+        for key, val in (("steps", args.steps), ("batch", args.batch), ("loss", args.loss),
+                         ("seed", args.seed), ("eval_every", args.eval_every)):
+            if val is not None:
+                train_args[key] = val
+        if args.lr is not None:
+            train_args["lr_g"] = train_args["lr_d"] = args.lr
+        if args.lr_d is not None:
+            train_args["lr_d"] = args.lr_d
+        if args.aux_class_weight is not None:
+            if args.family != "cgan":
+                raise CliError("--aux-class-weight applies to cgan only")
+            train_args["aux_class_weight"] = args.aux_class_weight
+            model_args["aux_classifier"] = args.aux_class_weight > 0
+        if train_args.get("loss") == "wgan-gp" and args.family != "stylegan":
+            model_args["d_batchnorm"] = False      # the gradient penalty is per sample
+    cfg: TrainConfig = train_config_from_dict(train_args)
+    probe = config_from_dict(args.family, {k: v for k, v in model_args.items()
+                                           if k not in ("num_classes", "class_names")}
+                             | ({"num_classes": 2} if args.family == "cgan" else {}))
+    data = load_images(data_path, resolution=probe.resolution, channels=probe.channels,
+                       limit=args.limit)
+    if not args.resume:
+        model_args["class_names"] = list(data.class_names)
+        if args.family == "cgan":
+            if data.labels is None:
+                raise CliError(f"cgan needs labeled data; {data.source} has no labels "
+                               "(use an IDX folder with labels, an .npz with 'y', or class "
+                               "subfolders)")
+            model_args["num_classes"] = data.num_classes
+    model_cfg = config_from_dict(args.family, model_args)
+
+    evaluator = None
+    if cfg.eval_every:
+        ext = Path(args.extractor)
+        if (ext / "extractor.json").is_file():
+            from training.eval.in_training import make_fid_evaluator
+            evaluator = make_fid_evaluator(ext, cfg.eval_samples)
+        else:
+            log.warning("no extractor at %s: in-training FID is off", ext)
+
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        log.warning("stopping after this step and writing a checkpoint (Ctrl-C again to abort)")
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    bar = None if args.no_progress else tqdm(total=cfg.steps, unit="step", dynamic_ncols=True)
+
+    def progress(p) -> None:
+        if bar is None:
+            log.info("step %d/%d  %.0f img/s  %s", p.step, p.total_steps, p.images_per_s,
+                     " ".join(f"{k} {v:.3f}" for k, v in p.losses.items()))
+            return
+        bar.n = p.step
+        bar.set_postfix({"img/s": f"{p.images_per_s:.0f}",
+                         **{k: f"{v:.3f}" for k, v in p.losses.items()
+                            if k in ("loss_G", "loss_D", "r1", "gp")}}, refresh=True)
+
+    try:
+        result = train(run_dir, args.family, model_cfg, cfg, data, resume=args.resume,
+                       preset=preset_name, command=command, data_path=data_path,
+                       resumes=resumes,
+                       progress=progress, should_cancel=lambda: stop["requested"],
+                       evaluator=evaluator)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if bar is not None:
+            bar.close()
+    if result.cancelled:
+        print(f"stopped at step {result.step}/{cfg.steps}; checkpoint {result.checkpoint}\n"
+              f"continue with: ganserve train {args.family} --out {run_dir} --resume")
+        return 130
+    print(f"trained {args.family} to step {result.step} in {result.wall_seconds:.0f} s "
+          f"({result.images_per_s:.1f} images/s); run folder {run_dir}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from training.export import export_run
+
+    path = export_run(args.run, args.to, args.name, args.version, parity_tol=args.parity_tol)
+    from ganserve.manifest import load_manifest
+
+    m = load_manifest(path)
+    parity = ", ".join(f"{k} {v:.2e}" for k, v in m.parity.items())
+    print(f"exported {m.family} '{m.name}' version {m.version} to {path}\n"
+          f"parity max |ORT - torch| (batch 1 and 7): {parity}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.eval.evaluate import evaluate, format_table
+
+    if not 0.0 <= args.psi <= 2.0:
+        raise CliError(f"--psi must be in [0, 2], got {args.psi}")
+    result = evaluate(args.model, n=args.n, extractor=args.extractor, data=args.data,
+                      psi=args.psi, write=not args.no_write, extras=not args.quick)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_table(str(args.model), result))
+    return 0
+
+
+def cmd_build_evaluator(args: argparse.Namespace) -> int:
+    from training.eval.classifier import build_evaluator
+
+    spec = build_evaluator(args.data, args.out, epochs=args.epochs, limit=args.limit)
+    print(f"classifier test accuracy {spec.test_accuracy:.4f}\n"
+          f"real-vs-real floor: {json.dumps(spec.floor)}\nwritten to {args.out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from pydantic import ValidationError
+
+    if args.models_dir:
+        os.environ["GANSERVE_MODELS_DIR"] = args.models_dir
+    from service.server import serve
+    from service.settings import get_settings
+
+    try:
+        get_settings()
+    except ValidationError as e:
+        problems = "; ".join(f"GANSERVE_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
+                             for err in e.errors())
+        raise CliError(f"invalid settings: {problems}") from None
+    serve(args.host, args.port, args.workers)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "serve": cmd_serve, "export": cmd_export, "evaluate": cmd_evaluate,
+            "build-evaluator": cmd_build_evaluator}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ganserve.manifest import ManifestError
+
+    expected: tuple[type[Exception], ...] = (CliError, ManifestError, FileNotFoundError,
+                                             ValueError)
+    try:
+        from training.data import DataError
+        expected += (DataError,)
+        from training.checkpoint import CheckpointError
+        from training.export import ExportError
+        from training.loop import RunError
+        expected += (CheckpointError, ExportError, RunError)
+    except ImportError:     # torch-less install: only evaluate/serve are usable
+        pass
+    try:
+        return COMMANDS[args.command](args)
+    except expected as e:
+        print(f"ganserve {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The model store's contract: ``MODELS_DIR/NAME/VERSION/manifest.json``.
+
+Written by ``training.export``, read by ``ganserve evaluate`` and by the service. A manifest
+names every file of its version with its sha256, so a reader can refuse a half-copied or
+corrupted version instead of serving garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+FAMILIES = ("dcgan", "cgan", "stylegan")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+VERSION_RE = re.compile(r"^[1-9][0-9]{0,8}$")
+
+
+class ManifestError(Exception):
+    """A model version whose manifest or files cannot be trusted."""
+
+
+class TensorSpec(BaseModel):
+    name: str
+    shape: list[int | str] = Field(description="dimensions; strings name dynamic axes")
+    dtype: str = "float32"
+    value_range: list[float] | None = Field(
+        default=None, description="[lo, hi] of valid values (images: [-1, 1])")
+    description: str = ""
+
+
+class GraphSpec(BaseModel):
+    file: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+class TrainingInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    data: str = ""
+    data_images: int = 0
+    steps: int = 0
+    batch: int = 0
+    images_seen: int = 0
+    preset: str = ""
+    loss: str = ""
+    seed: int = 0
+    command: str = ""
+    wall_seconds: float = 0.0
+    images_per_second: float = 0.0
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    version: str
+    family: Literal["dcgan", "cgan", "stylegan"]
+    resolution: int
+    channels: int
+    z_dim: int
+    w_dim: int | None = None
+    num_ws: int | None = None
+    num_classes: int = 0
+    class_names: list[str] = Field(default_factory=list)
+    w_avg: list[float] | None = None
+    graphs: dict[str, GraphSpec]
+    weights: dict[str, str] = Field(default_factory=dict,
+                                    description="role (G, D, G_ema) -> safetensors file")
+    model_args: dict[str, Any] = Field(default_factory=dict,
+                                       description="the model config, to rebuild it in torch")
+    training: TrainingInfo = Field(default_factory=TrainingInfo)
+    parent: str | None = Field(default=None, description="NAME/VERSION this was fine-tuned from")
+    parity: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
+    opset: int = 17
+    created_at: str = ""
+    ganserve_version: str = ""
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)           # mkstemp makes 0600; the store is read by other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_manifest(version_dir: str | Path) -> Manifest:
+    path = Path(version_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"{path}: no manifest (is this a model version folder?)")
+    try:
+        return Manifest.model_validate(json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise ManifestError(f"{path}: invalid manifest: {e}") from e
+
+
+def write_manifest(version_dir: str | Path, manifest: Manifest) -> Path:
+    path = Path(version_dir) / MANIFEST_NAME
+    atomic_write_text(path, manifest.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def hash_files(version_dir: str | Path, names: list[str]) -> dict[str, str]:
+    root = Path(version_dir)
+    return {n: sha256_file(root / n) for n in sorted(names)}
+
+
+def verify_files(version_dir: str | Path, manifest: Manifest) -> None:
+    """Raise ManifestError naming every missing or mismatched file."""
+    root = Path(version_dir)
+    problems = []
+    referenced = {g.file for g in manifest.graphs.values()} | set(manifest.weights.values())
+    for name in sorted(referenced - set(manifest.files)):
+        problems.append(f"{name}: referenced but has no sha256 in the manifest")
+    for name, digest in sorted(manifest.files.items()):
+        p = root / name
+        if not p.is_file():
+            problems.append(f"{name}: missing")
+        elif sha256_file(p) != digest:
+            problems.append(f"{name}: sha256 mismatch (corrupt or modified)")
+    if problems:
+        raise ManifestError(f"{root}: " + "; ".join(problems))
+
+
+def list_versions(model_dir: str | Path) -> list[str]:
+    """Integer version folders of one model, oldest first."""
+    d = Path(model_dir)
+    if not d.is_dir():
+        return []
+    return sorted((p.name for p in d.iterdir() if p.is_dir() and VERSION_RE.match(p.name)),
+                  key=int)
+
+
+def next_version(model_dir: str | Path) -> str:
+    versions = list_versions(model_dir)
+    return str(int(versions[-1]) + 1) if versions else "1"
+
+
+def resolve_version_dir(path: str | Path) -> Path:
+    """Accept ``models/NAME/V`` or ``models/NAME`` (-> its latest version)."""
+    p = Path(path)
+    if (p / MANIFEST_NAME).is_file():
+        return p
+    versions = list_versions(p)
+    if versions:
+        return p / versions[-1]
+    raise ManifestError(f"{p}: not a model version folder (no {MANIFEST_NAME}) "
+                        "and no version folders inside")

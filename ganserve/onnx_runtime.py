@@ -1,0 +1,38 @@
+"""ONNX Runtime session creation shared by the evaluator and the service."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+
+def providers_for(device: str = "auto") -> list[str]:
+    """``auto``: CUDA when this onnxruntime build has it, else CPU; ``cuda`` insists."""
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise RuntimeError("device=cuda but this onnxruntime has no CUDAExecutionProvider "
+                           f"(available: {', '.join(available)}); install onnxruntime-gpu")
+    return ["CPUExecutionProvider"]
+
+
+def make_session(path: str | Path, device: str = "auto", intra_op_threads: int = 0,
+                 spinning: bool = True) -> ort.InferenceSession:
+    """``spinning=False`` stops idle ONNX Runtime threads from busy-waiting: in a server the
+    event loop needs those cycles between runs."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        opts.intra_op_num_threads = intra_op_threads
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(device))

@@ -1,0 +1,74 @@
+"""Dependencies: settings, registry, and the per-request guard (deadline + disconnect)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+
+from service.errors import ClientDisconnected, DeadlineExceeded, NotReady
+from service.registry import Registry
+from service.settings import Settings
+
+T = TypeVar("T")
+
+
+# async dependencies: FastAPI runs plain `def` ones in a thread pool, a hop per request
+async def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    if not registry.scanned:
+        raise NotReady("the service is starting: models are loading", headers={"Retry-After": "1"})
+    return registry
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def deadline_for(settings: Settings) -> float:
+    return time.monotonic() + settings.request_deadline_s
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def guarded(request: Request, work: Awaitable[T], deadline: float) -> T:
+    """Run ``work`` until done, the deadline (504) or the client disconnecting (dropped).
+
+    One watcher task waits for the client's disconnect and cancels this request's task; the
+    cancellation reaches the batcher's futures, whose rows are then skipped.
+    """
+    current = asyncio.current_task()
+    gone = {"client": False}
+
+    def on_disconnect(t: asyncio.Task) -> None:
+        if not t.cancelled() and t.exception() is None:
+            gone["client"] = True
+            current.cancel()
+
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    watcher.add_done_callback(on_disconnect)
+    timeout = max(0.0, deadline - time.monotonic())
+    try:
+        async with asyncio.timeout(timeout):
+            return await work
+    except TimeoutError:
+        raise DeadlineExceeded(f"no answer within the {timeout:.1f} s deadline") from None
+    except asyncio.CancelledError:
+        if gone["client"]:
+            raise ClientDisconnected("client disconnected; its rows were dropped") from None
+        raise
+    finally:
+        watcher.remove_done_callback(on_disconnect)
+        watcher.cancel()

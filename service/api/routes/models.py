@@ -1,0 +1,55 @@
+"""Model listing: what the store holds, which versions loaded, what each can do."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.deps import RegistryDep
+from service.api.schemas import ModelInfo, ModelList, VersionInfo
+from service.errors import ERROR_RESPONSES, ModelNotFound
+from service.generation import CAPABILITIES
+from service.registry import Entry, LoadedVersion, Registry
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def _version_info(e: Entry) -> VersionInfo:
+    if isinstance(e, LoadedVersion):
+        m = e.manifest
+        t = m.training
+        return VersionInfo(version=e.version, status="ready", provider=e.provider,
+                           deterministic=e.deterministic, created_at=m.created_at,
+                           parent=m.parent, metrics=m.metrics or None,
+                           training={"steps": t.steps, "images_seen": t.images_seen,
+                                     "preset": t.preset, "command": t.command,
+                                     "wall_seconds": t.wall_seconds,
+                                     "images_per_second": t.images_per_second})
+    return VersionInfo(version=e.version, status="failed", error=e.error)
+
+
+def model_info(registry: Registry, name: str) -> ModelInfo:
+    versions = registry.models.get(name)
+    if not versions:
+        raise ModelNotFound(f"no model named {name!r}; see GET /v1/models", field="name")
+    infos = [_version_info(e) for _, e in sorted(versions.items(), key=lambda kv: int(kv[0]))]
+    loaded = [e for e in versions.values() if isinstance(e, LoadedVersion)]
+    if not loaded:
+        return ModelInfo(name=name, versions=infos)
+    latest = max(loaded, key=lambda v: int(v.version))
+    m = latest.manifest
+    return ModelInfo(name=name, family=m.family, resolution=m.resolution, channels=m.channels,
+                     z_dim=m.z_dim, w_dim=m.w_dim, num_ws=m.num_ws, conditional=m.conditional,
+                     classes=m.class_names if m.conditional else [],
+                     capabilities=CAPABILITIES[m.family], latest=latest.version,
+                     provider=latest.provider, versions=infos, metrics=m.metrics or None)
+
+
+@router.get("", response_model=ModelList, summary="Every model in the store")
+async def list_models(registry: RegistryDep) -> ModelList:
+    return ModelList(models=[model_info(registry, n) for n in sorted(registry.models)])
+
+
+@router.get("/{name}", response_model=ModelInfo, responses=ERROR_RESPONSES,
+            summary="One model: family, shapes, classes, capabilities, versions, metrics")
+async def get_model(name: str, registry: RegistryDep) -> ModelInfo:
+    return model_info(registry, name)

@@ -1,0 +1,1 @@
+"""Inference engine: dynamic batching over ONNX Runtime sessions, run off the event loop."""

@@ -1,0 +1,186 @@
+"""From validated requests to images: latents, truncation, batching, style mixing.
+
+Every function takes a ``LoadedVersion`` and runs its graphs through the version's batchers;
+the numpy steps between graphs (truncation, interpolation, mixing) are the same ones
+``ganserve.generator`` documents for offline use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ganserve.generator import class_weights
+from ganserve.latent_ops import interpolation_steps, lerp, mix_ws, slerp
+from ganserve.latents import truncated_z_from_seed, z_from_seeds
+from service.errors import InvalidInput, Unsupported
+from service.registry import LoadedVersion
+
+CAPABILITIES = {
+    "dcgan": ["sample", "interpolate"],
+    "cgan": ["sample", "conditional", "interpolate"],
+    "stylegan": ["sample", "interpolate", "style-mix"],
+}
+
+
+def supported_by(capability: str) -> list[str]:
+    return [f for f, caps in CAPABILITIES.items() if capability in caps]
+
+
+def require(lv: LoadedVersion, capability: str) -> None:
+    if capability not in CAPABILITIES[lv.family]:
+        fams = ", ".join(supported_by(capability))
+        raise Unsupported(f"{capability} is not supported by {lv.name} ({lv.family}); "
+                          f"families that support it: {fams}",
+                          family=lv.family, supported_families=supported_by(capability))
+
+
+@dataclass
+class Generated:
+    images: np.ndarray                  # float32 NCHW, not clipped
+    seeds: list[int | None]
+    classes: list[int | None]
+    latents: np.ndarray | None = None   # the z (or w) each image came from
+
+
+def resolve_class(lv: LoadedVersion, ref: int | str, field: str = "class") -> int:
+    m = lv.manifest
+    if not m.conditional:
+        raise Unsupported(f"{lv.name} ({lv.family}) is not conditional; a class applies only "
+                          f"to: {', '.join(supported_by('conditional'))}",
+                          family=lv.family, supported_families=supported_by("conditional"))
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        if not 0 <= ref < m.num_classes:
+            raise InvalidInput(f"{field}: class index {ref} out of range 0..{m.num_classes - 1}",
+                               field=field)
+        return ref
+    names = {n.lower(): i for i, n in enumerate(m.class_names)}
+    key = str(ref).strip().lower()
+    if key in names:
+        return names[key]
+    if key.isdigit():
+        return resolve_class(lv, int(key), field)
+    raise InvalidInput(f"{field}: unknown class {ref!r}; classes: {', '.join(m.class_names)}",
+                       field=field, classes=m.class_names)
+
+
+async def _stylegan_images(lv: LoadedVersion, z: np.ndarray, psi: float, deadline: float
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    w = await lv.run("mapping", {"z": z}, deadline)
+    w = lv.generator.truncate(w, psi)
+    images = await lv.run("synthesis", {"ws": lv.generator.broadcast(w)}, deadline)
+    return images, w
+
+
+async def _generator_images(lv: LoadedVersion, z: np.ndarray, weights: np.ndarray | None,
+                            deadline: float) -> np.ndarray:
+    feeds = {"z": z.astype(np.float32)}
+    if lv.manifest.conditional:
+        feeds["class"] = weights
+    return await lv.run("generator", feeds, deadline)
+
+
+async def sample(lv: LoadedVersion, seeds: list[int], class_index: int | None, psi: float,
+                 deadline: float) -> Generated:
+    m = lv.manifest
+    classes: list[int | None] = [None] * len(seeds)
+    if m.family == "stylegan":
+        z = z_from_seeds(seeds, m.z_dim)
+        images, _ = await _stylegan_images(lv, z, psi, deadline)
+        return Generated(images, list(seeds), classes, z)
+    z = np.stack([truncated_z_from_seed(s, m.z_dim, psi) for s in seeds])
+    weights = None
+    if m.conditional:
+        classes = [class_index if class_index is not None else s % m.num_classes for s in seeds]
+        weights = class_weights(classes, m.num_classes)
+    images = await _generator_images(lv, z, weights, deadline)
+    return Generated(images, list(seeds), classes, z)
+
+
+def _explicit(values: list[float], dim: int, field: str) -> np.ndarray:
+    """An explicit latent from the request, checked against the model's size."""
+    if len(values) != dim:
+        raise InvalidInput(f"{field}: expected {dim} numbers, got {len(values)}", field=field)
+    return np.asarray(values, np.float32)
+
+
+def _endpoint_vector(lv: LoadedVersion, ep, psi: float, field: str) -> np.ndarray:
+    """The z of an interpolation endpoint (seed or explicit z)."""
+    m = lv.manifest
+    if ep.w is not None:
+        raise InvalidInput(f"{field}.w: explicit w needs space='w'", field=f"{field}.w")
+    if ep.z is not None:
+        return _explicit(ep.z, m.z_dim, f"{field}.z")
+    if m.family == "stylegan":       # psi applies in w for StyleGAN
+        return z_from_seeds([ep.seed], m.z_dim)[0]
+    return truncated_z_from_seed(ep.seed, m.z_dim, psi)
+
+
+async def _endpoint_w(lv: LoadedVersion, ep, psi: float, field: str, deadline: float
+                      ) -> np.ndarray:
+    if ep.w is not None:
+        w = _explicit(ep.w, lv.manifest.w_dim, f"{field}.w")
+        return lv.generator.truncate(w[None], psi)[0]
+    z = _endpoint_vector(lv, ep, psi, field)
+    w = await lv.run("mapping", {"z": z[None]}, deadline)
+    return lv.generator.truncate(w, psi)[0]
+
+
+async def interpolate(lv: LoadedVersion, req, deadline: float) -> Generated:
+    m = lv.manifest
+    t = interpolation_steps(req.steps)
+    path = slerp if req.method == "slerp" else lerp
+    seeds = [req.start.seed] + [None] * (req.steps - 2) + [req.end.seed]
+    if req.space == "w":
+        if m.family != "stylegan":
+            raise Unsupported(f"space='w' needs a StyleGAN; {lv.name} is {lv.family}",
+                              field="space", supported_families=["stylegan"])
+        wa = await _endpoint_w(lv, req.start, req.truncation_psi, "start", deadline)
+        wb = await _endpoint_w(lv, req.end, req.truncation_psi, "end", deadline)
+        ws = path(wa, wb, t)
+        images = await lv.run("synthesis", {"ws": lv.generator.broadcast(ws)}, deadline)
+        return Generated(images, seeds, [None] * req.steps, ws)
+    za = _endpoint_vector(lv, req.start, req.truncation_psi, "start")
+    zb = _endpoint_vector(lv, req.end, req.truncation_psi, "end")
+    zs = path(za, zb, t)
+    if m.family == "stylegan":
+        images, _ = await _stylegan_images(lv, zs, req.truncation_psi, deadline)
+        return Generated(images, seeds, [None] * req.steps, zs)
+    classes: list[int | None] = [None] * req.steps
+    weights = None
+    if m.conditional:
+        ca = (resolve_class(lv, req.start.class_, "start.class") if req.start.class_ is not None
+              else (req.start.seed or 0) % m.num_classes)
+        cb = (resolve_class(lv, req.end.class_, "end.class") if req.end.class_ is not None
+              else (req.end.seed or 0) % m.num_classes)
+        weights = np.zeros((req.steps, m.num_classes), np.float32)
+        weights[:, ca] += 1.0 - t
+        weights[:, cb] += t
+        classes = [ca] + [None] * (req.steps - 2) + [cb] if ca != cb else [ca] * req.steps
+    elif req.start.class_ is not None or req.end.class_ is not None:
+        resolve_class(lv, req.start.class_ if req.start.class_ is not None else req.end.class_)
+    images = await _generator_images(lv, zs, weights, deadline)
+    return Generated(images, seeds, classes, zs)
+
+
+async def style_mix(lv: LoadedVersion, row_seeds: list[int], col_seeds: list[int],
+                    layers: list[int], psi: float, deadline: float) -> Generated:
+    """NVIDIA's layout: (R + 1) x (C + 1) cells; first row the column sources, first column
+    the row sources, top-left blank; cell (r, c) = row r's w with column c's at ``layers``."""
+    m = lv.manifest
+    seeds = list(row_seeds) + list(col_seeds)
+    w = await lv.run("mapping", {"z": z_from_seeds(seeds, m.z_dim)}, deadline)
+    ws = lv.generator.broadcast(lv.generator.truncate(w, psi))
+    rw, cw = ws[:len(row_seeds)], ws[len(row_seeds):]
+    mixed = mix_ws(rw, cw, layers)
+    out = await lv.run("synthesis", {"ws": np.concatenate([ws, mixed])}, deadline)
+    src, cells = out[:len(seeds)], out[len(seeds):]
+    R, C = len(row_seeds), len(col_seeds)
+    blank = np.full_like(src[:1], -1.0)
+    tiles = [blank, src[R:]]
+    grid_seeds: list[int | None] = [None, *col_seeds]
+    for r in range(R):
+        tiles += [src[r:r + 1], cells[r * C:(r + 1) * C]]
+        grid_seeds += [row_seeds[r]] + [None] * C
+    return Generated(np.concatenate(tiles), grid_seeds, [None] * len(grid_seeds))

@@ -1,0 +1,55 @@
+"""All service settings, from the environment (prefix ``GANSERVE_``), validated at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GANSERVE_", extra="ignore",
+                                      protected_namespaces=())
+
+    models_dir: Path = Field(Path("models"), description="the model store")
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="auto: CUDA execution provider when available, else CPU")
+    max_batch_rows: int = Field(64, ge=1, le=4096, description="rows per ONNX Runtime run")
+    max_batch_delay_ms: float = Field(
+        2.0, ge=0, le=1000, description="longest a row waits for others to join its batch")
+    max_queue_rows: int = Field(2048, ge=1, description="rows waiting per model version; "
+                                "beyond it requests get 503 with Retry-After")
+    request_deadline_s: float = Field(30.0, gt=0, le=3600,
+                                      description="a request not answered by then gets 504")
+    max_images: int = Field(256, ge=1, le=4096, description="images per request (n, seeds)")
+    max_interpolation_steps: int = Field(64, ge=2, le=1024)
+    max_grid_cells: int = Field(256, ge=1, le=4096, description="style-mix rows x cols")
+    max_scale: int = Field(16, ge=1, le=64, description="largest nearest-neighbour upscale")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="larger request bodies: 413")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads (0 = cores)")
+    ort_spinning: bool = Field(False, description="let idle ONNX Runtime threads busy-wait "
+                               "(faster runs, but steals CPU from HTTP work)")
+    poll_interval_s: float = Field(5.0, ge=0, description="model store poll period (0 = off)")
+    drain_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: longest wait for "
+                                   "requests in flight")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("models_dir")
+    @classmethod
+    def _models_dir_exists(cls, v: Path) -> Path:
+        if not v.is_dir():
+            raise ValueError(f"models_dir {v} is not a folder (set GANSERVE_MODELS_DIR)")
+        return v
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,127 @@
+"""Shared fixtures: a tiny labeled dataset, baby runs and exports, a tiny feature extractor."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CLASS_NAMES = [f"class{i}" for i in range(10)]
+
+
+def make_images(n: int = 64, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [n, size, size] images on a black background: class k is a bright bar at row 2k+4."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 10
+    x = (rng.random((n, size, size)) * 40).astype(np.uint8)
+    x[:, :2, :] = 0
+    x[:, -2:, :] = 0
+    x[:, :, :2] = 0
+    x[:, :, -2:] = 0
+    for i, k in enumerate(y):
+        r = 2 * k + 4
+        x[i, r:r + 3, 4:size - 4] = 220
+    return x, y.astype(np.int64)
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray,
+              gz: bool = True) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    n, h, w = images.shape
+    img = bytes([0, 0, 8, 3]) + b"".join(int(v).to_bytes(4, "big") for v in (n, h, w))
+    img += images.tobytes()
+    lab = bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + labels.astype(np.uint8).tobytes()
+    opener = gzip.open if gz else open
+    suffix = ".gz" if gz else ""
+    with opener(folder / f"{prefix}-images-idx3-ubyte{suffix}", "wb") as f:
+        f.write(img)
+    with opener(folder / f"{prefix}-labels-idx1-ubyte{suffix}", "wb") as f:
+        f.write(lab)
+
+
+@pytest.fixture(scope="session")
+def idx_dir(tmp_path_factory) -> Path:
+    """An IDX folder like Fashion-MNIST's, with train (64) and t10k (40) splits."""
+    d = tmp_path_factory.mktemp("idx")
+    write_idx(d, "train", *make_images(64, seed=0))
+    write_idx(d, "t10k", *make_images(40, seed=1))
+    (d / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    return d
+
+
+@pytest.fixture(scope="session")
+def extractor_dir(tmp_path_factory, idx_dir) -> Path:
+    """A tiny ONNX feature extractor (8-d features + 10 logits) with reference stats."""
+    import torch
+
+    from training.data import load_images
+    from training.eval.extractor import ExtractorSpec, FeatureExtractor
+    from training.eval.metrics import feature_stats
+
+    d = tmp_path_factory.mktemp("extractor")
+    torch.manual_seed(0)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 4, stride=4)
+            self.feat = torch.nn.Linear(4 * 8 * 8, 8)
+            self.cls = torch.nn.Linear(8, 10)
+
+        def forward(self, image):
+            f = self.feat(torch.relu(self.conv(image)).flatten(1))
+            return self.cls(f), f
+
+    torch.onnx.export(Tiny().eval(), (torch.zeros(2, 1, 32, 32),), str(d / "tiny.onnx"),
+                      input_names=["image"], output_names=["logits", "features"],
+                      opset_version=17, dynamo=False,
+                      dynamic_axes={"image": {0: "b"}, "logits": {0: "b"}, "features": {0: "b"}})
+    spec = ExtractorSpec(name="tiny", file="tiny.onnx", logits="logits", input_size=32,
+                         channels=1, value_range=(-1.0, 1.0), class_names=CLASS_NAMES,
+                         reference="ref.npz", floor={"fid": 1.0})
+    (d / "extractor.json").write_text(spec.model_dump_json())
+    test = load_images(idx_dir, split="test")
+    feats, _ = FeatureExtractor(d).run(test.as_float())
+    feature_stats(feats).save(d / "ref.npz")
+    return d
+
+
+def baby_run(root: Path, family: str, data_dir: Path, steps: int | None = None,
+             **overrides) -> Path:
+    from training.config import TrainConfig, preset
+    from training.data import load_images
+    from training.loop import train
+    from training.models import config_from_dict
+
+    m, t = preset(family, "baby")
+    data = load_images(data_dir)
+    if family == "cgan":
+        m["num_classes"] = data.num_classes
+    m["class_names"] = data.class_names
+    if steps:
+        t["steps"] = steps
+    t.update(overrides)
+    run = root / f"run-{family}"
+    train(run, family, config_from_dict(family, m), TrainConfig(**t), data,
+          command=f"test {family}")
+    return run
+
+
+@pytest.fixture(scope="session")
+def baby_exports(tmp_path_factory, idx_dir) -> dict[str, Path]:
+    """Each family trained 4 baby steps and exported to a store: {family: version dir}."""
+    from training.export import export_run
+
+    root = tmp_path_factory.mktemp("baby")
+    out = {}
+    for fam in ("dcgan", "cgan", "stylegan"):
+        run = baby_run(root, fam, idx_dir)
+        out[fam] = export_run(run, root / "models", f"baby-{fam}", "1")
+    return out
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,61 @@
+"""Every model shipped in models/ loads with ONNX Runtime and carries its proven metrics."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganserve.generator import OnnxGenerator
+from ganserve.manifest import list_versions, load_manifest
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+METRICS_KEY = "fashion-mnist-classifier"
+
+
+def shipped_versions() -> list[Path]:
+    return [d / list_versions(d)[-1] for d in sorted(MODELS.iterdir())
+            if not d.name.startswith(("_", ".")) and list_versions(d)]
+
+
+def test_fashion_models_are_shipped():
+    # fashion-cgan and fashion-stylegan join when their runs pass the bar (issue 3)
+    assert "fashion-dcgan" in {p.parent.name for p in shipped_versions()}
+
+
+def test_model_store_stays_under_60_mb():
+    total = sum(p.stat().st_size for p in MODELS.rglob("*") if p.is_file())
+    assert total < 60 * 2**20, f"models/ is {total / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("vdir", shipped_versions(), ids=lambda p: p.parent.name)
+def test_shipped_model_loads_and_generates(vdir):
+    gen = OnnxGenerator(vdir, device="cpu")       # verifies every file's sha256
+    m = gen.manifest
+    assert (m.resolution, m.channels) == (32, 1) and m.name == vdir.parent.name
+    seeds = [0, 1, 2]
+    classes = [7, 5, 9] if m.conditional else None
+    images = gen.generate(seeds, classes)
+    assert images.shape == (3, 1, 32, 32) and np.isfinite(images).all()
+    assert np.array_equal(images, gen.generate(seeds, classes))
+    assert all(v <= 1e-4 for v in m.parity.values()) and m.parity
+    assert m.training.steps > 0 and m.training.command.startswith("ganserve train")
+    assert m.training.wall_seconds > 0 and m.training.images_per_second > 0
+    if m.family == "stylegan":
+        assert m.num_ws == 8 and len(m.w_avg) == m.w_dim
+
+
+@pytest.mark.parametrize("vdir", shipped_versions(), ids=lambda p: p.parent.name)
+def test_shipped_model_metrics_meet_the_bar(vdir):
+    m = load_manifest(vdir)
+    r = m.metrics[METRICS_KEY]
+    assert r["n"] == 10_000
+    assert r["class_share_min"] >= 0.06 and r["class_share_max"] <= 0.14
+    assert r["precision"] >= 0.70 and r["recall"] >= 0.50
+    assert r["memorization"]["memorized_share"] < 0.01
+    assert r["fid"] > r["floor"]["fid"]
+    if m.conditional:
+        assert r["conditional_accuracy"] >= 0.90 and r["conditional_accuracy_min"] >= 0.75
+    if m.family == "stylegan":
+        t = r["truncation"]
+        assert t["class_entropy_psi_0.5"] < t["class_entropy_psi_1"]
+        assert r["style_mixing"]["coarse_mix_follows_coarse_source"] is not None

@@ -1,0 +1,127 @@
+"""Service fixtures: a model store of baby exports, an app client, a real uvicorn process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from service.main import create_app
+from service.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def store(baby_exports, tmp_path_factory) -> Path:
+    """A store with baby-dcgan/1, baby-cgan/1, baby-stylegan/1 (read-only for tests)."""
+    root = tmp_path_factory.mktemp("store")
+    for vdir in baby_exports.values():
+        shutil.copytree(vdir, root / vdir.parent.name / vdir.name)
+    return root
+
+
+def copy_store(store: Path, dest: Path) -> Path:
+    shutil.copytree(store, dest)
+    return dest
+
+
+def add_version(model_dir: Path, src_version: str, new_version: str) -> Path:
+    """Publish a copy of a version as a new version, the way export does (temp + rename)."""
+    tmp = model_dir / f".tmp-{new_version}"
+    shutil.copytree(model_dir / src_version, tmp)
+    m = json.loads((tmp / "manifest.json").read_text())
+    m["version"] = new_version
+    (tmp / "manifest.json").write_text(json.dumps(m))
+    tmp.rename(model_dir / new_version)
+    return model_dir / new_version
+
+
+def wait_ready(client, timeout: float = 30.0) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if client.get("/v2/health/ready").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("service did not become ready")
+
+
+def make_client(models_dir: Path, **overrides) -> TestClient:
+    settings = Settings(models_dir=models_dir, poll_interval_s=0, **overrides)
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture(scope="module")
+def client(store):
+    with make_client(store) as c:
+        wait_ready(c)
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``ganserve serve`` in a subprocess, on a free loopback port."""
+
+    def __init__(self, models_dir: Path, workers: int = 1, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        e = {**os.environ, "GANSERVE_MODELS_DIR": str(models_dir), "GANSERVE_LOG_LEVEL":
+             "WARNING", "GANSERVE_INTRA_OP_THREADS": "1", "OMP_NUM_THREADS": "1", **env}
+        e.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ganserve", "serve", "--port", str(self.port),
+             "--workers", str(workers)], cwd=REPO, env=e,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")
+            try:
+                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("server did not become ready")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def server_factory():
+    servers: list[ServerProcess] = []
+
+    def start(models_dir: Path, workers: int = 1, **env: str) -> ServerProcess:
+        s = ServerProcess(models_dir, workers, **env)
+        servers.append(s)
+        s.wait_ready()
+        return s
+
+    yield start
+    for s in servers:
+        s.stop(signal.SIGKILL)

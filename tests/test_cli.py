@@ -1,0 +1,95 @@
+"""The ganserve command line: the full train -> export -> evaluate path and usage errors."""
+
+import json
+
+import pytest
+
+from ganserve.cli import main
+from ganserve.manifest import load_manifest
+
+
+def test_cli_train_export_evaluate_baby(tmp_path, idx_dir, extractor_dir, capsys):
+    run, store = tmp_path / "runs" / "sg", tmp_path / "models"
+    assert main(["train", "stylegan", "--preset", "baby", "--data", str(idx_dir),
+                 "--out", str(run), "--steps", "3", "--no-progress"]) == 0
+    assert "trained stylegan to step 3" in capsys.readouterr().out
+    # extend the run by resuming with more steps
+    assert main(["train", "stylegan", "--out", str(run), "--resume", "--steps", "5",
+                 "--no-progress"]) == 0
+    assert main(["export", str(run), "--name", "sg", "--to", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "version 1" in out and "parity" in out
+    m = load_manifest(store / "sg" / "1")
+    assert m.training.steps == 5 and m.training.command.startswith("ganserve train stylegan")
+    assert m.training.resumes == [f"ganserve train stylegan --out {run} --resume --steps 5 "
+                                  "--no-progress"]
+    assert main(["evaluate", str(store / "sg"), "--n", "40", "--extractor", str(extractor_dir),
+                 "--data", str(idx_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 40 and "fid" in result
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "vae", "--out", "x"],                       # unknown family
+    ["train", "dcgan"],                                   # --out missing
+    ["train", "dcgan", "--out", "x", "--steps", "0"],     # not positive
+    ["evaluate"],                                         # model missing
+    [],                                                   # no command
+])
+def test_cli_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_cli_missing_data_is_one_clear_line(tmp_path, capsys):
+    code = main(["train", "dcgan", "--preset", "baby", "--data", str(tmp_path / "nowhere"),
+                 "--out", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "error:" in err and "nowhere" in err and "dataset-fashion-mnist" in err
+    assert "Traceback" not in err
+
+
+def test_cli_unknown_preset_and_resume_changes(tmp_path, idx_dir, capsys):
+    assert main(["train", "dcgan", "--preset", "huge", "--data", str(idx_dir),
+                 "--out", str(tmp_path / "r")]) == 1
+    assert "unknown preset 'huge'" in capsys.readouterr().err
+    run = tmp_path / "r2"
+    assert main(["train", "dcgan", "--preset", "baby", "--data", str(idx_dir), "--out",
+                 str(run), "--no-progress"]) == 0
+    assert main(["train", "dcgan", "--out", str(run), "--resume", "--lr", "0.1"]) == 1
+    assert "cannot change --lr when resuming" in capsys.readouterr().err
+    assert main(["train", "cgan", "--out", str(run), "--resume"]) == 1
+    assert "is a dcgan run" in capsys.readouterr().err
+
+
+def test_cli_export_and_evaluate_errors(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--name", "x", "--to", str(tmp_path / "m")]) == 1
+    assert "not a training run" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path)]) == 1
+    assert "not a model version folder" in capsys.readouterr().err
+
+
+def test_cli_evaluate_rejects_bad_psi(baby_exports, capsys):
+    assert main(["evaluate", str(baby_exports["dcgan"]), "--psi", "3"]) == 1
+    assert "--psi must be in [0, 2]" in capsys.readouterr().err
+
+
+def test_cli_cgan_on_unlabeled_data(tmp_path, capsys):
+    import numpy as np
+    np.savez(tmp_path / "x.npz", x=np.zeros((8, 32, 32), np.uint8))
+    assert main(["train", "cgan", "--preset", "baby", "--data", str(tmp_path / "x.npz"),
+                 "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    assert "cgan needs labeled data" in capsys.readouterr().err
+
+
+def test_cli_aux_class_weight(tmp_path, idx_dir, capsys):
+    run = tmp_path / "cg"
+    assert main(["train", "cgan", "--preset", "baby", "--data", str(idx_dir), "--out", str(run),
+                 "--steps", "2", "--aux-class-weight", "1.0", "--no-progress"]) == 0
+    assert '"aux_G"' in (run / "metrics.jsonl").read_text()
+    assert main(["train", "dcgan", "--preset", "baby", "--data", str(idx_dir), "--out",
+                 str(tmp_path / "d"), "--aux-class-weight", "1.0"]) == 1
+    assert "cgan only" in capsys.readouterr().err

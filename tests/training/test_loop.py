@@ -1,0 +1,138 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import baby_run
+from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from training.config import TrainConfig, preset
+from training.data import load_images
+from training.loop import RunError, train
+from training.models import config_from_dict
+
+FAMILIES = ["dcgan", "cgan", "stylegan"]
+
+
+def _setup(family, idx_dir, **overrides):
+    m, t = preset(family, "baby")
+    data = load_images(idx_dir)
+    if family == "cgan":
+        m["num_classes"] = data.num_classes
+    t.update(overrides)
+    return config_from_dict(family, m), TrainConfig(**t), data
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_train_baby_writes_run_folder_with_finite_losses(family, idx_dir, tmp_path):
+    run = baby_run(tmp_path, family, idx_dir)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for r in rows:
+        assert np.isfinite(r["loss_G"]) and np.isfinite(r["loss_D"]) and r["images_per_s"] > 0
+    assert (run / "samples" / "step-0000004.png").is_file()
+    assert (run / "samples" / "latest.png").is_file() and (run / "loss.png").is_file()
+    state = load_checkpoint(run / CHECKPOINT_NAME)
+    assert state["step"] == 4 and state["images_seen"] == 32
+    # images/s is measured over optimizer steps, not snapshots and checkpoints
+    assert 0 < state["train_seconds"] < state["wall_seconds"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resume_after_interrupt_matches_uninterrupted_run(family, idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup(family, idx_dir, steps=6, checkpoint_every=100,
+                                  sample_every=100)
+    straight = train(tmp_path / "a", family, model_cfg, cfg, data)
+    calls = {"n": 0}
+
+    def cancel_after_3():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    first = train(tmp_path / "b", family, model_cfg, cfg, data, should_cancel=cancel_after_3)
+    assert first.cancelled and first.step == 3
+    resumed = train(tmp_path / "b", family, model_cfg, cfg, data, resume=True)
+    assert resumed.step == 6 and straight.step == 6
+    a = load_checkpoint(straight.checkpoint)
+    b = load_checkpoint(resumed.checkpoint)
+    for key in ("G", "D", "G_ema"):
+        for name, t in a[key].items():
+            assert torch.equal(t, b[key][name]), f"{key}.{name} differs after resume"
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text()
+             .splitlines() if "loss_G" in x]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_drops_metric_lines_past_the_checkpoint(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=4, checkpoint_every=2)
+    train(tmp_path, "dcgan", model_cfg, cfg, data)
+    # simulate a kill after step 3 logged but before the step-4 checkpoint
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    state["step"], state["images_seen"] = 2, 16
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    train(tmp_path, "dcgan", model_cfg, cfg, data, resume=True)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text()
+             .splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_existing_run_is_not_overwritten(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=2)
+    train(tmp_path, "dcgan", model_cfg, cfg, data)
+    with pytest.raises(RunError, match="--resume"):
+        train(tmp_path, "dcgan", model_cfg, cfg, data)
+
+
+def test_resume_without_checkpoint_is_clear(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=2)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(tmp_path, "dcgan", model_cfg, cfg, data, resume=True)
+
+
+def test_corrupt_checkpoint_is_clear(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=2)
+    train(tmp_path, "dcgan", model_cfg, cfg, data)
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        train(tmp_path, "dcgan", model_cfg, cfg, data, resume=True)
+
+
+def test_progress_callback_and_unlabeled_cgan(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=3)
+    seen = []
+    train(tmp_path / "p", "dcgan", model_cfg, cfg, data, progress=seen.append)
+    assert [p.step for p in seen] == [1, 2, 3] and seen[-1].total_steps == 3
+    assert set(seen[-1].losses) >= {"loss_G", "loss_D"}
+    cg_cfg, cfg, data = _setup("cgan", idx_dir, steps=2)
+    data.labels = None
+    with pytest.raises(RunError, match="needs labels"):
+        train(tmp_path / "c", "cgan", cg_cfg, cfg, data)
+
+
+def test_wgan_gp_and_r1_losses_are_logged(idx_dir, tmp_path):
+    m, t = preset("dcgan", "baby")
+    data = load_images(idx_dir)
+    cfg = TrainConfig(**{**t, "loss": "wgan-gp", "r1_gamma": 1.0, "r1_interval": 2})
+    train(tmp_path, "dcgan", config_from_dict("dcgan", {**m, "d_batchnorm": False}), cfg, data)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all("gp" in r for r in rows) and any("r1" in r for r in rows)
+
+
+def test_checkpoint_holds_no_pickled_code(idx_dir, tmp_path):
+    run = baby_run(tmp_path, "stylegan", idx_dir, steps=2)
+    # weights_only loading refuses arbitrary objects; the load above would fail otherwise
+    state = torch.load(run / CHECKPOINT_NAME, weights_only=True)
+    assert isinstance(state["config"], str) and json.loads(state["config"])["family"]
+
+
+def test_cgan_auxiliary_classifier_loss_trains_and_resumes(idx_dir, tmp_path):
+    m, t = preset("cgan", "baby")
+    data = load_images(idx_dir)
+    model_cfg = config_from_dict("cgan", {**m, "num_classes": 10, "aux_classifier": True})
+    cfg = TrainConfig(**{**t, "aux_class_weight": 1.0, "steps": 4, "checkpoint_every": 2})
+    train(tmp_path / "a", "cgan", model_cfg, cfg, data)
+    rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["aux_D"]) and np.isfinite(r["aux_G"]) for r in rows)
+    plain = config_from_dict("cgan", {**m, "num_classes": 10})
+    with pytest.raises(RunError, match="aux_classifier"):
+        train(tmp_path / "b", "cgan", plain, cfg, data)

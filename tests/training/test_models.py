@@ -1,0 +1,121 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from training.models import build, config_from_dict, family_module
+from training.models.stylegan import Config as SGConfig
+from training.models.stylegan import Generator as SGGenerator
+from training.models.stylegan import modulated_conv2d
+
+
+def baby(family):
+    from training.config import preset
+    m, _ = preset(family, "baby")
+    if family == "cgan":
+        m["num_classes"] = 10
+    return config_from_dict(family, m)
+
+
+@pytest.mark.parametrize("family", ["dcgan", "cgan", "stylegan"])
+def test_family_forward_shapes(family):
+    cfg = baby(family)
+    G, D = build(family, cfg)
+    z = torch.randn(5, cfg.z_dim)
+    c = torch.arange(5) % 10
+    x = G(z, c)
+    assert x.shape == (5, cfg.channels, cfg.resolution, cfg.resolution)
+    assert D(x, c).shape == (5,)
+
+
+def test_dcgan_64_adds_a_layer():
+    cfg = family_module("dcgan").Config(resolution=64, g_width=8, d_width=8)
+    G, D = build("dcgan", cfg)
+    x = G(torch.randn(2, cfg.z_dim))
+    assert x.shape == (2, 1, 64, 64) and D(x).shape == (2,)
+
+
+@pytest.mark.parametrize("bad", [{"resolution": 48}, {"channels": 2}])
+def test_dcgan_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        family_module("dcgan").Config(**bad)
+
+
+def test_cgan_config_checks_class_names():
+    with pytest.raises(ValueError, match="class_names"):
+        family_module("cgan").Config(num_classes=3, class_names=("a", "b"))
+
+
+def test_stylegan_has_8_ws_at_32px():
+    assert SGConfig(resolution=32).num_ws == 8
+    assert SGConfig(resolution=64).num_ws == 10
+
+
+def _grouped_modconv(x, weight, styles, demodulate, padding):
+    """NVIDIA's fused form: per-sample weights, one grouped conv."""
+    B, O = x.shape[0], weight.shape[0]
+    w = weight[None] * styles[:, None, :, None, None]
+    if demodulate:
+        w = w * torch.rsqrt(w.square().sum(dim=(2, 3, 4)) + 1e-8)[:, :, None, None, None]
+    out = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(B * O, *w.shape[2:]),
+                   padding=padding, groups=B)
+    return out.reshape(B, O, *out.shape[2:])
+
+
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv_matches_grouped_conv(demodulate):
+    torch.manual_seed(0)
+    x, weight = torch.randn(3, 6, 8, 8), torch.randn(5, 6, 3, 3)
+    styles = torch.randn(3, 6) + 1
+    ours = modulated_conv2d(x, weight, styles, demodulate, padding=1)
+    ref = _grouped_modconv(x, weight, styles, demodulate, padding=1)
+    assert torch.allclose(ours, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_stylegan_w_avg_tracks_only_in_training():
+    G = SGGenerator(baby("stylegan"))
+    before = G.mapping.w_avg.clone()
+    G.eval()
+    G(torch.randn(4, G.z_dim))
+    assert torch.equal(G.mapping.w_avg, before)
+    G.train()
+    G(torch.randn(4, G.z_dim))
+    assert not torch.equal(G.mapping.w_avg, before)
+
+
+def test_stylegan_eval_is_deterministic_const_noise():
+    G = SGGenerator(baby("stylegan")).eval()
+    z = torch.randn(2, G.z_dim)
+    assert torch.equal(G(z), G(z))
+
+
+def test_stylegan_style_mixing_uses_two_latents():
+    torch.manual_seed(0)
+    cfg = baby("stylegan")
+    cfg.style_mixing_prob = 1.0
+    G = SGGenerator(cfg).train()
+    ws = G.ws(torch.randn(16, G.z_dim))
+    # with mixing always on, every row has a cutoff: first and last w differ
+    assert not torch.allclose(ws[:, 0], ws[:, -1])
+    cfg.style_mixing_prob = 0.0
+    ws = G.ws(torch.randn(16, G.z_dim))
+    assert torch.allclose(ws[:, 0], ws[:, -1])
+
+
+def test_stylegan_truncation_psi_zero_gives_w_avg():
+    G = SGGenerator(baby("stylegan")).eval()
+    G.mapping.w_avg.normal_()
+    ws = G.ws(torch.randn(3, G.z_dim), psi=0.0)
+    assert torch.allclose(ws, G.mapping.w_avg.expand_as(ws))
+
+
+def test_cgan_class_weights_equal_indices_and_mix_smoothly():
+    G, _ = build("cgan", baby("cgan"))
+    G.eval()
+    z = torch.randn(3, G.z_dim)
+    idx = torch.tensor([1, 5, 9])
+    onehot = F.one_hot(idx, 10).float()
+    with torch.no_grad():
+        assert torch.allclose(G(z, idx), G(z, onehot), atol=1e-6)
+        mix = 0.5 * F.one_hot(torch.tensor([1, 1, 1]), 10).float() + 0.5 * onehot
+        out = G(z, mix)
+    assert out.shape == (3, 1, 32, 32) and torch.isfinite(out).all()

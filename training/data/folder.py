@@ -1,0 +1,66 @@
+"""Folders of PNG/JPEG images; class subfolders give labels and class names.
+
+Files that are not images by extension (README.txt, .DS_Store, ...) are skipped and counted
+(``ImageData.skipped``, logged). A file with an image extension that does not decode, or whose
+size differs from the others, is an error naming that file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from training.data.dataset import DataError, ImageData
+
+log = logging.getLogger(__name__)
+IMAGE_EXTS = {".png", ".jpg", ".jpeg"}
+
+
+def _decode(path: Path, channels: int) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.convert("L" if channels == 1 else "RGB")
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def read_image_folder(root: Path, channels: int = 1) -> ImageData:
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subdirs:
+        groups = [(d.name, sorted(d.rglob("*"))) for d in subdirs]
+        class_names = [d.name for d in subdirs]
+    else:
+        groups = [("", sorted(root.iterdir()))]
+        class_names = []
+    images, labels, skipped = [], [], 0
+    first_shape, first_file = None, None
+    for label, (_, files) in enumerate(groups):
+        for f in files:
+            if not f.is_file() or f.name.startswith("."):
+                continue
+            if f.suffix.lower() not in IMAGE_EXTS:
+                skipped += 1
+                continue
+            arr = _decode(f, channels)
+            if first_shape is None:
+                first_shape, first_file = arr.shape, f
+            elif arr.shape != first_shape:
+                raise DataError(f"{f}: size {arr.shape[2]}x{arr.shape[1]} differs from "
+                                f"{first_file} ({first_shape[2]}x{first_shape[1]}); "
+                                "all images in a folder must have one size")
+            images.append(arr)
+            labels.append(label)
+    if skipped:
+        log.warning("%s: skipped %d non-image files", root, skipped)
+    if not images:
+        raise DataError(f"{root}: no PNG/JPEG images found (looked in "
+                        f"{'class subfolders' if subdirs else 'the folder itself'})")
+    return ImageData(images=np.stack(images), source=str(root), skipped=skipped,
+                     labels=np.asarray(labels, np.int64) if class_names else None,
+                     class_names=class_names)

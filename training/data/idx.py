@@ -1,0 +1,83 @@
+"""IDX files (MNIST, Fashion-MNIST), gzip-compressed or raw."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from training.data.dataset import DataError, ImageData
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+DIGIT_CLASSES = [str(i) for i in range(10)]
+SPLITS = {"train": "train", "test": "t10k", "t10k": "t10k"}
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    # some mirrors use dots: train-images.idx3-ubyte
+    for cand in sorted(folder.glob(stem.replace("-idx", ".idx") + "*")):
+        return cand
+    return None
+
+
+def looks_like_idx_folder(folder: Path) -> bool:
+    return any(folder.glob("*-images-idx3-ubyte*")) or any(folder.glob("*-images.idx3-ubyte*"))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read IDX file ({e})") from e
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    if data[2] != 0x08:
+        raise DataError(f"{path}: IDX type 0x{data[2]:02x} unsupported (only unsigned bytes)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = int(np.prod(dims))
+    if len(data) - header != expected:
+        raise DataError(f"{path}: IDX body has {len(data) - header} bytes, header says "
+                        f"{expected} (truncated or corrupt file)")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+
+
+def class_names_for(folder: Path) -> list[str]:
+    custom = folder / "classes.txt"
+    if custom.is_file():
+        return [ln.strip() for ln in custom.read_text().splitlines() if ln.strip()]
+    return FASHION_CLASSES if "fashion" in str(folder.resolve()).lower() else DIGIT_CLASSES
+
+
+def read_idx_folder(folder: Path, split: str = "train") -> ImageData:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
+    prefix = SPLITS[split]
+    img_path = _find(folder, f"{prefix}-images-idx3-ubyte")
+    if img_path is None:
+        raise DataError(f"{folder}: no {prefix}-images-idx3-ubyte[.gz] file for split {split!r}")
+    images = read_idx(img_path)
+    if images.ndim != 3:
+        raise DataError(f"{img_path}: expected a 3-d image array, got {images.ndim}-d")
+    labels = None
+    lab_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
+    names: list[str] = []
+    if lab_path is not None:
+        labels = read_idx(lab_path).astype(np.int64)
+        if labels.shape != (len(images),):
+            raise DataError(f"{lab_path}: {labels.shape[0]} labels for {len(images)} images")
+        names = class_names_for(folder)
+        if labels.max(initial=0) >= len(names):
+            raise DataError(f"{lab_path}: label {labels.max()} but only {len(names)} class names")
+    return ImageData(images=np.ascontiguousarray(images[:, None]), labels=labels,
+                     class_names=names, source=str(img_path))

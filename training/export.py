@@ -1,0 +1,182 @@
+"""Export a training run to the model store: ``MODELS_DIR/NAME/VERSION/``.
+
+Writes the ONNX graphs (opset 17, dynamic batch axis), the weights a fine-tune starts from
+(G, D, G-EMA as safetensors) and ``manifest.json``. Before anything is published, ONNX Runtime
+must reproduce PyTorch eager on the same inputs (batch 1 and 7) within ``parity_tol``; the
+version folder appears atomically (written under a temp name, then renamed), so a reader of
+the store never sees half a version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from safetensors.torch import save_file
+
+import ganserve
+from ganserve.manifest import (
+    NAME_RE,
+    VERSION_RE,
+    GraphSpec,
+    Manifest,
+    TensorSpec,
+    TrainingInfo,
+    hash_files,
+    next_version,
+    write_manifest,
+)
+from training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from training.loop import read_run_config
+from training.models import build, config_from_dict
+from training.models.common import OnnxGraph
+from training.sampling import inference_copy
+
+log = logging.getLogger(__name__)
+OPSET = 17
+PARITY_BATCHES = (1, 7)
+
+
+class ExportError(Exception):
+    pass
+
+
+def export_graph(g: OnnxGraph, path: Path, opset: int = OPSET) -> None:
+    """TorchScript-based exporter: ~10x faster than the dynamo one here, same parity."""
+    with torch.no_grad():
+        example = g.make_inputs(2)
+    axes = {n: {0: "batch"} for n in g.input_names + g.output_names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(g.module, example, str(path), input_names=g.input_names,
+                          output_names=g.output_names, opset_version=opset, dynamo=False,
+                          dynamic_axes=axes, do_constant_folding=True)
+
+
+def check_parity(g: OnnxGraph, path: Path, batches=PARITY_BATCHES) -> float:
+    """Max |ORT - eager| over the given batch sizes."""
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for b in batches:
+        with torch.no_grad():
+            inputs = g.make_inputs(b)
+            ref = g.module(*inputs).numpy()
+        feeds = {n: t.numpy() for n, t in zip(g.input_names, inputs)}
+        out = sess.run(None, feeds)[0]
+        if out.shape != ref.shape:
+            raise ExportError(f"{g.name}: ONNX output shape {out.shape} != eager {ref.shape} "
+                              f"at batch {b}")
+        worst = max(worst, float(np.abs(out - ref).max()))
+    return worst
+
+
+def graph_spec(g: OnnxGraph, file: str) -> GraphSpec:
+    ins = [TensorSpec(name=n, shape=s, dtype=d, value_range=r,
+                      description=g.descriptions.get(n, ""))
+           for n, s, d, r in zip(g.input_names, g.input_shapes, g.input_dtypes, g.input_ranges)]
+    outs = [TensorSpec(name=n, shape=s, value_range=r, description=g.descriptions.get(n, ""))
+            for n, s, r in zip(g.output_names, g.output_shapes, g.output_ranges)]
+    return GraphSpec(file=file, inputs=ins, outputs=outs)
+
+
+def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().clone() for k, v in sd.items()}
+
+
+def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
+               version: str | None = None, parity_tol: float = 1e-4,
+               parent: str | None = None) -> Path:
+    """Export ``run_dir``'s last checkpoint as ``models_dir/name/version``; returns that path."""
+    run_dir, models_dir = Path(run_dir), Path(models_dir)
+    if not NAME_RE.match(name):
+        raise ExportError(f"model name {name!r}: use lowercase letters, digits, '.', '_', '-'")
+    version = version or next_version(models_dir / name)
+    if not VERSION_RE.match(str(version)):
+        raise ExportError(f"version {version!r}: versions are positive integers")
+    final = models_dir / name / str(version)
+    if final.exists():
+        raise ExportError(f"{final} exists; versions are immutable, pick another --version")
+
+    run_cfg = read_run_config(run_dir)
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    family = run_cfg["family"]
+    model_cfg = config_from_dict(family, run_cfg["model"])
+    G, D = build(family, model_cfg)
+    G.load_state_dict(state["G"])
+    D.load_state_dict(state["D"])
+    G_ema, _ = build(family, model_cfg)
+    G_ema.load_state_dict(state["G_ema"])
+    G_inf = inference_copy(G_ema)
+
+    (models_dir / name).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=models_dir / name, prefix=f".tmp-{version}-"))
+    try:
+        t0 = time.perf_counter()
+        graphs, parity = {}, {}
+        torch.manual_seed(20240617)     # parity inputs: reproducible
+        for g in G_inf.onnx_graphs():
+            file = f"{g.name}.onnx"
+            export_graph(g, tmp / file)
+            diff = check_parity(g, tmp / file)
+            parity[g.name] = diff
+            log.info("%s: parity max |ORT - torch| = %.3g (batches %s)", g.name, diff,
+                     PARITY_BATCHES)
+            if not diff <= parity_tol:
+                raise ExportError(f"{g.name}: ONNX Runtime differs from PyTorch by {diff:.3g} "
+                                  f"(> {parity_tol:g}); refusing to publish")
+            graphs[g.name] = graph_spec(g, file)
+        export_s = time.perf_counter() - t0
+        weights = {"G": "G.safetensors", "D": "D.safetensors", "G_ema": "G_ema.safetensors"}
+        save_file(_contiguous(G.state_dict()), str(tmp / weights["G"]))
+        save_file(_contiguous(D.state_dict()), str(tmp / weights["D"]))
+        save_file(_contiguous(G_inf.state_dict()), str(tmp / weights["G_ema"]))
+
+        wall = float(state.get("wall_seconds", 0.0))
+        busy = float(state.get("train_seconds", wall))
+        images_seen = int(state.get("images_seen", 0))
+        data = run_cfg.get("data", {})
+        manifest = Manifest(
+            name=name, version=str(version), family=family,
+            resolution=model_cfg.resolution, channels=model_cfg.channels, z_dim=model_cfg.z_dim,
+            w_dim=getattr(model_cfg, "w_dim", None) if family == "stylegan" else None,
+            num_ws=model_cfg.num_ws if family == "stylegan" else None,
+            num_classes=model_cfg.num_classes,
+            class_names=list(model_cfg.class_names or data.get("class_names", [])),
+            w_avg=G_inf.w_avg().tolist() if family == "stylegan" else None,
+            graphs=graphs, weights=weights, model_args=run_cfg["model"],
+            training=TrainingInfo(
+                data=data.get("source", ""), data_images=data.get("images", 0),
+                steps=int(state["step"]), batch=run_cfg["train"]["batch"],
+                images_seen=images_seen, preset=run_cfg.get("preset", ""),
+                loss=run_cfg["train"]["loss"], seed=run_cfg["train"]["seed"],
+                command=run_cfg.get("command", ""), resumes=run_cfg.get("resumes", []),
+                wall_seconds=round(wall, 1),
+                images_per_second=round(images_seen / busy, 1) if busy else 0.0,
+                train_seconds=round(busy, 1),
+                train_config=run_cfg["train"]),
+            parent=parent or run_cfg.get("parent"),
+            parity={k: float(v) for k, v in parity.items()},
+            opset=OPSET,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            ganserve_version=ganserve.__version__,
+            export_seconds=round(export_s, 2),
+        )
+        manifest.files = hash_files(tmp, [p.name for p in tmp.iterdir() if p.is_file()])
+        write_manifest(tmp, manifest)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        tmp.chmod(0o755)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s (%s) to %s", name, family, final)
+    return final
