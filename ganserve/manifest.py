@@ -56,6 +56,8 @@ class TrainingInfo(BaseModel):
     command: str = ""
     wall_seconds: float = 0.0
     images_per_second: float = 0.0
+    # in-training FID points [{step, fid, fid_n}], kept here so the curve outlives the run folder
+    fid_curve: list[dict] = Field(default_factory=list)
 
 
 class Manifest(BaseModel):

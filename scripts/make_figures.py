@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ganserve.generator import OnnxGenerator  # noqa: E402
 from ganserve.images import make_grid, save_png, to_uint8, upscale  # noqa: E402
 from ganserve.latent_ops import interpolation_steps, mix_ws, parse_styles, slerp  # noqa: E402
-from ganserve.manifest import list_versions  # noqa: E402
+from ganserve.manifest import list_versions, load_manifest  # noqa: E402
 
 SCALE = 3
 
@@ -91,19 +91,25 @@ def truncation(gen: OnnxGenerator, out: Path) -> None:
              out / f"{gen.manifest.name}-truncation.png")
 
 
-def fid_curves(runs: Path, out: Path) -> None:
-    import json
-
+def fid_curves(models: Path, runs: Path, out: Path) -> None:
+    """FID over training of every shipped model: from its manifest's ``training.fid_curve``,
+    or from its run folder's metrics.jsonl when the manifest predates that field."""
     from training.plots import plot_fid_curves, read_jsonl
 
     series, floor = {}, None
-    for run in sorted(runs.glob("fashion-*")):
-        rows = [r for r in read_jsonl(run / "metrics.jsonl") if "fid" in r]
+    for model_dir in sorted(models.iterdir()):
+        if model_dir.name.startswith((".", "_")) or not list_versions(model_dir):
+            continue
+        m = load_manifest(model_dir / list_versions(model_dir)[-1])
+        rows = m.training.fid_curve or [
+            r for r in read_jsonl(runs / model_dir.name / "metrics.jsonl") if "fid" in r]
         if rows:
-            batch = json.loads((run / "config.json").read_text())["train"]["batch"]
-            series[run.name] = ([r["step"] * batch / 1000 for r in rows],
-                                [r["fid"] for r in rows])
-            floor = rows[-1].get("fid_floor", floor)
+            series[model_dir.name] = ([r["step"] * m.training.batch / 1000 for r in rows],
+                                      [r["fid"] for r in rows])
+        floor = m.metrics.get("fashion-mnist-classifier", {}).get("floor", {}).get("fid", floor)
+    if not series:
+        print("no FID curves found (no manifest fid_curve, no run folders)")
+        return
     path = plot_fid_curves(series, out / "fid-over-training.png", floor,
                            xlabel="thousands of real images shown to D",
                            ylabel="FID, classifier features (2k samples)")
@@ -131,8 +137,7 @@ def main() -> None:
             style_mixing(gen, out, "coarse", "coarse")
             style_mixing(gen, out, "4-7", "fine")
             truncation(gen, out)
-    if Path(args.runs).is_dir():
-        fid_curves(Path(args.runs), out)
+    fid_curves(Path(args.models), Path(args.runs), out)
 
 
 if __name__ == "__main__":

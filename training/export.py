@@ -38,6 +38,7 @@ from training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from training.loop import read_run_config
 from training.models import build, config_from_dict
 from training.models.common import OnnxGraph
+from training.plots import read_jsonl
 from training.sampling import inference_copy
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,17 @@ def graph_spec(g: OnnxGraph, file: str) -> GraphSpec:
     outs = [TensorSpec(name=n, shape=s, value_range=r, description=g.descriptions.get(n, ""))
             for n, s, r in zip(g.output_names, g.output_shapes, g.output_ranges)]
     return GraphSpec(file=file, inputs=ins, outputs=outs)
+
+
+def fid_curve(run_dir: Path, last_step: int) -> list[dict]:
+    """The in-training FID points up to the exported step, so the manifest keeps the curve
+    after the run folder is gone (a later resume may have re-logged some steps: last wins)."""
+    points: dict[int, dict] = {}
+    for r in read_jsonl(run_dir / "metrics.jsonl"):
+        if "fid" in r and r.get("step", last_step + 1) <= last_step:
+            points[int(r["step"])] = {"step": int(r["step"]), "fid": r["fid"],
+                                      "fid_n": r.get("fid_n")}
+    return [points[k] for k in sorted(points)]
 
 
 def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -161,7 +173,8 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
                 wall_seconds=round(wall, 1),
                 images_per_second=round(images_seen / busy, 1) if busy else 0.0,
                 train_seconds=round(busy, 1),
-                train_config=run_cfg["train"]),
+                train_config=run_cfg["train"],
+                fid_curve=fid_curve(run_dir, int(state["step"]))),
             parent=parent or run_cfg.get("parent"),
             parity={k: float(v) for k, v in parity.items()},
             opset=OPSET,

@@ -99,3 +99,17 @@ def test_corrupted_file_fails_verification(baby_exports, tmp_path):
     (vdir / "D.safetensors").unlink()
     with pytest.raises(ManifestError, match="D.safetensors: missing"):
         OnnxGenerator(vdir)
+
+
+def test_manifest_keeps_the_fid_curve_up_to_the_exported_step(idx_dir, tmp_path):
+    import json
+
+    run = baby_run(tmp_path, "dcgan", idx_dir, steps=2)
+    with open(run / "metrics.jsonl", "a") as f:
+        for row in ({"step": 1, "fid": 9.0, "fid_n": 8}, {"step": 2, "fid": 7.0, "fid_n": 8},
+                    {"step": 2, "fid": 6.5, "fid_n": 8},       # re-logged after a resume
+                    {"step": 5, "fid": 1.0, "fid_n": 8}):      # past the checkpoint
+            f.write(json.dumps(row) + "\n")
+    vdir = export_run(run, tmp_path / "store", "curve", "1")
+    curve = load_manifest(vdir).training.fid_curve
+    assert curve == [{"step": 1, "fid": 9.0, "fid_n": 8}, {"step": 2, "fid": 6.5, "fid_n": 8}]
