@@ -34,6 +34,20 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))       # honours taskset / container cpusets
+    except AttributeError:                         # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(configured: int, workers: int, cpus: int) -> int:
+    """ONNX Runtime intra-op threads for each worker: the configured number, or (0 = auto)
+    the cores shared out between the workers, so N workers don't each spin up a thread per
+    core and oversubscribe the machine."""
+    return configured if configured > 0 else max(1, cpus // max(workers, 1))
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     from service.settings import get_settings
 
@@ -48,6 +62,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         app = create_app(settings)
         DrainingServer(uvicorn.Config(app, **common), app).run()
         return
+    threads = threads_per_worker(settings.intra_op_threads, workers, available_cpus())
+    os.environ["GANSERVE_INTRA_OP_THREADS"] = str(threads)    # read by each worker process
+    log.info("%d workers, %d ONNX Runtime intra-op thread(s) each", workers, threads)
     own_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="ganserve-prom-")
