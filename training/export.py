@@ -36,7 +36,7 @@ from ganserve.manifest import (
 )
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from training.loop import read_run_config
-from training.models import build, config_from_dict
+from training.models import build, config_from_dict, config_to_dict
 from training.models.common import OnnxGraph
 from training.plots import read_jsonl
 from training.sampling import inference_copy
@@ -163,7 +163,7 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
             num_classes=model_cfg.num_classes,
             class_names=list(model_cfg.class_names or data.get("class_names", [])),
             w_avg=G_inf.w_avg().tolist() if family == "stylegan" else None,
-            graphs=graphs, weights=weights, model_args=run_cfg["model"],
+            graphs=graphs, weights=weights, model_args=config_to_dict(model_cfg),
             training=TrainingInfo(
                 data=data.get("source", ""), data_images=data.get("images", 0),
                 steps=int(state["step"]), batch=run_cfg["train"]["batch"],

@@ -82,10 +82,39 @@ def test_stylegan_w_avg_tracks_only_in_training():
     assert not torch.equal(G.mapping.w_avg, before)
 
 
-def test_stylegan_eval_is_deterministic_const_noise():
-    G = SGGenerator(baby("stylegan")).eval()
-    z = torch.randn(2, G.z_dim)
+@pytest.mark.parametrize("noise", ["w", "const"])
+def test_stylegan_eval_is_deterministic_per_row(noise):
+    cfg = baby("stylegan")
+    cfg.inference_noise = noise
+    G = SGGenerator(cfg).eval()
+    for layer in G.modules():           # noise must matter for this test to mean anything
+        if hasattr(layer, "noise_strength"):
+            layer.noise_strength.data.fill_(1.0)
+    z = torch.randn(3, G.z_dim)
     assert torch.equal(G(z), G(z))
+    assert torch.allclose(G(z[1:2]), G(z)[1:2], atol=1e-4)     # a row's image ignores its batch
+
+
+def test_stylegan_w_noise_differs_per_image_and_follows_w():
+    G = SGGenerator(baby("stylegan")).eval()
+    layer = G.synthesis.blocks[-1].conv1
+    w = torch.randn(2, G.mapping.w_avg.numel())
+    maps = layer.inference_noise_map(w)
+    assert maps.shape == (2, 1, layer.resolution, layer.resolution)
+    assert not torch.allclose(maps[0], maps[1])
+    assert abs(float(maps.std()) - 1.0) < 0.5                   # about unit variance
+    assert torch.equal(layer.inference_noise_map(w[:1]), maps[:1])
+    const = SGGenerator(baby("stylegan")).eval().synthesis.blocks[-1].conv1
+    const.inference_noise = "const"
+    c = const.inference_noise_map(w)
+    assert torch.equal(c[0], const.noise_const[None])           # one map for every image
+
+
+def test_stylegan_config_rejects_unknown_noise_mode():
+    cfg = baby("stylegan")
+    cfg.inference_noise = "random"
+    with pytest.raises(ValueError, match="inference_noise"):
+        cfg.__post_init__()
 
 
 def test_stylegan_style_mixing_uses_two_latents():
