@@ -94,9 +94,11 @@ def truncation(gen: OnnxGenerator, out: Path) -> None:
 def fid_curves(models: Path, runs: Path, out: Path) -> None:
     """FID over training of every shipped model: from its manifest's ``training.fid_curve``,
     or from its run folder's metrics.jsonl when the manifest predates that field."""
+    from training.eval.evaluate import DEFAULT_EXTRACTOR
+    from training.eval.extractor import ExtractorSpec, find_spec
     from training.plots import plot_fid_curves, read_jsonl
 
-    series, floor = {}, None
+    series = {}
     for model_dir in sorted(models.iterdir()):
         if model_dir.name.startswith((".", "_")) or not list_versions(model_dir):
             continue
@@ -106,10 +108,12 @@ def fid_curves(models: Path, runs: Path, out: Path) -> None:
         if rows:
             series[model_dir.name] = ([r["step"] * m.training.batch / 1000 for r in rows],
                                       [r["fid"] for r in rows])
-        floor = m.metrics.get("fashion-mnist-classifier", {}).get("floor", {}).get("fid", floor)
     if not series:
         print("no FID curves found (no manifest fid_curve, no run folders)")
         return
+    # the floor lives with the evaluator that scored the in-training points
+    spec = ExtractorSpec.model_validate_json(find_spec(models / DEFAULT_EXTRACTOR).read_text())
+    floor = spec.floor.get("fid")
     path = plot_fid_curves(series, out / "fid-over-training.png", floor,
                            xlabel="thousands of real images shown to D",
                            ylabel="FID, classifier features (2k samples)")
