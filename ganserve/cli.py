@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--aux-class-weight", type=float,
                    help="cgan: add an AC-GAN class loss with this weight (e.g. 1.0)")
+    t.add_argument("--time-budget", type=_positive_float, metavar="MINUTES",
+                   help="finish the run (final samples, FID point, checkpoint) once its wall "
+                        "time, resumes included, reaches MINUTES, even before --steps")
+    t.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="bf16: autocast the G/D passes (faster on CPUs with AVX512-BF16)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     t.add_argument("--limit", type=_positive, help="use only the first N images")
     t.add_argument("--eval-every", type=int, help="steps between FID points (0 = off)")
@@ -137,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if rc["family"] != args.family:
             raise CliError(f"{run_dir} is a {rc['family']} run, not {args.family}")
         changed = [f"--{k.replace('_', '-')}" for k in ("batch", "lr", "lr_d", "loss", "seed",
-                                                         "aux_class_weight")
+                                                         "aux_class_weight", "precision")
                    if getattr(args, k) is not None]
         if changed:
             raise CliError(f"cannot change {', '.join(changed)} when resuming "
@@ -149,12 +154,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         command = rc.get("command", command)
         if args.steps:
             train_args["steps"] = args.steps
+        if args.time_budget:
+            train_args["time_budget_minutes"] = args.time_budget
     else:
         model_args, train_args = preset(args.family, args.preset)
         preset_name = args.preset
         data_path = args.data
         for key, val in (("steps", args.steps), ("batch", args.batch), ("loss", args.loss),
-                         ("seed", args.seed), ("eval_every", args.eval_every)):
+                         ("seed", args.seed), ("eval_every", args.eval_every),
+                         ("time_budget_minutes", args.time_budget),
+                         ("precision", args.precision)):
             if val is not None:
                 train_args[key] = val
         if args.lr is not None:
@@ -228,6 +237,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"stopped at step {result.step}/{cfg.steps}; checkpoint {result.checkpoint}\n"
               f"continue with: ganserve train {args.family} --out {run_dir} --resume")
         return 130
+    if result.out_of_time:
+        print(f"time budget of {cfg.time_budget_minutes:g} min reached at step "
+              f"{result.step}/{cfg.steps}")
     print(f"trained {args.family} to step {result.step} in {result.wall_seconds:.0f} s "
           f"({result.images_per_s:.1f} images/s); run folder {run_dir}")
     return 0

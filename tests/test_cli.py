@@ -61,6 +61,12 @@ def test_cli_unknown_preset_and_resume_changes(tmp_path, idx_dir, capsys):
                  str(run), "--no-progress"]) == 0
     assert main(["train", "dcgan", "--out", str(run), "--resume", "--lr", "0.1"]) == 1
     assert "cannot change --lr when resuming" in capsys.readouterr().err
+    assert main(["train", "dcgan", "--out", str(run), "--resume", "--precision", "bf16"]) == 1
+    assert "cannot change --precision when resuming" in capsys.readouterr().err
+    # a time budget the run has already used up: it ends at once, as finished
+    assert main(["train", "dcgan", "--out", str(run), "--resume", "--steps", "50",
+                 "--time-budget", "0.000001"]) == 0
+    assert "time budget of 1e-06 min reached at step 4/50" in capsys.readouterr().out
     assert main(["train", "cgan", "--out", str(run), "--resume"]) == 1
     assert "is a dcgan run" in capsys.readouterr().err
 

@@ -61,6 +61,7 @@ class TrainResult:
     train_seconds: float        # optimizer steps only: what images_per_s is measured over
     images_per_s: float
     last: dict[str, float] = field(default_factory=dict)
+    out_of_time: bool = False   # ended by cfg.time_budget_minutes before cfg.steps
 
 
 # An evaluator gets an inference-mode G (EMA weights) and returns metrics such as {"fid": x}.
@@ -151,14 +152,14 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
             "rng": torch.get_rng_state(), "config": json.dumps(run_config),
         })
 
-    def snapshot() -> None:
+    def snapshot(final: bool = False) -> None:
         G_inf = inference_copy(G_ema)
         grid = progress_grid(G_inf, cfg.sample_seeds)
         save_png(grid, run_dir / "samples" / f"step-{step:07d}.png")
         save_png(grid, run_dir / "samples" / "latest.png")
         plot_losses(run_dir / METRICS, run_dir / "loss.png")
         if evaluator is not None and cfg.eval_every and (step % cfg.eval_every == 0
-                                                         or step == cfg.steps):
+                                                         or step == cfg.steps or final):
             result = evaluator(G_inf)
             with open(run_dir / METRICS, "a") as f:
                 f.write(json.dumps({"step": step, **result}) + "\n")
@@ -171,6 +172,12 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
     aux = cfg.aux_class_weight > 0
     if aux and not getattr(model_cfg, "aux_classifier", False):
         raise RunError("aux_class_weight > 0 needs a cgan with aux_classifier=True")
+    bf16 = cfg.precision == "bf16"
+
+    def amp() -> torch.autocast:
+        """bf16 autocast around the G/D passes when asked; R1 and the optimizers stay fp32."""
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16)
+
     window: dict[str, list[float]] = {}
     win_t, win_imgs, last = time.perf_counter(), 0, {}
     started = time.perf_counter()
@@ -179,7 +186,14 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
     G.train()
     D.train()
 
+    budget_s = cfg.time_budget_minutes * 60
+    out_of_time = False
     while step < cfg.steps:
+        if budget_s and wall_at_start + (time.perf_counter() - started) >= budget_s:
+            out_of_time = True
+            log.info("time budget of %.1f min reached at step %d/%d: finishing the run",
+                     cfg.time_budget_minutes, step, cfg.steps)
+            break
         if should_cancel is not None and should_cancel():
             cancelled = True
             break
@@ -190,13 +204,15 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
         c_real = labels[idx] if (labels is not None and K) else None
         z = torch.randn(B, G.z_dim)
         c_fake = torch.randint(K, (B,)) if K else None
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             fake = G(z, c_fake)
-        if aux:
-            d_real, cls_real = D(real, c_real, return_aux=True)
-        else:
-            d_real = D(real, c_real)
-        d_fake = D(fake, c_fake)
+        with amp():
+            if aux:
+                d_real, cls_real = D(real, c_real, return_aux=True)
+                cls_real = cls_real.float()
+            else:
+                d_real = D(real, c_real)
+            d_real, d_fake = d_real.float(), D(fake, c_fake).float()
         loss_D = losses.d_loss(cfg.loss, d_real, d_fake)
         stats = {"loss_D": loss_D.item(), "D_real": d_real.mean().item(),
                  "D_fake": d_fake.mean().item()}
@@ -220,12 +236,15 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
         c_fake = torch.randint(K, (B,)) if K else None
         D.requires_grad_(False)
         if aux:     # ... and G learns to make fakes D names as the requested class
-            d_out, cls_fake = D(G(z, c_fake), c_fake, return_aux=True)
-            aux_g = F.cross_entropy(cls_fake, c_fake)
-            loss_G = losses.g_loss(cfg.loss, d_out) + cfg.aux_class_weight * aux_g
+            with amp():
+                d_out, cls_fake = D(G(z, c_fake), c_fake, return_aux=True)
+            aux_g = F.cross_entropy(cls_fake.float(), c_fake)
+            loss_G = losses.g_loss(cfg.loss, d_out.float()) + cfg.aux_class_weight * aux_g
             stats["aux_G"] = aux_g.item()
         else:
-            loss_G = losses.g_loss(cfg.loss, D(G(z, c_fake), c_fake))
+            with amp():
+                d_out = D(G(z, c_fake), c_fake)
+            loss_G = losses.g_loss(cfg.loss, d_out.float())
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         opt_G.step()
@@ -263,9 +282,9 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
 
     wall = wall_at_start + (time.perf_counter() - started)
     path = checkpoint()
-    if not cancelled and step % cfg.sample_every:
-        snapshot()
+    if not cancelled and (step % cfg.sample_every or out_of_time):
+        snapshot(final=True)
     ips = images_seen / busy if busy > 0 else 0.0
     log.info("%s at step %d/%d (%.0f s, %.1f images/s)",
              "cancelled" if cancelled else "finished", step, cfg.steps, wall, ips)
-    return TrainResult(run_dir, step, cancelled, path, wall, busy, ips, last)
+    return TrainResult(run_dir, step, cancelled, path, wall, busy, ips, last, out_of_time)

@@ -6,7 +6,7 @@ import torch
 
 from tests.conftest import baby_run
 from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from training.config import TrainConfig, preset
+from training.config import TrainConfig, preset, train_config_to_dict
 from training.data import load_images
 from training.loop import RunError, train
 from training.models import config_from_dict
@@ -136,3 +136,50 @@ def test_cgan_auxiliary_classifier_loss_trains_and_resumes(idx_dir, tmp_path):
     plain = config_from_dict("cgan", {**m, "num_classes": 10})
     with pytest.raises(RunError, match="aux_classifier"):
         train(tmp_path / "b", "cgan", plain, cfg, data)
+
+
+def test_time_budget_ends_run_as_finished_with_final_fid_point(idx_dir, tmp_path):
+    # 6 ms: no baby run does 100 steps in that, and the first step always starts
+    model_cfg, cfg, data = _setup("stylegan", idx_dir, steps=100, time_budget_minutes=1e-4,
+                                  eval_every=50)
+    evaluated = []
+
+    def evaluator(G):
+        evaluated.append(G.training)
+        return {"fid": 1.0}
+
+    result = train(tmp_path, "stylegan", model_cfg, cfg, data, evaluator=evaluator)
+    assert result.out_of_time and not result.cancelled and 1 <= result.step < 100
+    assert evaluated == [False]
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1] == {"step": result.step, "fid": 1.0}
+    assert (tmp_path / "samples" / f"step-{result.step:07d}.png").is_file()
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["step"] == result.step
+
+
+def test_time_budget_counts_wall_time_of_earlier_sessions(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=2)
+    first = train(tmp_path, "dcgan", model_cfg, cfg, data)
+    # the first session already spent more than this budget: resuming ends at once
+    budget = first.wall_seconds / 60 / 2
+    more = TrainConfig(**{**train_config_to_dict(cfg), "steps": 50,
+                          "time_budget_minutes": budget})
+    result = train(tmp_path, "dcgan", model_cfg, more, data, resume=True)
+    assert result.out_of_time and result.step == 2
+
+
+def test_bf16_precision_trains_finite_and_keeps_fp32_weights(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("stylegan", idx_dir, steps=4, precision="bf16")
+    result = train(tmp_path, "stylegan", model_cfg, cfg, data)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(v) for r in rows for v in r.values()) and any("r1" in r for r in rows)
+    assert result.step == 4
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert all(t.dtype == torch.float32 for t in state["G"].values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("bad, match", [({"precision": "fp16"}, "precision"),
+                                        ({"time_budget_minutes": -1}, "time_budget")])
+def test_train_config_rejects_bad_precision_and_budget(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**bad)

@@ -259,7 +259,7 @@ class MappingNetwork(nn.Module):
         w = self.layers(z)
         if self.training:
             with torch.no_grad():
-                self.w_avg.copy_(w.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+                self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         return w
 
 
