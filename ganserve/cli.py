@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-budget", type=_positive_float, metavar="MINUTES",
                    help="finish the run (final samples, FID point, checkpoint) once its wall "
                         "time, resumes included, reaches MINUTES, even before --steps")
+    t.add_argument("--r1-gamma", type=float, help="R1 penalty weight on real images (0 = off)")
     t.add_argument("--precision", choices=["fp32", "bf16"],
                    help="bf16: autocast the G/D passes (faster on CPUs with AVX512-BF16)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -142,7 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if rc["family"] != args.family:
             raise CliError(f"{run_dir} is a {rc['family']} run, not {args.family}")
         changed = [f"--{k.replace('_', '-')}" for k in ("batch", "lr", "lr_d", "loss", "seed",
-                                                         "aux_class_weight", "precision")
+                                                         "aux_class_weight", "precision",
+                                                         "r1_gamma")
                    if getattr(args, k) is not None]
         if changed:
             raise CliError(f"cannot change {', '.join(changed)} when resuming "
@@ -163,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for key, val in (("steps", args.steps), ("batch", args.batch), ("loss", args.loss),
                          ("seed", args.seed), ("eval_every", args.eval_every),
                          ("time_budget_minutes", args.time_budget),
-                         ("precision", args.precision)):
+                         ("precision", args.precision), ("r1_gamma", args.r1_gamma)):
             if val is not None:
                 train_args[key] = val
         if args.lr is not None:

@@ -179,7 +179,8 @@ def test_bf16_precision_trains_finite_and_keeps_fp32_weights(idx_dir, tmp_path):
 
 
 @pytest.mark.parametrize("bad, match", [({"precision": "fp16"}, "precision"),
-                                        ({"time_budget_minutes": -1}, "time_budget")])
-def test_train_config_rejects_bad_precision_and_budget(bad, match):
+                                        ({"time_budget_minutes": -1}, "time_budget"),
+                                        ({"r1_gamma": -0.1}, "r1_gamma")])
+def test_train_config_rejects_bad_precision_budget_and_gamma(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**bad)
