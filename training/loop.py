@@ -152,14 +152,18 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
             "rng": torch.get_rng_state(), "config": json.dumps(run_config),
         })
 
+    last_snap = {"step": -1, "evaluated": False}
+
     def snapshot(final: bool = False) -> None:
         G_inf = inference_copy(G_ema)
         grid = progress_grid(G_inf, cfg.sample_seeds)
         save_png(grid, run_dir / "samples" / f"step-{step:07d}.png")
         save_png(grid, run_dir / "samples" / "latest.png")
         plot_losses(run_dir / METRICS, run_dir / "loss.png")
-        if evaluator is not None and cfg.eval_every and (step % cfg.eval_every == 0
-                                                         or step == cfg.steps or final):
+        evaluate = evaluator is not None and cfg.eval_every and (
+            step % cfg.eval_every == 0 or step == cfg.steps or final)
+        last_snap.update(step=step, evaluated=bool(evaluate))
+        if evaluate:
             result = evaluator(G_inf)
             with open(run_dir / METRICS, "a") as f:
                 f.write(json.dumps({"step": step, **result}) + "\n")
@@ -274,7 +278,7 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
             if progress is not None:
                 progress(Progress(step, cfg.steps, images_seen, ips, wall, last))
             window, win_t, win_imgs = {}, now, 0
-        if step % cfg.sample_every == 0:
+        if step % cfg.sample_every == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
             snapshot()
         if step % cfg.checkpoint_every == 0:
             wall = wall_at_start + (time.perf_counter() - started)
@@ -282,7 +286,9 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
 
     wall = wall_at_start + (time.perf_counter() - started)
     path = checkpoint()
-    if not cancelled and (step % cfg.sample_every or out_of_time):
+    if not cancelled and (last_snap["step"] != step
+                          or (evaluator is not None and cfg.eval_every
+                              and not last_snap["evaluated"])):
         snapshot(final=True)
     ips = images_seen / busy if busy > 0 else 0.0
     log.info("%s at step %d/%d (%.0f s, %.1f images/s)",

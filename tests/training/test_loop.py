@@ -184,3 +184,10 @@ def test_bf16_precision_trains_finite_and_keeps_fp32_weights(idx_dir, tmp_path):
 def test_train_config_rejects_bad_precision_budget_and_gamma(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**bad)
+
+
+def test_fid_points_follow_eval_every_not_sample_every(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=6, sample_every=4, eval_every=3)
+    train(tmp_path, "dcgan", model_cfg, cfg, data, evaluator=lambda G: {"fid": 2.0})
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "fid" in r] == [3, 6]
