@@ -127,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# `ganserve train` flags that map one-to-one onto TrainConfig fields (flag dest -> field).
+# A run keeps the first kind for life (--resume refuses them); the second may change on resume.
+FIXED_TRAIN_FLAGS = {"batch": "batch", "loss": "loss", "seed": "seed",
+                     "precision": "precision", "r1_gamma": "r1_gamma"}
+RESUMABLE_TRAIN_FLAGS = {"steps": "steps", "time_budget": "time_budget_minutes"}
+
+
+def _set_train_args(train_args: dict, args: argparse.Namespace, flags: dict[str, str]) -> None:
+    for dest, key in flags.items():
+        if getattr(args, dest) is not None:
+            train_args[key] = getattr(args, dest)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -142,9 +155,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         rc = read_run_config(run_dir)
         if rc["family"] != args.family:
             raise CliError(f"{run_dir} is a {rc['family']} run, not {args.family}")
-        changed = [f"--{k.replace('_', '-')}" for k in ("batch", "lr", "lr_d", "loss", "seed",
-                                                         "aux_class_weight", "precision",
-                                                         "r1_gamma")
+        changed = [f"--{k.replace('_', '-')}"
+                   for k in (*FIXED_TRAIN_FLAGS, "lr", "lr_d", "aux_class_weight")
                    if getattr(args, k) is not None]
         if changed:
             raise CliError(f"cannot change {', '.join(changed)} when resuming "
@@ -154,20 +166,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_path = args.data or rc["data"].get("path")
         resumes = [*rc.get("resumes", []), command]
         command = rc.get("command", command)
-        if args.steps:
-            train_args["steps"] = args.steps
-        if args.time_budget:
-            train_args["time_budget_minutes"] = args.time_budget
+        _set_train_args(train_args, args, RESUMABLE_TRAIN_FLAGS)
     else:
         model_args, train_args = preset(args.family, args.preset)
         preset_name = args.preset
         data_path = args.data
-        for key, val in (("steps", args.steps), ("batch", args.batch), ("loss", args.loss),
-                         ("seed", args.seed), ("eval_every", args.eval_every),
-                         ("time_budget_minutes", args.time_budget),
-                         ("precision", args.precision), ("r1_gamma", args.r1_gamma)):
-            if val is not None:
-                train_args[key] = val
+        _set_train_args(train_args, args, {**FIXED_TRAIN_FLAGS, **RESUMABLE_TRAIN_FLAGS,
+                                           "eval_every": "eval_every"})
         if args.lr is not None:
             train_args["lr_g"] = train_args["lr_d"] = args.lr
         if args.lr_d is not None:
