@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from training.models import build, config_from_dict, family_module
 from training.models.stylegan import Config as SGConfig
 from training.models.stylegan import Generator as SGGenerator
-from training.models.stylegan import modulated_conv2d
+from training.models.stylegan import MinibatchStd, modulated_conv2d
 
 
 def baby(family):
@@ -115,6 +115,41 @@ def test_stylegan_config_rejects_unknown_noise_mode():
     cfg.inference_noise = "random"
     with pytest.raises(ValueError, match="inference_noise"):
         cfg.__post_init__()
+
+
+def test_stylegan_config_rejects_zero_mbstd_group():
+    cfg = baby("stylegan")
+    cfg.mbstd_group = 0
+    with pytest.raises(ValueError, match="mbstd_group"):
+        cfg.__post_init__()
+
+
+def test_minibatch_std_group_of_whole_batch_gives_one_statistic():
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 4, 4)
+    y = MinibatchStd(8)(x)[:, -1]
+    expected = x.std(dim=0, unbiased=False).mean()
+    assert torch.allclose(y, expected.expand_as(y), atol=1e-5)
+
+
+def test_minibatch_std_small_groups_see_only_their_members():
+    x = torch.zeros(4, 1, 2, 2)
+    x[1] = 2.0       # groups are rows {0, 2} and {1, 3}: only the second one varies
+    y = MinibatchStd(2)(x)[:, -1, 0, 0]
+    assert torch.allclose(y, torch.tensor([0.0, 1.0, 0.0, 1.0]), atol=1e-3)
+
+
+def test_minibatch_std_shrinks_group_to_divide_the_batch():
+    out = MinibatchStd(4)(torch.randn(6, 2, 4, 4))   # 6 images: groups of 3
+    assert out.shape == (6, 3, 4, 4)
+
+
+def test_stylegan_discriminator_uses_configured_mbstd_group():
+    cfg = baby("stylegan")
+    cfg.mbstd_group = 32
+    _, D = build("stylegan", cfg)
+    assert D.mbstd.group_size == 32
+    assert D(torch.randn(5, cfg.channels, cfg.resolution, cfg.resolution)).shape == (5,)
 
 
 def test_stylegan_style_mixing_uses_two_latents():

@@ -42,6 +42,7 @@ class Config:
     channel_max: int = 128
     w_avg_beta: float = 0.995       # EMA decay of the tracked w average (for truncation)
     style_mixing_prob: float = 0.9  # share of training batches with two latents mixed
+    mbstd_group: int = 4            # D's minibatch-std group size, in images (NVIDIA cifar: 32)
     inference_noise: str = "w"      # noise at inference / in ONNX: "w" (from each layer's w)
                                     # or "const" (one stored map per layer for every image)
     num_classes: int = 0            # unconditional
@@ -55,6 +56,8 @@ class Config:
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if not 1 <= self.mapping_layers <= 8:
             raise ValueError("mapping_layers must be in 1..8")
+        if self.mbstd_group < 1:
+            raise ValueError(f"mbstd_group must be >= 1, got {self.mbstd_group}")
         if self.inference_noise not in ("w", "const"):
             raise ValueError(f"inference_noise must be 'w' or 'const', got "
                              f"{self.inference_noise!r}")
@@ -358,7 +361,7 @@ class Discriminator(nn.Module):
             res //= 2
         self.blocks = nn.Sequential(*blocks)
         c4 = cfg.width(4)
-        self.mbstd = MinibatchStd(4)
+        self.mbstd = MinibatchStd(cfg.mbstd_group)
         self.conv = Conv(c4 + 1, c4, 3)
         self.fc = FullyConnected(c4 * 16, c4, activation=True)
         self.out = FullyConnected(c4, 1)
