@@ -51,6 +51,17 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _model_arg(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganserve", description="Train, export, evaluate and "
                                 "serve GANs (DCGAN, cGAN, StyleGAN2) with ONNX Runtime.")
@@ -80,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--r1-gamma", type=float, help="R1 penalty weight on real images (0 = off)")
     t.add_argument("--precision", choices=["fp32", "bf16"],
                    help="bf16: autocast the G/D passes (faster on CPUs with AVX512-BF16)")
+    t.add_argument("--model-arg", action="append", default=[], type=_model_arg,
+                   metavar="KEY=VALUE", help="override one field of the preset's model "
+                   "config, e.g. d_architecture=orig or mapping_lr_mult=0.1 (repeatable; "
+                   "VALUE is read as JSON, else as a string)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     t.add_argument("--limit", type=_positive, help="use only the first N images")
     t.add_argument("--eval-every", type=int, help="steps between FID points (0 = off)")
@@ -157,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise CliError(f"{run_dir} is a {rc['family']} run, not {args.family}")
         changed = [f"--{k.replace('_', '-')}"
                    for k in (*FIXED_TRAIN_FLAGS, "lr", "lr_d", "aux_class_weight")
-                   if getattr(args, k) is not None]
+                   if getattr(args, k) is not None] + (["--model-arg"] if args.model_arg else [])
         if changed:
             raise CliError(f"cannot change {', '.join(changed)} when resuming "
                            "(it would not be the same run); start a new --out instead")
@@ -169,6 +184,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _set_train_args(train_args, args, RESUMABLE_TRAIN_FLAGS)
     else:
         model_args, train_args = preset(args.family, args.preset)
+        model_args.update(dict(args.model_arg))
         preset_name = args.preset
         data_path = args.data
         _set_train_args(train_args, args, {**FIXED_TRAIN_FLAGS, **RESUMABLE_TRAIN_FLAGS,

@@ -99,3 +99,21 @@ def test_cli_aux_class_weight(tmp_path, idx_dir, capsys):
     assert main(["train", "dcgan", "--preset", "baby", "--data", str(idx_dir), "--out",
                  str(tmp_path / "d"), "--aux-class-weight", "1.0"]) == 1
     assert "cgan only" in capsys.readouterr().err
+
+
+def test_cli_model_arg_overrides_preset_and_is_checked(tmp_path, idx_dir, capsys):
+    run = tmp_path / "sg"
+    assert main(["train", "stylegan", "--preset", "baby", "--data", str(idx_dir), "--out",
+                 str(run), "--steps", "2", "--eval-every", "0", "--no-progress",
+                 "--model-arg", "d_architecture=orig", "--model-arg", "mbstd_group=2"]) == 0
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert (model["d_architecture"], model["mbstd_group"]) == ("orig", 2)
+    assert main(["train", "stylegan", "--out", str(run), "--resume",
+                 "--model-arg", "mbstd_group=4"]) == 1
+    assert "cannot change --model-arg when resuming" in capsys.readouterr().err
+    assert main(["train", "stylegan", "--preset", "baby", "--data", str(idx_dir), "--out",
+                 str(tmp_path / "x"), "--model-arg", "no_such_field=1"]) == 1
+    assert "no field(s) no_such_field" in capsys.readouterr().err
+    assert main(["train", "stylegan", "--preset", "baby", "--data", str(idx_dir), "--out",
+                 str(tmp_path / "y"), "--model-arg", "d_architecture=skip"]) == 1
+    assert "d_architecture must be" in capsys.readouterr().err

@@ -152,6 +152,22 @@ def test_stylegan_discriminator_uses_configured_mbstd_group():
     assert D(torch.randn(5, cfg.channels, cfg.resolution, cfg.resolution)).shape == (5,)
 
 
+@pytest.mark.parametrize("arch,has_skip", [("resnet", True), ("orig", False)])
+def test_stylegan_discriminator_architecture_sets_skips(arch, has_skip):
+    cfg = baby("stylegan")
+    cfg.d_architecture = arch
+    _, D = build("stylegan", cfg)
+    assert all((b.skip is not None) == has_skip for b in D.blocks)
+    assert D(torch.randn(4, cfg.channels, cfg.resolution, cfg.resolution)).shape == (4,)
+
+
+def test_stylegan_config_rejects_unknown_d_architecture():
+    cfg = baby("stylegan")
+    cfg.d_architecture = "skip"
+    with pytest.raises(ValueError, match="d_architecture"):
+        cfg.__post_init__()
+
+
 def test_stylegan_style_mixing_uses_two_latents():
     torch.manual_seed(0)
     cfg = baby("stylegan")

@@ -43,6 +43,8 @@ class Config:
     w_avg_beta: float = 0.995       # EMA decay of the tracked w average (for truncation)
     style_mixing_prob: float = 0.9  # share of training batches with two latents mixed
     mbstd_group: int = 4            # D's minibatch-std group size, in images (NVIDIA cifar: 32)
+    d_architecture: str = "resnet"  # D blocks: "resnet" (1x1 skip, summed / sqrt 2) or "orig"
+                                    # (plain conv stack, NVIDIA's cifar choice)
     inference_noise: str = "w"      # noise at inference / in ONNX: "w" (from each layer's w)
                                     # or "const" (one stored map per layer for every image)
     num_classes: int = 0            # unconditional
@@ -56,6 +58,9 @@ class Config:
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if not 1 <= self.mapping_layers <= 8:
             raise ValueError("mapping_layers must be in 1..8")
+        if self.d_architecture not in ("resnet", "orig"):
+            raise ValueError(f"d_architecture must be 'resnet' or 'orig', got "
+                             f"{self.d_architecture!r}")
         if self.mbstd_group < 1:
             raise ValueError(f"mbstd_group must be >= 1, got {self.mbstd_group}")
         if self.inference_noise not in ("w", "const"):
@@ -213,16 +218,18 @@ class SynthesisBlock(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-    """Residual: conv3x3 -> down + conv3x3, skip = down + conv1x1, summed / sqrt(2)."""
+    """conv3x3 -> down + conv3x3; residual adds skip = down + conv1x1, summed / sqrt(2)."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, residual: bool = True):
         super().__init__()
         self.conv0 = Conv(cin, cin, 3)
         self.conv1 = Conv(cin, cout, 3, down=True)
-        self.skip = Conv(cin, cout, 1, activation=False, down=True, bias=False)
+        self.skip = Conv(cin, cout, 1, activation=False, down=True, bias=False) \
+            if residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.skip(x) + self.conv1(self.conv0(x))) / SQRT2
+        y = self.conv1(self.conv0(x))
+        return y if self.skip is None else (self.skip(x) + y) / SQRT2
 
 
 class MinibatchStd(nn.Module):
@@ -357,7 +364,8 @@ class Discriminator(nn.Module):
         self.from_rgb = Conv(cfg.channels, cfg.width(res), 1)
         blocks = []
         while res > 4:
-            blocks.append(DiscriminatorBlock(cfg.width(res), cfg.width(res // 2)))
+            blocks.append(DiscriminatorBlock(cfg.width(res), cfg.width(res // 2),
+                                             residual=cfg.d_architecture == "resnet"))
             res //= 2
         self.blocks = nn.Sequential(*blocks)
         c4 = cfg.width(4)
