@@ -27,7 +27,7 @@ EPILOG_EXPORT = """examples:
   ganserve export runs/try --name try                      # next free version in ./models
 """
 EPILOG_EVAL = """examples:
-  ganserve evaluate models/fashion-stylegan/2
+  ganserve evaluate models/fashion-stylegan/3
   ganserve evaluate models/fashion-cgan --n 2000           # latest version, fewer samples
   ganserve evaluate models/m/1 --extractor inception/      # any ONNX feature extractor
 """

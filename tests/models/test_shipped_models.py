@@ -19,9 +19,7 @@ def shipped_versions() -> list[Path]:
 
 # Bars a shipped model does not reach yet, with the measured value: each is reported in the
 # README and fails loudly (strict xfail) once a retrained version reaches it.
-KNOWN_MISSES = {
-    "fashion-stylegan": "recall 0.411 < 0.50 after its 89-minute CPU run (README: Shipped models)",
-}
+KNOWN_MISSES: dict[str, str] = {}   # model name -> why it misses a bar (strict xfail)
 
 
 def test_fashion_models_are_shipped():
