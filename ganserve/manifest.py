@@ -56,6 +56,9 @@ class TrainingInfo(BaseModel):
     command: str = ""
     wall_seconds: float = 0.0
     images_per_second: float = 0.0
+    # machines that trained it, one per session ({cpu, cpus, torch_threads, torch}); older
+    # manifests have none
+    hosts: list[dict] = Field(default_factory=list)
     # in-training FID points [{step, fid, fid_n}], kept here so the curve outlives the run folder
     fid_curve: list[dict] = Field(default_factory=list)
 

@@ -23,6 +23,9 @@ def test_cli_train_export_evaluate_baby(tmp_path, idx_dir, extractor_dir, capsys
     assert m.training.steps == 5 and m.training.command.startswith("ganserve train stylegan")
     assert m.training.resumes == [f"ganserve train stylegan --out {run} --resume --steps 5 "
                                   "--no-progress"]
+    # one host record per session (the first run and the resume), so images/s can be compared
+    assert len(m.training.hosts) == 2
+    assert all(h["cpus"] >= 1 and h["cpu"] and h["torch"] for h in m.training.hosts)
     assert main(["evaluate", str(store / "sg"), "--n", "40", "--extractor", str(extractor_dir),
                  "--data", str(idx_dir), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

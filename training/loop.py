@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,10 +70,25 @@ class TrainResult:
 Evaluator = Callable[[torch.nn.Module], dict[str, float]]
 
 
+def host_info() -> dict[str, Any]:
+    """The machine a training session runs on, so that images/s can be compared across runs."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__}
+
+
 def write_run_config(run_dir: Path, family: str, model_cfg: Any, train_cfg: TrainConfig,
                      data: ImageData, preset: str, command: str,
                      data_path: str | None = None,
-                     resumes: list[str] | None = None) -> dict[str, Any]:
+                     resumes: list[str] | None = None,
+                     hosts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     cfg = {
         "family": family,
         "preset": preset,
@@ -82,6 +99,8 @@ def write_run_config(run_dir: Path, family: str, model_cfg: Any, train_cfg: Trai
                  "channels": data.channels, "class_names": list(data.class_names)},
         "command": command,
         "resumes": list(resumes or []),
+        # one entry per session: the first run, then each --resume
+        "hosts": list(hosts or []),
     }
     (run_dir / RUN_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
     return cfg
@@ -140,8 +159,9 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
         torch.set_rng_state(state["rng"])
         _truncate_metrics(run_dir / METRICS, step)
         log.info("resumed %s at step %d", run_dir, step)
+    hosts = read_run_config(run_dir).get("hosts", []) if resume else []
     run_config = write_run_config(run_dir, family, model_cfg, cfg, data, preset, command,
-                                  data_path, resumes)
+                                  data_path, resumes, hosts + [host_info()])
 
     def checkpoint() -> Path:
         return save_checkpoint(ckpt_path, {
