@@ -30,6 +30,13 @@ EPILOG_EVAL = """examples:
   ganserve evaluate models/fashion-stylegan/3
   ganserve evaluate models/fashion-cgan --n 2000           # latest version, fewer samples
   ganserve evaluate models/m/1 --extractor inception/      # any ONNX feature extractor
+  ganserve evaluate models/m/1 --no-data --quick           # FID vs stored stats, no dataset
+
+The version folder (its manifest included) is never written. Each evaluation is stored as
+a record beside it, MODELS_DIR/NAME/_evaluations/VERSION/<UTC time>-<id>.json (who, when,
+n, seed, psi, extractor and reference with their sha256, metrics). The model card shows
+the shipped metrics overlaid, metric by metric, by the newest record of the same kind.
+Real images (--data) are read before any sampling: a missing path is an error (exit 1).
 """
 
 
@@ -110,15 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--to", default="models", help="model store folder (default ./models)")
     e.add_argument("--parity-tol", type=_positive_float, default=1e-4)
 
-    v = sub.add_parser("evaluate", help="score a model version (FID, KID, P/R, coverage)",
+    v = sub.add_parser("evaluate", help="score a model version (FID, KID, P/R, coverage) "
+                       "into a record beside it",
                        epilog=EPILOG_EVAL, formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("model", help="models/NAME/VERSION (or models/NAME for its latest)")
     v.add_argument("--n", type=_positive, default=10_000, help="samples (default 10000)")
     v.add_argument("--extractor", help="extractor folder or .json "
                    "(default MODELS_DIR/_evaluators/fashion-mnist)")
-    v.add_argument("--data", help="real images for KID/PR (default Fashion-MNIST test split)")
+    real = v.add_mutually_exclusive_group()
+    real.add_argument("--data", help="real images (IDX folder, .npz or image folder) for KID, "
+                      "precision/recall and memorization (default "
+                      "/usr/share/datasets/fashion-mnist); a missing path is an error")
+    real.add_argument("--no-data", action="store_true",
+                      help="use no real images: score only FID against the extractor's stored "
+                      "reference statistics, class coverage and StyleGAN checks (the record "
+                      "says which metrics it holds)")
     v.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1)")
-    v.add_argument("--no-write", action="store_true", help="do not write into the manifest")
+    v.add_argument("--seed", type=int, default=0,
+                   help="first seed: samples use seeds SEED..SEED+N-1 (default 0)")
+    v.add_argument("--no-write", action="store_true",
+                   help="print only; store no evaluation record")
     v.add_argument("--quick", action="store_true",
                    help="skip the memorization check and the StyleGAN behaviour checks")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -287,11 +305,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not 0.0 <= args.psi <= 2.0:
         raise CliError(f"--psi must be in [0, 2], got {args.psi}")
     result = evaluate(args.model, n=args.n, extractor=args.extractor, data=args.data,
-                      psi=args.psi, write=not args.no_write, extras=not args.quick)
+                      psi=args.psi, write=not args.no_write, extras=not args.quick,
+                      seed=args.seed, data_free=args.no_data)
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        print(format_table(str(args.model), result))
+        return 0
+    print(format_table(str(args.model), result))
+    by_reason: dict[str, list[str]] = {}
+    for metric, why in result["skipped"].items():
+        by_reason.setdefault(why, []).append(metric)
+    for why, metrics in by_reason.items():
+        print(f"not computed ({why}): {', '.join(metrics)}")
+    print(f"stored as {result['record']}" if result["record"]
+          else "not stored (--no-write)")
     return 0
 
 

@@ -40,37 +40,47 @@ def style_layer_groups(num_ws: int) -> dict[str, list[int]]:
     return {"coarse": list(range(half)), "middle": rest[:mid], "fine": rest[mid:]}
 
 
+def _layer_index(text: str, part: object, num_ws: int) -> int:
+    t = text.strip()
+    if not (t.isascii() and t.isdigit()):
+        raise ValueError(f"invalid style layer {part!r}: use indices, ranges like '0-3' or "
+                         "coarse|middle|fine")
+    if len(t) > 6 or int(t) >= num_ws:     # a long number is out of range unconverted
+        shown = t if len(t) <= 12 else t[:12] + "..."
+        raise ValueError(f"style layer {shown} out of range 0..{num_ws - 1}")
+    return int(t)
+
+
+def _style_part(part: int | str, groups: dict[str, list[int]], num_ws: int) -> list[int]:
+    """One entry of a styles spec -> its layer indices; bounds checked before any range."""
+    if isinstance(part, bool) or not isinstance(part, int | str):
+        raise ValueError(f"invalid style layer {part!r}")
+    if isinstance(part, int):
+        if not 0 <= part < num_ws:
+            raise ValueError(f"style layer {part} out of range 0..{num_ws - 1}")
+        return [part]
+    p = part.strip().lower()
+    if p in groups:
+        return groups[p]
+    if "-" in p:
+        lo, hi = p.split("-", 1)
+        a, b = _layer_index(lo, part, num_ws), _layer_index(hi, part, num_ws)
+        if b < a:
+            raise ValueError(f"style range {part!r} runs backwards")
+        return list(range(a, b + 1))
+    return [_layer_index(p, part, num_ws)]
+
+
 def parse_styles(spec: str | list[int | str], num_ws: int) -> list[int]:
-    """``"0-3"``, ``"coarse"``, ``[0, 1, "4-5"]``, ``"0,2,4-5"`` -> sorted layer indices."""
+    """``"0-3"``, ``"coarse"``, ``[0, 1, "4-5"]``, ``"0,2,4-5"`` -> sorted layer indices.
+
+    Every index is checked against ``num_ws`` before a range is built, so a client's
+    ``"0-100000000"`` is an error, not a hundred-million-element list."""
     parts: list[int | str] = spec.split(",") if isinstance(spec, str) else list(spec)
     groups = style_layer_groups(num_ws)
     layers: set[int] = set()
     for part in parts:
-        if isinstance(part, bool):
-            raise ValueError(f"invalid style layer {part!r}")
-        if isinstance(part, int):
-            idx = [part]
-        else:
-            p = part.strip().lower()
-            if p in groups:
-                idx = groups[p]
-            elif "-" in p:
-                lo, hi = p.split("-", 1)
-                if not (lo.strip().isdigit() and hi.strip().isdigit()):
-                    raise ValueError(f"invalid style range {part!r}")
-                a, b = int(lo), int(hi)
-                if b < a:
-                    raise ValueError(f"style range {part!r} runs backwards")
-                idx = list(range(a, b + 1))
-            elif p.isdigit():
-                idx = [int(p)]
-            else:
-                raise ValueError(f"invalid style layer {part!r}: use indices, ranges like "
-                                 "'0-3' or coarse|middle|fine")
-        for i in idx:
-            if not 0 <= i < num_ws:
-                raise ValueError(f"style layer {i} out of range 0..{num_ws - 1}")
-            layers.add(i)
+        layers.update(_style_part(part, groups, num_ws))
     if not layers:
         raise ValueError("no style layers given")
     return sorted(layers)

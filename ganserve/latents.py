@@ -39,22 +39,33 @@ def z_from_seeds(seeds: Iterable[int], z_dim: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """Parse NVIDIA-style seed lists: ``"0,1,4-6"`` -> ``[0, 1, 4, 5, 6]``."""
-    seeds: list[int] = []
+def _ascii_int(text: str, what: str) -> int:
+    """An integer written with ASCII digits only ('²' and '①' pass str.isdigit, not this)."""
+    t = text.strip()
+    if not (t.isascii() and t.isdigit()) or len(t) > 20:
+        raise ValueError(f"{what} {text.strip()!r} is not a number in 0..{SEED_MAX}")
+    return int(t)
+
+
+def parse_seeds(text: str, limit: int | None = None) -> list[int]:
+    """Parse NVIDIA-style seed lists: ``"0,1,4-6"`` -> ``[0, 1, 4, 5, 6]``.
+
+    Every bound is checked and the total counted before any list is built, so
+    ``"0-99999999999"`` costs nothing: it is refused when it exceeds ``limit`` seeds."""
+    spans: list[tuple[int, int]] = []
     for part in text.split(","):
-        part = part.strip()
-        if not part:
+        if not part.strip():
             continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            a, b = int(lo), int(hi)
-            if b < a:
-                raise ValueError(f"seed range {part!r} runs backwards")
-            seeds.extend(range(a, b + 1))
-        else:
-            seeds.append(int(part))
-    return [check_seed(s) for s in seeds]
+        lo, _, hi = part.partition("-")
+        a = check_seed(_ascii_int(lo, "seed"))
+        b = check_seed(_ascii_int(hi, "seed")) if _ else a
+        if b < a:
+            raise ValueError(f"seed range {part.strip()!r} runs backwards")
+        spans.append((a, b))
+    count = sum(b - a + 1 for a, b in spans)
+    if limit is not None and count > limit:
+        raise ValueError(f"{count} seeds requested, the limit is {limit}")
+    return [s for a, b in spans for s in range(a, b + 1)]
 
 
 def truncated_z_from_seed(seed: int, z_dim: int, psi: float) -> np.ndarray:

@@ -1,11 +1,15 @@
 """Domain errors and their one JSON shape: ``{"error": {"code", "message", ...}}``.
 
-Every error the API returns — ours, FastAPI's validation errors, Starlette's 404/405 —
-goes through ``install_error_handlers`` so clients parse one shape.
+Every error the API returns — ours, FastAPI's validation errors, Starlette's 404/405, a body
+too large or too slow, an unexpected exception (500) — has this shape and the request id, so
+clients parse one thing. ``error_responses(...)`` documents the same statuses in OpenAPI.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 
 class ServiceError(Exception):
@@ -43,6 +48,10 @@ class InvalidInput(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, code = 415, "unsupported_media_type"
 
 
 class QueueFull(ServiceError):
@@ -79,16 +88,32 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": desc} for code, desc in {
-        400: "operation not supported by this model's family",
-        404: "unknown model or version",
-        413: "request body too large",
-        422: "invalid input (the field is named)",
-        503: "queue full (Retry-After), model unavailable or service not ready",
-        504: "deadline passed before the request ran",
-    }.items()
+STATUS_DOCS: dict[int, str] = {
+    400: "operation not supported by this model's family (the families that support it "
+         "are named)",
+    404: "unknown model or version",
+    408: "the request body did not arrive within GANSERVE_BODY_TIMEOUT_S",
+    413: "request body larger than GANSERVE_MAX_BODY_BYTES",
+    415: "the body is not JSON: send Content-Type: application/json",
+    422: "invalid input (the field is named; a close match is suggested for unknown fields)",
+    500: "unexpected server error (logged with the request id)",
+    503: "not ready (starting or draining), queue full or model unavailable; Retry-After",
+    504: "deadline passed before the request ran",
 }
+# every route can answer these: a bug (500) and draining / starting (503)
+ALWAYS = (500, 503)
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ErrorResponse, "description": STATUS_DOCS[c]}
+            for c in sorted({*codes, *ALWAYS})}
+
+
+def error_body(rid: str | None, code: str, message: str, field: str | None = None,
+               details: dict[str, Any] | None = None) -> bytes:
+    return ErrorResponse(error=ErrorBody(code=code, message=message, field=field,
+                                         request_id=rid, details=details or None)
+                         ).model_dump_json(exclude_none=True).encode()
 
 
 def error_json(request: Request | None, status: int, code: str, message: str,
@@ -101,9 +126,87 @@ def error_json(request: Request | None, status: int, code: str, message: str,
                         headers=headers)
 
 
+# ------------------------------------------------------------------ validation errors
+_LOC_ROOTS = ("body", "query", "path", "header")
+# names clients reach for, and the field each one means
+SYNONYMS = {"psi": "truncation_psi", "trunc": "truncation_psi", "truncation": "truncation_psi",
+            "seed": "seeds", "classes": "class", "class_": "class", "label": "class",
+            "class_name": "class", "count": "n", "num": "n", "num_images": "n",
+            "frames": "steps", "styles_layers": "styles", "layers": "styles",
+            "rows": "row_seeds", "columns": "col_seeds", "cols_seeds": "col_seeds"}
+_UNION_TAG = re.compile(r"^(list|str|int|float|bool|constrained-|function-|literal|tagged)")
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    """``('body', 'seeds', 'list[constrained-int]', 0)`` -> ``seeds.0``: pydantic names the
+    union member it tried; clients want the field."""
+    parts = [str(p) for p in loc if p not in _LOC_ROOTS
+             and not (isinstance(p, str) and _UNION_TAG.match(p))]
     return ".".join(parts) or "body"
+
+
+def _body_model(request: Request) -> type[BaseModel] | None:
+    field = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(field, "field_info", None), "annotation", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _known_fields(model: type[BaseModel] | None, path: list[str]) -> list[str]:
+    """Field names (aliases first) of the model at ``path`` inside the body model."""
+    for part in path:
+        if model is None:
+            return []
+        f = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        ann = getattr(f, "annotation", None)
+        args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type)]
+        model = next((a for a in [ann, *args] if isinstance(a, type)
+                      and issubclass(a, BaseModel)), None)
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _unknown_field_message(request: Request, loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in _LOC_ROOTS]
+    name, where = parts[-1], parts[:-1]
+    known = _known_fields(_body_model(request), where)
+    guess = SYNONYMS.get(name.lower())
+    if guess not in known:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        guess = close[0] if close else None
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    return f"unknown field {name!r}{hint} Fields here: {', '.join(known)}"
+
+
+def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
+    loc = tuple(e.get("loc", ()))
+    kind = e.get("type", "")
+    if kind == "extra_forbidden":
+        return {"field": _field_path(loc), "message": _unknown_field_message(request, loc)}
+    if kind == "json_invalid":
+        pos = next((p for p in loc if isinstance(p, int)), None)
+        at = f" at byte {pos}" if pos is not None else ""
+        reason = (e.get("ctx") or {}).get("error", "")
+        return {"field": "body", "message": f"malformed JSON{at}: {reason}".rstrip(": ")}
+    msg = str(e.get("msg", "invalid input")).removeprefix("Value error, ")
+    return {"field": _field_path(loc), "message": msg}
+
+
+def _pick(problems: list[dict[str, str]], errs: list[dict[str, Any]]) -> dict[str, str]:
+    """The first problem, preferring a failed constraint over 'wrong type' of another union
+    member for the same field ('class': '' is an empty name, not 'not an integer')."""
+    first = problems[0]
+    for p, e in zip(problems, errs):
+        if p["field"] == first["field"] and not str(e.get("type", "")).endswith("_type"):
+            return p
+    return first
+
+
+def _dedupe(problems: list[dict[str, str]]) -> list[dict[str, str]]:
+    seen: dict[str, dict[str, str]] = {}
+    for p in problems:
+        seen.setdefault(p["field"] + "\0" + p["message"], p)
+    return list(seen.values())
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -114,19 +217,33 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errs = exc.errors()
-        first = errs[0] if errs else {"loc": ("body",), "msg": "invalid request"}
-        field = _field_path(tuple(first.get("loc", ())))
-        msg = str(first.get("msg", "invalid input")).removeprefix("Value error, ")
-        problems = [{"field": _field_path(tuple(e.get("loc", ()))),
-                     "message": str(e.get("msg", "")).removeprefix("Value error, ")}
-                    for e in errs]
-        return error_json(request, 422, "invalid_input", f"{field}: {msg}", field,
+        errs = list(exc.errors()) or [{"loc": ("body",), "msg": "invalid request"}]
+        problems = [_problem(request, e) for e in errs]
+        first = _pick(problems, errs)
+        problems = _dedupe(problems)
+        return error_json(request, 422, "invalid_input",
+                          f"{first['field']}: {first['message']}", first["field"],
                           {"problems": problems} if len(problems) > 1 else None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error")
+        if isinstance(exc.__cause__, ClientDisconnect):
+            return error_json(request, 499, ClientDisconnected.code,
+                              "client disconnected while sending the body")
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+            # FastAPI could not decode the body (e.g. an integer of more than 4300 digits)
+            return error_json(request, 422, "invalid_input",
+                              f"body: cannot be parsed as JSON: {_reason(exc.__cause__)}",
+                              "body")
+        code = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+                413: "payload_too_large"}.get(exc.status_code, "http_error")
         return error_json(request, exc.status_code, code, str(exc.detail),
                           headers=getattr(exc, "headers", None))
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, json.JSONDecodeError):
+        return f"{e.msg} at byte {e.pos}"
+    if "integer string conversion" in str(e):
+        return "a number has more than 4300 digits"
+    return str(e)[:200]

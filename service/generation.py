@@ -59,7 +59,7 @@ def resolve_class(lv: LoadedVersion, ref: int | str, field: str = "class") -> in
     key = str(ref).strip().lower()
     if key in names:
         return names[key]
-    if key.isdigit():
+    if key.isascii() and key.isdigit():        # not '²' or '①', which int() refuses
         return resolve_class(lv, int(key), field)
     raise InvalidInput(f"{field}: unknown class {ref!r}; classes: {', '.join(m.class_names)}",
                        field=field, classes=m.class_names)
@@ -102,7 +102,22 @@ def _explicit(values: list[float], dim: int, field: str) -> np.ndarray:
     """An explicit latent from the request, checked against the model's size."""
     if len(values) != dim:
         raise InvalidInput(f"{field}: expected {dim} numbers, got {len(values)}", field=field)
-    return np.asarray(values, np.float32)
+    with np.errstate(over="ignore"):
+        v = np.asarray(values, np.float32)
+    return _finite(v, field, "beyond float32 (|x| > 3.4e38)")
+
+
+def _finite(v: np.ndarray, field: str, why: str) -> np.ndarray:
+    if not np.isfinite(v).all():
+        i = int(np.flatnonzero(~np.isfinite(v.reshape(-1)))[0])
+        raise InvalidInput(f"{field}: value {i} is {why}", field=field)
+    return v
+
+
+def _truncate(lv: LoadedVersion, w: np.ndarray, psi: float, field: str) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite(lv.generator.truncate(w, psi), field,
+                       "beyond float32 after truncation (w_avg + psi (w - w_avg))")
 
 
 def _endpoint_vector(lv: LoadedVersion, ep, psi: float, field: str) -> np.ndarray:
@@ -121,7 +136,7 @@ async def _endpoint_w(lv: LoadedVersion, ep, psi: float, field: str, deadline: f
                       ) -> np.ndarray:
     if ep.w is not None:
         w = _explicit(ep.w, lv.manifest.w_dim, f"{field}.w")
-        return lv.generator.truncate(w[None], psi)[0]
+        return _truncate(lv, w[None], psi, f"{field}.w")[0]
     z = _endpoint_vector(lv, ep, psi, field)
     w = await lv.run("mapping", {"z": z[None]}, deadline)
     return lv.generator.truncate(w, psi)[0]
@@ -138,12 +153,12 @@ async def interpolate(lv: LoadedVersion, req, deadline: float) -> Generated:
                               field="space", supported_families=["stylegan"])
         wa = await _endpoint_w(lv, req.start, req.truncation_psi, "start", deadline)
         wb = await _endpoint_w(lv, req.end, req.truncation_psi, "end", deadline)
-        ws = path(wa, wb, t)
+        ws = _finite(path(wa, wb, t), "end", "beyond float32 on the interpolation path")
         images = await lv.run("synthesis", {"ws": lv.generator.broadcast(ws)}, deadline)
         return Generated(images, seeds, [None] * req.steps, ws)
     za = _endpoint_vector(lv, req.start, req.truncation_psi, "start")
     zb = _endpoint_vector(lv, req.end, req.truncation_psi, "end")
-    zs = path(za, zb, t)
+    zs = _finite(path(za, zb, t), "end", "beyond float32 on the interpolation path")
     if m.family == "stylegan":
         images, _ = await _stylegan_images(lv, zs, req.truncation_psi, deadline)
         return Generated(images, seeds, [None] * req.steps, zs)

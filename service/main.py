@@ -22,11 +22,12 @@ from service.observability import (
     BATCH_REQUESTS,
     BATCH_ROWS,
     INFERENCE,
-    MODEL_INFO,
     QUEUE_ROWS,
     QUEUE_WAIT,
+    ModelInfo,
     metrics_payload,
 )
+from service.openapi import served_openapi
 from service.registry import LoadedVersion, Registry
 from service.settings import Settings, get_settings
 
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Generate images from the GANs in the model store (DCGAN, class-conditional GAN,
 StyleGAN2) with ONNX Runtime. Images come back as PNG by default (`format: "json"` or
 `Accept: application/json` for base64 PNGs with seeds and classes). Every error has one shape:
-`{"error": {"code", "message", "field", "request_id"}}`. Seeds map to latents with
+`{"error": {"code", "message", "field", "request_id", "details"}}`, and every status an
+operation can return is listed under it. Seeds map to latents with
 `numpy.random.Generator(numpy.random.PCG64(seed)).standard_normal(z_dim, dtype=float32)`."""
 
 
@@ -50,13 +52,6 @@ def _on_batch(lv: LoadedVersion, graph: str, st) -> None:
 
 def _on_queue(lv: LoadedVersion, rows: int) -> None:
     QUEUE_ROWS.labels(lv.name, lv.version).set(rows)
-
-
-def _on_change(registry: Registry) -> None:
-    MODEL_INFO.clear()
-    for lv in registry.loaded():
-        MODEL_INFO.labels(lv.name, lv.version, lv.family, lv.provider,
-                          str(lv.deterministic).lower()).set(1)
 
 
 def _no_otel() -> dict:
@@ -75,8 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
                                       thread_name_prefix="ort")
-        registry = Registry(settings, executor, on_batch=_on_batch, on_queue=_on_queue,
-                            on_change=_on_change)
+        registry = Registry(settings, executor, on_batch=_on_batch, on_queue=_on_queue)
         app.state.registry = registry
         # Load and warm every model before accepting connections: with several workers on
         # one socket, a worker that accepted early would answer 503 while its peers serve.
@@ -100,15 +94,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.draining = False
     app.state.registry = Registry(settings)        # replaced at startup; empty until then
     install_error_handlers(app)
-    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes,
+                       body_timeout_s=settings.body_timeout_s)
     app.include_router(models.router)
     app.include_router(generate.router)
     app.include_router(health.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        body, content_type = metrics_payload()
+        body, content_type = metrics_payload(
+            ModelInfo(lv.name, lv.version, lv.family, lv.provider, lv.deterministic)
+            for lv in app.state.registry.loaded())
         return Response(body, media_type=content_type)
+
+    served_openapi(app, settings)
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, str]:

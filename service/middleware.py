@@ -1,21 +1,39 @@
-"""One pure-ASGI middleware: request ids, body-size limit (413), metrics and access logs.
+"""One pure-ASGI middleware around every request: request ids, access logs and metrics, and
+the guards that come before any route runs.
+
+- 413: a body larger than ``max_body_bytes`` (by Content-Length, or counted as it arrives);
+- 408: a body that has not fully arrived ``body_timeout_s`` after the request started (a
+  client trickling its body cannot hold a connection, or a graceful shutdown, for long);
+- 415: a POST whose Content-Type is not JSON;
+- 503 + Retry-After + ``Connection: close`` for new requests while the worker drains (health
+  and metrics still answer, readiness with 503);
+- 500: any unexpected exception becomes the JSON error shape with the request id, and its
+  traceback is logged under that id;
+- 499: a client that disconnected is an INFO line and a 499 in the metrics, never a 500.
 
 Pure ASGI (not BaseHTTPMiddleware) so the endpoint still sees the client's disconnect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 import uuid
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ErrorBody, ErrorResponse
+from service.errors import error_body
 from service.observability import IN_FLIGHT, REQUEST_LATENCY, REQUESTS, request_id_var
 
 log = logging.getLogger("service.access")
+
+_RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+ALWAYS_ANSWER = ("/v2/health/", "/metrics")      # answered while draining
+BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 class BodyTooLarge(HTTPException):
@@ -23,10 +41,34 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
+class BodyTimeout(HTTPException):
+    def __init__(self, seconds: float):
+        super().__init__(408, f"the request body did not arrive within {seconds:g} s",
+                         headers={"Connection": "close"})
+
+
+def is_json(content_type: str) -> bool:
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/")
+                                          and mime.endswith("+json"))
+
+
+@dataclass
+class _Exchange:
+    """What the middleware learns about one request while it runs."""
+    rid: str
+    status: int = 500
+    started: bool = False
+    body_done: bool = False
+    disconnected: bool = False
+    received: int = 0
+
+
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float = 10.0):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,60 +76,106 @@ class ServiceMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
-        rid = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16]
-        token = request_id_var.set(rid)
-        scope.setdefault("state", {})["request_id"] = rid
-        status = {"code": 500, "started": False}
+        given = headers.get("x-request-id", "")
+        ex = _Exchange(given if _RID.match(given) else uuid.uuid4().hex[:16])
+        token = request_id_var.set(ex.rid)
+        scope.setdefault("state", {})["request_id"] = ex.rid
         t0 = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"], status["started"] = message["status"], True
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [
-                    (b"x-request-id", rid.encode("latin-1"))]
-            await send(message)
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
-            return message
-
         IN_FLIGHT.inc()
         try:
-            length = headers.get("content-length", "")
-            if length.isdigit() and int(length) > self.max_body_bytes:
-                await self._too_large(send_wrapper, rid)
-            else:
-                await self.app(scope, limited_receive, send_wrapper)
-        except BodyTooLarge:
-            if not status["started"]:
-                await self._too_large(send_wrapper, rid)
+            await self._handle(scope, receive, send, headers, ex, t0)
         finally:
             IN_FLIGHT.dec()
-            elapsed = time.perf_counter() - t0
-            endpoint, model = self._labels(scope)
-            REQUESTS.labels(endpoint, model, str(status["code"])).inc()
-            REQUEST_LATENCY.labels(endpoint, model).observe(elapsed)
-            log.info("%s %s -> %d in %.1f ms", scope.get("method"), scope.get("path"),
-                     status["code"], elapsed * 1000)
+            self._record(scope, ex, time.perf_counter() - t0)
             request_id_var.reset(token)
 
-    async def _too_large(self, send: Send, rid: str) -> None:
-        body = ErrorResponse(error=ErrorBody(
-            code="payload_too_large", request_id=rid,
-            message=f"request body larger than {self.max_body_bytes} bytes")).model_dump_json(
-                exclude_none=True).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+    async def _handle(self, scope: Scope, receive: Receive, send: Send,
+                      headers: dict[str, str], ex: _Exchange, t0: float) -> None:
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ex.status, ex.started = message["status"], True
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", ex.rid.encode("latin-1"))]
+            await send(message)
+
+        async def guarded_receive() -> Message:
+            if ex.body_done:
+                message = await receive()
+            else:
+                left = self.body_timeout_s - (time.perf_counter() - t0)
+                try:
+                    async with asyncio.timeout(max(left, 0.0)):
+                        message = await receive()
+                except TimeoutError:
+                    raise BodyTimeout(self.body_timeout_s) from None
+            if message["type"] == "http.request":
+                ex.received += len(message.get("body", b""))
+                ex.body_done = not message.get("more_body", False)
+                if ex.received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            elif message["type"] == "http.disconnect":
+                ex.disconnected = ex.body_done = True
+            return message
+
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await self._error(send_wrapper, ex.rid, *refusal)
+            return
+        try:
+            await self.app(scope, guarded_receive, send_wrapper)
+        except (BodyTooLarge, BodyTimeout) as e:
+            if not ex.started:
+                await self._error(send_wrapper, ex.rid, e.status_code, _code(e), e.detail,
+                                  {"connection": "close"})
+        except asyncio.CancelledError:
+            if not ex.disconnected:
+                raise
+            ex.status = 499             # our own watcher cancelled it: the client left
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if not ex.started:
+                await self._error(send_wrapper, ex.rid, 500, "internal_error",
+                                  f"unexpected server error; see the log under request id "
+                                  f"{ex.rid}")
+            ex.status = 500
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]
+                 ) -> tuple[int, str, str, dict[str, str]] | None:
+        """A request answered before the app sees it, or None."""
+        path = scope.get("path", "")
+        app = scope.get("app")
+        draining = bool(getattr(getattr(app, "state", None), "draining", False))
+        if draining and not path.startswith(ALWAYS_ANSWER):
+            return (503, "not_ready", "the service is shutting down; retry on another "
+                    "replica", {"retry-after": "1", "connection": "close"})
+        length = headers.get("content-length", "")
+        if length.isascii() and length.isdigit() and int(length) > self.max_body_bytes:
+            return (413, "payload_too_large",
+                    f"request body larger than {self.max_body_bytes} bytes",
+                    {"connection": "close"})
+        ctype = headers.get("content-type")
+        if scope.get("method") in BODY_METHODS and ctype is not None and not is_json(ctype):
+            return (415, "unsupported_media_type", f"the body must be JSON: send "
+                    f"Content-Type: application/json (got {ctype[:80]!r})", {})
+        return None
+
+    @staticmethod
+    async def _error(send: Send, rid: str, status: int, code: str, message: str,
+                     extra: dict[str, str] | None = None) -> None:
+        body = error_body(rid, code, message)
+        hdrs = [(b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode())]
+        hdrs += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": body})
+
+    def _record(self, scope: Scope, ex: _Exchange, elapsed: float) -> None:
+        endpoint, model = self._labels(scope)
+        REQUESTS.labels(endpoint, model, str(ex.status)).inc()
+        REQUEST_LATENCY.labels(endpoint, model).observe(elapsed)
+        level = logging.WARNING if ex.status == 500 else logging.INFO
+        log.log(level, "%s %s -> %d in %.1f ms%s", scope.get("method"), scope.get("path"),
+                ex.status, elapsed * 1000, " (client disconnected)" if ex.status == 499 else "")
 
     @staticmethod
     def _labels(scope: Scope) -> tuple[str, str]:
@@ -98,3 +186,7 @@ class ServiceMiddleware:
         if name and (registry is None or name not in registry.models):
             name = "unknown"
         return endpoint, name
+
+
+def _code(e: HTTPException) -> str:
+    return {408: "request_timeout", 413: "payload_too_large"}.get(e.status_code, "http_error")

@@ -2,7 +2,13 @@
 
 Metrics work with several uvicorn workers: when ``PROMETHEUS_MULTIPROC_DIR`` is set (``ganserve
 serve --workers N`` sets it), every process writes its samples there and ``/metrics`` merges
-them (prometheus_client's multiprocess mode); gauges sum the live processes.
+them (prometheus_client's multiprocess mode). Gauges are ``livesum``: the supervisor calls
+``mark_process_dead`` for a worker that died, so its in-flight requests stop counting.
+
+Series that describe what is loaded now are not kept in the multiprocess files, which cannot
+forget a label set: ``ganserve_model_info`` is built at scrape time from the answering
+worker's registry (every worker loads the same store), and ``ganserve_queue_rows`` is
+filtered to the versions that are loaded, so a removed version disappears from both.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +28,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -45,17 +54,55 @@ IN_FLIGHT = Gauge("ganserve_requests_in_flight", "Requests being handled",
                   multiprocess_mode="livesum")
 QUEUE_ROWS = Gauge("ganserve_queue_rows", "Rows waiting to run", ["model", "version"],
                    multiprocess_mode="livesum")
-MODEL_INFO = Gauge("ganserve_model_info", "Loaded model versions (1 = loaded)",
-                   ["model", "version", "family", "provider", "deterministic"],
-                   multiprocess_mode="max")
+MODEL_INFO_NAME = "ganserve_model_info"
+VERSION_SCOPED = {"ganserve_queue_rows"}      # series dropped once their version is gone
 
 
-def metrics_payload() -> tuple[bytes, str]:
+class ModelInfo:
+    """One loaded version as the info gauge sees it."""
+
+    def __init__(self, name: str, version: str, family: str, provider: str,
+                 deterministic: bool):
+        self.labels = (name, version, family, provider, str(deterministic).lower())
+
+
+class _Scrape(Collector):
+    """The process's (or all processes') samples, filtered to loaded versions, plus
+    ``ganserve_model_info`` from the registry."""
+
+    def __init__(self, source: Collector | CollectorRegistry, loaded: list[ModelInfo]):
+        self.source, self.loaded = source, loaded
+        self.keys = {m.labels[:2] for m in loaded}
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.source.collect():
+            if metric.name in VERSION_SCOPED:
+                metric.samples = [s for s in metric.samples
+                                  if (s.labels.get("model"), s.labels.get("version"))
+                                  in self.keys]
+            yield metric
+        info = GaugeMetricFamily(MODEL_INFO_NAME, "Loaded model versions (1 = loaded)",
+                                 labels=["model", "version", "family", "provider",
+                                         "deterministic"])
+        for m in self.loaded:
+            info.add_metric(list(m.labels), 1.0)
+        yield info
+
+
+def metrics_payload(loaded: Iterable[ModelInfo] = ()) -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        source: Collector | CollectorRegistry = multiprocess.MultiProcessCollector(None)
+    else:
+        source = REGISTRY
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Scrape(source, list(loaded)))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Forget a dead worker's live gauges (in flight, queue rows)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)
 
 
 class RequestIdFilter(logging.Filter):

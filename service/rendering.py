@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from urllib.parse import quote
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -17,16 +18,30 @@ from service.registry import LoadedVersion
 INLINE_PIXELS = 256 * 256     # encode bigger outputs in a worker thread, off the event loop
 
 
+def _header_text(name: str) -> str:
+    """A class name as a header list item: commas can't appear, non-Latin-1 is %-encoded."""
+    return quote(name.replace(",", " "), safe=" -_/()&.'+!*")
+
+
 def _headers(lv: LoadedVersion, gen: Generated) -> dict[str, str]:
     h = {"X-Model-Name": lv.name, "X-Model-Version": lv.version}
     seeds = [str(s) for s in gen.seeds if s is not None]
     if seeds:
         h["X-Seeds"] = ",".join(seeds)
-    classes = [lv.manifest.class_names[c] if c is not None and lv.manifest.class_names else ""
+    names = lv.manifest.class_names
+    classes = [_header_text(names[c]) if c is not None and names else None
                for c in gen.classes]
-    if any(classes):
-        h["X-Classes"] = ",".join(c.replace(",", " ") for c in classes)
+    if classes and all(classes):
+        h["X-Classes"] = ",".join(classes)          # one class per image
+    elif classes and classes[0] and classes[-1]:    # a morph: the frames between are mixes
+        h["X-Class-Start"], h["X-Class-End"] = classes[0], classes[-1]
     return h
+
+
+def _pixels(gen: Generated) -> np.ndarray:
+    """uint8 images; a non-finite output (an extreme explicit latent) becomes mid-grey, not
+    an undefined cast."""
+    return to_uint8(np.clip(np.nan_to_num(gen.images, nan=0.0), -1.0, 1.0))
 
 
 def _grid(images_u8: np.ndarray, cols: int | None, scale: int) -> np.ndarray:
@@ -41,7 +56,7 @@ async def _encode(fn, *args):
 
 async def png_response(lv: LoadedVersion, gen: Generated, cols: int | None, scale: int
                        ) -> Response:
-    u8 = to_uint8(np.clip(gen.images, -1.0, 1.0))
+    u8 = _pixels(gen)
     grid = _grid(u8, cols, scale)
     body = encode_png(grid) if grid.size <= INLINE_PIXELS else await _encode(encode_png, grid)
     return Response(body, media_type="image/png", headers=_headers(lv, gen))
@@ -49,7 +64,7 @@ async def png_response(lv: LoadedVersion, gen: Generated, cols: int | None, scal
 
 def _json_body(lv: LoadedVersion, gen: Generated, cols: int | None, scale: int,
                return_latents: bool, grid: bool) -> bytes:
-    u8 = to_uint8(np.clip(gen.images, -1.0, 1.0))
+    u8 = _pixels(gen)
     names = lv.manifest.class_names
     images = []
     for i in range(len(u8)):
@@ -84,7 +99,7 @@ def _animate(u8: np.ndarray, scale: int, fmt: str, frame_ms: int) -> bytes:
 
 async def animation_response(lv: LoadedVersion, gen: Generated, scale: int, fmt: str,
                              frame_ms: int) -> Response:
-    u8 = to_uint8(np.clip(gen.images, -1.0, 1.0))
+    u8 = _pixels(gen)
     body = await _encode(_animate, u8, scale, fmt, frame_ms)
     return Response(body, media_type=f"image/{fmt}", headers=_headers(lv, gen))
 

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     max_grid_cells: int = Field(256, ge=1, le=4096, description="style-mix rows x cols")
     max_scale: int = Field(16, ge=1, le=64, description="largest nearest-neighbour upscale")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="larger request bodies: 413")
+    body_timeout_s: float = Field(10.0, gt=0, le=3600, description="a request body not "
+                                  "fully received this long after the request began: 408")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker "
                                   "(0 = the cores shared out between the workers)")
     ort_spinning: bool = Field(False, description="let idle ONNX Runtime threads busy-wait "

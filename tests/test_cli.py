@@ -1,6 +1,8 @@
 """The ganserve command line: the full train -> export -> evaluate path and usage errors."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -26,10 +28,15 @@ def test_cli_train_export_evaluate_baby(tmp_path, idx_dir, extractor_dir, capsys
     # one host record per session (the first run and the resume), so images/s can be compared
     assert len(m.training.hosts) == 2
     assert all(h["cpus"] >= 1 and h["cpu"] and h["torch"] for h in m.training.hosts)
+    manifest_bytes = (store / "sg" / "1" / "manifest.json").read_bytes()
     assert main(["evaluate", str(store / "sg"), "--n", "40", "--extractor", str(extractor_dir),
                  "--data", str(idx_dir), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["n"] == 40 and "fid" in result
+    assert result["n"] == 40 and "fid" in result and result["seed"] == 0
+    # stored beside the version, never into it
+    assert (store / "sg" / "1" / "manifest.json").read_bytes() == manifest_bytes
+    assert Path(result["record"]).parent == store / "sg" / "_evaluations" / "1"
+    assert json.loads(Path(result["record"]).read_text())["metrics"]["fid"] == result["fid"]
 
 
 @pytest.mark.parametrize("argv", [
@@ -37,6 +44,7 @@ def test_cli_train_export_evaluate_baby(tmp_path, idx_dir, extractor_dir, capsys
     ["train", "dcgan"],                                   # --out missing
     ["train", "dcgan", "--out", "x", "--steps", "0"],     # not positive
     ["evaluate"],                                         # model missing
+    ["evaluate", "m", "--data", "d", "--no-data"],        # --data and --no-data
     [],                                                   # no command
 ])
 def test_cli_usage_errors_exit_2(argv, capsys):
@@ -79,6 +87,43 @@ def test_cli_export_and_evaluate_errors(tmp_path, capsys):
     assert "not a training run" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path)]) == 1
     assert "not a model version folder" in capsys.readouterr().err
+
+
+def test_cli_evaluate_missing_data_exits_1_before_sampling(baby_exports, extractor_dir,
+                                                           tmp_path, capsys, monkeypatch):
+    import training.eval.evaluate as ev
+
+    def no_sampling(*a, **k):
+        raise AssertionError("sampled before checking the data")
+
+    monkeypatch.setattr(ev, "sample_features", no_sampling)
+    monkeypatch.setattr(ev, "OnnxGenerator", no_sampling)
+    vdir = tmp_path / "models" / "baby-cgan" / "1"
+    shutil.copytree(baby_exports["cgan"], vdir)
+    before = (vdir / "manifest.json").read_bytes()
+    missing = tmp_path / "nonexistent"
+    assert main(["evaluate", str(vdir), "--n", "500", "--extractor", str(extractor_dir),
+                 "--data", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ganserve evaluate: error: ") and err.count("\n") == 1
+    assert str(missing) in err and "--no-data" in err and "Traceback" not in err
+    assert (vdir / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in vdir.parent.iterdir()) == ["1"]     # no record folder
+
+
+def test_cli_evaluate_no_data_table_says_what_it_left_out(baby_exports, extractor_dir,
+                                                          tmp_path, capsys):
+    vdir = tmp_path / "models" / "baby-dcgan" / "1"
+    shutil.copytree(baby_exports["dcgan"], vdir)
+    assert main(["evaluate", str(vdir), "--n", "20", "--extractor", str(extractor_dir),
+                 "--no-data", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "FID (tiny, n=20)" in out and "KID" not in out
+    assert "not computed (no real images (--no-data)): kid, precision, recall" in out
+    assert "not computed (--quick): memorization" in out
+    (record,) = (vdir.parent / "_evaluations" / "1").iterdir()
+    assert f"stored as {record}" in out
+    assert json.loads(record.read_text())["data_free"] is True
 
 
 def test_cli_evaluate_rejects_bad_psi(baby_exports, capsys):

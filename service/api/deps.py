@@ -50,9 +50,13 @@ async def guarded(request: Request, work: Awaitable[T], deadline: float) -> T:
     cancellation reaches the batcher's futures, whose rows are then skipped.
     """
     current = asyncio.current_task()
-    gone = {"client": False}
+    gone = {"client": False, "done": False}
 
     def on_disconnect(t: asyncio.Task) -> None:
+        # the callback may already be scheduled when the work finishes: a client that leaves
+        # after its result is ready must not cancel the rendering of a response nobody reads
+        if gone["done"]:
+            return
         if not t.cancelled() and t.exception() is None:
             gone["client"] = True
             current.cancel()
@@ -70,5 +74,6 @@ async def guarded(request: Request, work: Awaitable[T], deadline: float) -> T:
             raise ClientDisconnected("client disconnected; its rows were dropped") from None
         raise
     finally:
+        gone["done"] = True
         watcher.remove_done_callback(on_disconnect)
         watcher.cancel()

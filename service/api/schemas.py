@@ -1,48 +1,83 @@
-"""Request and response bodies, with the examples the OpenAPI page runs as-is."""
+"""Request and response bodies, with the examples the OpenAPI page runs as-is.
+
+Request bodies are strict (``false`` is not a seed, ``"12"`` is not an int, ``0`` is not a
+boolean) and refuse unknown fields; numbers a client controls carry bounds in the schema, and
+the configured limits (``GANSERVE_MAX_*``) are written into the served OpenAPI document.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from ganserve.latents import SEED_MAX
 
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX, description="0 .. 2^32-1")]
+# NVIDIA's seed lists: "0-7", "1,5,9-12" (expanded server-side, bounded before expansion)
+_SPAN = r"[0-9]{1,10}(\s*-\s*[0-9]{1,10})?"
+_SPAN = r"[0-9]{1,10}(\s*-\s*[0-9]{1,10})?"
+SEED_LIST_PATTERN = rf"^\s*{_SPAN}(\s*,\s*{_SPAN})*\s*$"
+SeedList = Annotated[str, StringConstraints(pattern=SEED_LIST_PATTERN, max_length=4096),
+                     Field(description="NVIDIA-style seed list, e.g. '0-7' or '1,5,9-12'")]
+Seeds = Annotated[list[Seed], Field(min_length=1)] | SeedList
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-ClassRef = Annotated[int | str, Field(description="class index, or name such as 'Sneaker'")]
+
+
+def _class_name(v: str) -> str:
+    if not v.strip():
+        raise ValueError("a class name cannot be empty; give a class index or name")
+    return v.strip()
+
+
+ClassName = Annotated[str, StringConstraints(min_length=1, max_length=128),
+                      AfterValidator(_class_name)]
+ClassRef = Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | ClassName,
+                     Field(description="class index, or name such as 'Sneaker'")]
 Psi = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False,
                              description="truncation psi in [0, 2]; 1 = none. StyleGAN: in w "
                                          "(w_avg + psi (w - w_avg)); other families: "
                                          "truncated normal z (see README)")]
+# Hard ceilings of the schema; the configured (lower or equal) limits replace them in the
+# served OpenAPI document and are enforced per request.
+SCALE_MAX, IMAGES_MAX, STEPS_MAX, LATENT_MAX = 64, 4096, 1024, 4096
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
-    version: str | None = Field(None, description="pin a version; default: latest")
+
+class Common(Strict):
+    version: str | None = Field(None, max_length=32,
+                                description="pin a version; default: latest")
     format: Literal["png", "json"] | None = Field(
         None, description="png (default) or json with base64 PNGs; or send Accept")
-    cols: int | None = Field(None, ge=1, le=4096, description="grid columns")
-    scale: int = Field(1, ge=1, le=64, description="integer nearest-neighbour upscale")
+    scale: int = Field(1, ge=1, le=SCALE_MAX, description="integer nearest-neighbour upscale")
+
+
+class GridOptions(Common):
+    cols: int | None = Field(None, ge=1, le=IMAGES_MAX, description="grid columns")
     return_latents: bool = Field(False, description="json: include the latents used")
 
 
-class SampleRequest(Options):
-    n: int | None = Field(None, ge=1, description="images, from random seeds (returned)")
-    seeds: list[Seed] | None = Field(None, min_length=1, description="explicit seeds")
+class SampleRequest(GridOptions):
+    n: int | None = Field(None, ge=1, le=IMAGES_MAX,
+                          description="images, from random seeds (returned)")
+    seeds: Seeds | None = Field(None, description="explicit seeds: a list, or a string such "
+                                "as '0-7' or '1,5,9-12'")
     truncation_psi: Psi = 1.0
     class_: ClassRef | None = Field(None, alias="class",
                                     description="conditional models: default seed % classes")
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"seeds": [0, 1, 2, 3, 4, 5, 6, 7], "truncation_psi": 1.0, "cols": 4, "scale": 4}]})
-
-    @model_validator(mode="after")
-    def _n_or_seeds(self) -> SampleRequest:
-        if self.n is not None and self.seeds is not None and self.n != len(self.seeds):
-            raise ValueError(f"n={self.n} but {len(self.seeds)} seeds given; send one of them")
-        return self
 
 
 class ConditionalRequest(SampleRequest):
@@ -52,12 +87,12 @@ class ConditionalRequest(SampleRequest):
         {"class": "Sneaker", "seeds": [0, 1, 2, 3], "scale": 4}]})
 
 
-class Endpoint(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
+class Endpoint(Strict):
     seed: Seed | None = None
-    z: list[FiniteFloat] | None = Field(None, description="explicit latent, length z_dim")
-    w: list[FiniteFloat] | None = Field(None, description="explicit w (StyleGAN), length w_dim")
+    z: list[FiniteFloat] | None = Field(None, max_length=LATENT_MAX,
+                                        description="explicit latent, length z_dim")
+    w: list[FiniteFloat] | None = Field(None, max_length=LATENT_MAX,
+                                        description="explicit w (StyleGAN), length w_dim")
     class_: ClassRef | None = Field(None, alias="class", description="conditional models")
 
     @model_validator(mode="after")
@@ -68,32 +103,34 @@ class Endpoint(BaseModel):
         return self
 
 
-class InterpolateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+class InterpolateRequest(GridOptions):
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"start": {"seed": 1}, "end": {"seed": 2}, "steps": 8, "scale": 4},
         {"start": {"seed": 3, "class": "Sneaker"}, "end": {"seed": 3, "class": "Sandal"},
          "steps": 8, "scale": 4, "format": "gif"}]})
 
     start: Endpoint
     end: Endpoint
-    steps: int = Field(8, ge=2, description="frames, endpoints included")
+    steps: int = Field(8, ge=2, le=STEPS_MAX, description="frames, endpoints included")
     space: Literal["z", "w"] = Field("z", description="w: StyleGAN only")
     method: Literal["slerp", "lerp"] = "slerp"
     truncation_psi: Psi = 1.0
-    version: str | None = None
     format: Literal["png", "json", "gif", "webp"] | None = Field(
         None, description="png strip (default), json, or an animated gif / webp")
     frame_ms: int = Field(100, ge=10, le=5000, description="animation: ms per frame")
-    cols: int | None = Field(None, ge=1, le=4096)
-    scale: int = Field(1, ge=1, le=64)
-    return_latents: bool = False
 
 
-class StyleMixRequest(Options):
-    row_seeds: list[Seed] = Field(..., min_length=1, description="rows: whose styles are kept")
-    col_seeds: list[Seed] = Field(..., min_length=1,
-                                  description="columns: whose styles replace the chosen layers")
-    styles: str | list[int | str] = Field(
+StyleSpec = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+StylePart = Annotated[int, Field(ge=0, le=1023)] | StyleSpec
+
+
+class StyleMixRequest(Common):
+    """NVIDIA's layout is fixed (one column per column seed plus the sources), so there is no
+    ``cols``; the JSON form returns each cell's PNG and seed."""
+    row_seeds: Seeds = Field(..., description="rows: whose styles are kept (list or '0-3')")
+    col_seeds: Seeds = Field(..., description="columns: whose styles replace the chosen "
+                             "layers (list or '0-3')")
+    styles: StyleSpec | Annotated[list[StylePart], Field(min_length=1, max_length=64)] = Field(
         "coarse", description="layer indices, ranges like '0-3', or coarse|middle|fine")
     truncation_psi: Psi = 1.0
 
@@ -149,3 +186,14 @@ class ModelInfo(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    live: bool | None = None
+    ready: bool | None = None
+    draining: bool | None = None
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool

@@ -96,7 +96,7 @@ def test_truncation_psi_changes_and_zero_collapses(client):
     ({"seeds": [-1]}, "seeds.0"),
     ({"truncation_psi": 2.5}, "truncation_psi"),
     ({"truncation_psi": -0.1}, "truncation_psi"),
-    ({"n": 2, "seeds": [1]}, "body"),
+    ({"n": 2, "seeds": [1]}, "n"),
     ({"scale": 17}, "scale"),
     ({"bogus": 1}, "bogus"),
 ])
@@ -287,7 +287,7 @@ def test_health_and_metrics(client):
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").status_code == 200
     assert client.get(f"/v2/models/{SG}/ready").status_code == 200
-    assert client.get("/v2/models/nope/ready").status_code == 503
+    error(client.get("/v2/models/nope/ready"), 404, "model_not_found", "name")
     client.post(f"/v1/models/{DC}/sample", json={"seeds": [1, 2]})
     text = client.get("/metrics").text
     for name in ("ganserve_requests_total", "ganserve_request_duration_seconds_bucket",

@@ -103,7 +103,9 @@ def test_stylegan_w_noise_differs_per_image_and_follows_w():
     assert maps.shape == (2, 1, layer.resolution, layer.resolution)
     assert not torch.allclose(maps[0], maps[1])
     assert abs(float(maps.std()) - 1.0) < 0.5                   # about unit variance
-    assert torch.equal(layer.inference_noise_map(w[:1]), maps[:1])
+    # torch's CPU matmul is not batch-invariant on every CPU (Intel differs in the last bits
+    # between batch 1 and 2): torch tests compare with a tolerance; bit-exactness is ORT's
+    assert torch.allclose(layer.inference_noise_map(w[:1]), maps[:1], atol=1e-5, rtol=1e-5)
     const = SGGenerator(baby("stylegan")).eval().synthesis.blocks[-1].conv1
     const.inference_noise = "const"
     c = const.inference_noise_map(w)

@@ -2,24 +2,51 @@
 
 Metrics (in the extractor's feature space): FID against the test split with the real-vs-real
 floor beside it, KID, precision/recall (k = 3), the predicted class histogram and its entropy,
-and for conditional models the share of samples classified as the requested class. Results are
-written into the version's manifest under ``metrics[<extractor name>]``.
+and for conditional models the share of samples classified as the requested class.
+
+Real images (``data``, default Fashion-MNIST) are read before any sampling, and a missing or
+unreadable path is an error then: KID, precision/recall and the memorization check need them.
+``data_free=True`` (``--no-data``) scores only what needs none: FID against the extractor's
+stored reference statistics, class coverage and the StyleGAN checks; its record says so.
+
+Results are stored as an evaluation record beside the version (``ganserve.evaluations``:
+``MODELS_DIR/NAME/_evaluations/VERSION/<id>.json``); the published version folder, manifest
+included, is never written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import ganserve
+from ganserve.evaluations import (
+    PROVENANCE_KEYS,
+    EvaluationRecord,
+    ExtractorInfo,
+    ReferenceInfo,
+    evaluated_by,
+    kind_for,
+    new_record_id,
+    write_record,
+)
 from ganserve.generator import OnnxGenerator
-from ganserve.manifest import load_manifest, resolve_version_dir, write_manifest
-from training.data import DataError, load_images
+from ganserve.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    load_manifest,
+    resolve_version_dir,
+    sha256_file,
+)
+from training.data import DEFAULT_FASHION_DIR, DataError, ImageData, load_images
 from training.eval.extractor import FeatureExtractor
 from training.eval.metrics import (
     FeatureStats,
@@ -33,11 +60,35 @@ from training.eval.metrics import (
 
 log = logging.getLogger(__name__)
 DEFAULT_EXTRACTOR = Path("_evaluators") / "fashion-mnist"
+NO_DATA = "no real images (--no-data)"
 
 
 def default_extractor(version_dir: Path) -> Path:
     """The store's own evaluator: MODELS_DIR/_evaluators/fashion-mnist."""
     return version_dir.resolve().parent.parent / DEFAULT_EXTRACTOR
+
+
+@dataclass
+class RealData:
+    """The real side of an evaluation: test images always, train images for memorization."""
+    path: Path
+    test: ImageData
+    train: ImageData | None
+
+
+def load_real_data(data: str | Path | None, m: Manifest, need_train: bool) -> RealData:
+    """Read the real images up front; raise DataError naming the path if they cannot be read."""
+    p = Path(data) if data is not None else DEFAULT_FASHION_DIR
+    try:
+        test = load_images(p, split="test", resolution=m.resolution, channels=m.channels)
+        train = (load_images(p, split="train", resolution=m.resolution, channels=m.channels)
+                 if need_train else None)
+    except OSError as e:
+        raise DataError(f"{p}: cannot read the evaluation data: {e}") from e
+    except DataError as e:
+        raise DataError(f"{e}; or pass --no-data to score only what needs no real "
+                        "images") from e
+    return RealData(p, test, train)
 
 
 def sample_features(gen: OnnxGenerator, ext: FeatureExtractor, n: int, psi: float = 1.0,
@@ -86,66 +137,130 @@ def score(feats: np.ndarray, logits: np.ndarray | None, requested: np.ndarray | 
 
 def evaluate(version_dir: str | Path, n: int = 10_000, extractor: str | Path | None = None,
              data: str | Path | None = None, psi: float = 1.0, write: bool = True,
-             device: str = "auto", extras: bool = True,
+             device: str = "auto", extras: bool = True, seed: int = 0,
+             data_free: bool = False,
              log_fn: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Score a version; ``extras`` adds the memorization check and StyleGAN behaviour."""
+    """Score a version; returns the flat result (metrics and provenance).
+
+    ``data`` (default Fashion-MNIST) is read before any sampling; a missing path raises
+    DataError unless ``data_free`` (then only the metrics needing no real images are scored).
+    ``extras`` adds the memorization check and the StyleGAN behaviour checks. ``write``
+    stores the result as an evaluation record beside the version (``result["record"]`` is
+    its path); the version folder is never written either way. ``log_fn`` gets a line
+    naming the metrics left out (``result["skipped"]``: metric -> why).
+    """
     vdir = resolve_version_dir(version_dir)
-    t0 = time.perf_counter()
-    gen = OnnxGenerator(vdir, device=device)
-    ext = FeatureExtractor(extractor or default_extractor(vdir), device=device)
-    m = gen.manifest
     if n < 2:
         raise ValueError("--n must be at least 2")
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    m = load_manifest(vdir)
+    real = None if data_free else load_real_data(data, m, need_train=extras)
+    t0 = time.perf_counter()
+    ext = FeatureExtractor(extractor or default_extractor(vdir), device=device)
+    if real is None and not ext.spec.reference:
+        raise DataError(f"{ext.spec_path}: the extractor ships no reference statistics, so "
+                        "--no-data cannot score anything: pass --data")
+    gen = OnnxGenerator(vdir, device=device)
+    real_feats = ext.run(real.test.as_float())[0] if real is not None else None
+    ref = (FeatureStats.load(ext.dir / ext.spec.reference) if ext.spec.reference
+           else feature_stats(real_feats))
 
-    # real side: shipped test-split statistics, test images for KID / PR when available
-    real_feats = test = None
-    try:
-        test = load_images(data, split="test", resolution=m.resolution, channels=m.channels)
-        real_feats, _ = ext.run(test.as_float())
-    except DataError as e:
-        log_fn(f"no real test images ({e}); KID and precision/recall skipped")
-    if ext.spec.reference:
-        ref = FeatureStats.load(ext.dir / ext.spec.reference)
-    elif real_feats is not None:
-        ref = feature_stats(real_feats)
-    else:
-        raise DataError("the extractor ships no reference statistics and no test data was "
-                        "found: pass --data")
-
-    feats, logits, requested = sample_features(gen, ext, n, psi=psi)
-    result = score(feats, logits, requested, ref, real_feats, ext.class_names or m.class_names)
-    if extras and test is not None:
-        result.update(_extras(gen, ext, data, test, n, psi, logits is not None, log_fn))
-    result = {"extractor": ext.spec.name, "n": n, "psi": psi, "reference_n": ref.n,
-              **result, "floor": dict(ext.spec.floor),
+    feats, logits, requested = sample_features(gen, ext, n, psi=psi, seed_offset=seed)
+    metrics = score(feats, logits, requested, ref, real_feats, ext.class_names or m.class_names)
+    if extras:
+        metrics.update(_extras(gen, ext, real, n, psi, seed, logits is not None))
+    now = dt.datetime.now(dt.UTC)
+    result = {"extractor": ext.spec.name, "kind": kind_for(ext.spec.name, psi), "n": n,
+              "seed": seed, "psi": psi, "data_free": data_free, "reference_n": ref.n,
+              **metrics, "floor": dict(ext.spec.floor),
+              "skipped": _skipped(m, data_free, extras, logits is not None),
               "seconds": round(time.perf_counter() - t0, 1),
-              "evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+              "evaluated_at": now.isoformat(timespec="seconds"), "evaluated_by": evaluated_by(),
+              "record": None}
+    if result["skipped"]:
+        log_fn("not computed: " + ", ".join(f"{k} ({why})" for k, why in result["skipped"].items()))
     if write:
-        manifest = load_manifest(vdir)
-        manifest.metrics[ext.spec.name] = result
-        write_manifest(vdir, manifest)
+        record = _record(vdir, m, ext, ref, real, result, new_record_id(now))
+        result["record"] = str(write_record(vdir, record))
     return result
 
 
-def _extras(gen: OnnxGenerator, ext: FeatureExtractor, data, test, n: int, psi: float,
-            has_logits: bool, log_fn: Callable[[str], None]) -> dict[str, Any]:
+def _extras(gen: OnnxGenerator, ext: FeatureExtractor, real: RealData | None, n: int,
+            psi: float, seed: int, has_logits: bool) -> dict[str, Any]:
     from training.eval.memorization import memorization
     from training.eval.stylegan_checks import style_mixing, truncation_entropy
 
     m = gen.manifest
     out: dict[str, Any] = {}
-    try:
-        train = load_images(data, split="train", resolution=m.resolution, channels=m.channels)
+    if real is not None and real.train is not None:
         K = m.num_classes
-        seeds = list(range(min(n, 10_000)))
-        samples = gen.generate(seeds, [s % K for s in seeds] if K else None, psi=psi)
-        out["memorization"] = memorization(samples, train.as_float(), test.as_float())
-    except DataError as e:
-        log_fn(f"no training images ({e}); memorization check skipped")
+        seeds = list(range(seed, seed + min(n, 10_000)))
+        classes = [i % K for i in range(len(seeds))] if K else None
+        samples = gen.generate(seeds, classes, psi=psi)
+        out["memorization"] = memorization(samples, real.train.as_float(), real.test.as_float())
     if m.family == "stylegan" and has_logits:
-        out["truncation"] = truncation_entropy(gen, ext, min(n, 10_000))
-        out["style_mixing"] = style_mixing(gen, ext, pairs=min(n, 2000))
+        out["truncation"] = truncation_entropy(gen, ext, min(n, 10_000), seed=seed)
+        out["style_mixing"] = style_mixing(gen, ext, pairs=min(n, 2000), seed=seed)
     return out
+
+
+def _skipped(m: Manifest, data_free: bool, extras: bool, has_logits: bool) -> dict[str, str]:
+    """Metric -> why this evaluation did not compute it."""
+    out: dict[str, str] = {}
+    if data_free:
+        out.update(dict.fromkeys(("kid", "precision", "recall"), NO_DATA))
+    if not extras:
+        out["memorization"] = "--quick"
+    elif data_free:
+        out["memorization"] = NO_DATA
+    if not has_logits:
+        out["class_histogram"] = "the extractor has no class logits"
+    if m.family == "stylegan" and not (extras and has_logits):
+        why = "--quick" if not extras else "the extractor has no class logits"
+        out.update(dict.fromkeys(("truncation", "style_mixing"), why))
+    return out
+
+
+def _array_sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def _extractor_info(ext: FeatureExtractor) -> ExtractorInfo:
+    onnx = ext.dir / ext.spec.file
+    return ExtractorInfo(name=ext.spec.name, spec=str(ext.spec_path.resolve()),
+                         spec_sha256=sha256_file(ext.spec_path), file=ext.spec.file,
+                         file_sha256=ext.spec.files.get(ext.spec.file) or sha256_file(onnx),
+                         floor=dict(ext.spec.floor))
+
+
+def _reference_info(ext: FeatureExtractor, ref: FeatureStats,
+                    real: RealData | None) -> ReferenceInfo:
+    stored = ext.dir / ext.spec.reference if ext.spec.reference else None
+    info = ReferenceInfo(fid_against="extractor stats" if stored else "test data",
+                         stats=str(stored.resolve()) if stored else None,
+                         stats_sha256=sha256_file(stored) if stored else None,
+                         stats_n=ref.n if stored else None)
+    if real is not None:
+        info.data, info.data_source = str(real.path.resolve()), real.test.source
+        info.test_images, info.test_sha256 = len(real.test), _array_sha256(real.test.images)
+        if real.train is not None:
+            info.train_images = len(real.train)
+            info.train_sha256 = _array_sha256(real.train.images)
+    return info
+
+
+def _record(vdir: Path, m: Manifest, ext: FeatureExtractor, ref: FeatureStats,
+            real: RealData | None, result: dict[str, Any], record_id: str) -> EvaluationRecord:
+    return EvaluationRecord(
+        id=record_id, kind=result["kind"], model=m.name, version=m.version,
+        version_created_at=m.created_at, manifest_sha256=sha256_file(vdir / MANIFEST_NAME),
+        evaluated_at=result["evaluated_at"], evaluated_by=result["evaluated_by"],
+        ganserve_version=ganserve.__version__, n=result["n"], seed=result["seed"],
+        psi=result["psi"], extractor=_extractor_info(ext),
+        reference=_reference_info(ext, ref, real), data_free=result["data_free"],
+        skipped=result["skipped"], seconds=result["seconds"],
+        metrics={k: v for k, v in result.items() if k not in PROVENANCE_KEYS})
 
 
 def format_table(name: str, r: dict[str, Any]) -> str:

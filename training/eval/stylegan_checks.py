@@ -24,9 +24,10 @@ def _classes(ext: FeatureExtractor, images: np.ndarray) -> np.ndarray:
 
 
 def truncation_entropy(gen: OnnxGenerator, ext: FeatureExtractor, n: int,
-                       psis=(1.0, 0.5)) -> dict[str, float]:
+                       psis=(1.0, 0.5), seed: int = 0) -> dict[str, float]:
+    """Class entropy of n samples (seeds seed..seed+n-1) at each psi."""
     out = {}
-    seeds = list(range(n))
+    seeds = list(range(seed, seed + n))
     K = len(ext.class_names) or 10
     for psi in psis:
         pred = _classes(ext, gen.generate(seeds, psi=psi))
@@ -35,11 +36,13 @@ def truncation_entropy(gen: OnnxGenerator, ext: FeatureExtractor, n: int,
 
 
 def style_mixing(gen: OnnxGenerator, ext: FeatureExtractor, pairs: int = 1000,
-                 coarse: int | None = None) -> dict[str, float]:
+                 coarse: int | None = None, seed: int = 0) -> dict[str, float]:
+    """Seed pairs from MIX_SEED_OFFSET + seed on (2 * pairs seeds)."""
     num_ws = gen.manifest.num_ws
     coarse = coarse if coarse is not None else num_ws // 2
-    a = list(range(MIX_SEED_OFFSET, MIX_SEED_OFFSET + pairs))
-    b = list(range(MIX_SEED_OFFSET + pairs, MIX_SEED_OFFSET + 2 * pairs))
+    start = MIX_SEED_OFFSET + seed
+    a = list(range(start, start + pairs))
+    b = list(range(start + pairs, start + 2 * pairs))
     wa = gen.broadcast(gen.mapping(gen.latents(a)))
     wb = gen.broadcast(gen.mapping(gen.latents(b)))
     ca = _classes(ext, gen.synthesis(wa))

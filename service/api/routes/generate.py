@@ -1,25 +1,32 @@
-"""Generation endpoints: sample, conditional, interpolate, style-mix, sample.png."""
+"""Generation endpoints: sample, conditional, interpolate, style-mix, sample.png.
+
+Every count a client controls (images, seeds in a range, steps, grid cells, scale) is checked
+against the configured limit before any work is done.
+"""
 
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from ganserve.latent_ops import parse_styles
-from ganserve.latents import SEED_MAX
+from ganserve.latents import SEED_MAX, parse_seeds
 from service import generation
 from service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded
 from service.api.schemas import (
+    SCALE_MAX,
     ConditionalRequest,
     GenerateResponse,
     InterpolateRequest,
     SampleRequest,
     StyleMixRequest,
 )
-from service.errors import ERROR_RESPONSES, InvalidInput
+from service.errors import InvalidInput, error_responses
 from service.observability import IMAGES
 from service.registry import LoadedVersion
 from service.rendering import animation_response, json_response, png_response, wants_json
@@ -28,20 +35,30 @@ from service.settings import Settings
 router = APIRouter(prefix="/v1/models", tags=["generate"])
 
 
-def model_name(example: str):
-    return Annotated[str, Path(description="model name in the store", examples=[example])]
+def model_name(capability: str, example: str) -> Any:
+    """The ``name`` path parameter; the served OpenAPI document replaces the example with a
+    loaded model that supports ``capability`` (so "Try it out" runs as-is)."""
+    return Annotated[str, Path(description="model name in the store", max_length=128,
+                               openapi_examples={example: {"value": example}},
+                               json_schema_extra={"x-capability": capability})]
 
 
-AnyModel = model_name("fashion-stylegan")
-CondModel = model_name("fashion-cgan")
+AnyModel = model_name("sample", "fashion-stylegan")
+CondModel = model_name("conditional", "fashion-cgan")
+InterpModel = model_name("interpolate", "fashion-cgan")
+MixModel = model_name("style-mix", "fashion-stylegan")
 
-IMAGE_RESPONSES = {
-    200: {"description": "image/png (one image, or a grid) by default; application/json "
-                         "with base64 PNGs on request (format=json or Accept)",
-          "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
-                      "application/json": {"schema": GenerateResponse.model_json_schema()}}},
-    **ERROR_RESPONSES,
-}
+POST_ERRORS = error_responses(400, 404, 408, 413, 415, 422, 504)
+
+
+def image_responses(*media: str) -> dict[int | str, dict[str, Any]]:
+    """200 as images (``media``) or JSON (``GenerateResponse``), plus the error statuses."""
+    return {200: {"model": GenerateResponse,
+                  "description": f"{' / '.join(media)} by default; application/json with "
+                                 "base64 PNGs on request (format=json or Accept)",
+                  "content": {m: {"schema": {"type": "string", "format": "binary"}}
+                              for m in media}},
+            **POST_ERRORS}
 
 
 def _limit(value: int, limit: int, field: str, what: str) -> None:
@@ -50,17 +67,31 @@ def _limit(value: int, limit: int, field: str, what: str) -> None:
                            field=field, limit=limit)
 
 
+def _seed_list(value: list[int] | str, limit: int, field: str) -> list[int]:
+    """A list of seeds or an NVIDIA-style string ('0-7', '1,5,9-12'), at most ``limit``."""
+    if isinstance(value, list):
+        _limit(len(value), limit, field, "seeds")
+        return list(value)
+    try:
+        return parse_seeds(value, limit)
+    except ValueError as e:
+        raise InvalidInput(f"{field}: {e}", field=field, limit=limit) from e
+
+
 def _seeds(body: SampleRequest, s: Settings) -> list[int]:
     if body.seeds is not None:
-        _limit(len(body.seeds), s.max_images, "seeds", "images")
-        return list(body.seeds)
+        seeds = _seed_list(body.seeds, s.max_images, "seeds")
+        if body.n is not None and body.n != len(seeds):
+            raise InvalidInput(f"n={body.n} but {len(seeds)} seeds given; send one of them",
+                               field="n")
+        return seeds
     n = body.n or 1
     _limit(n, s.max_images, "n", "images")
     return [secrets.randbelow(SEED_MAX + 1) for _ in range(n)]
 
 
 async def _render(lv: LoadedVersion, gen, fmt, accept, cols, scale, return_latents,
-                  s: Settings, grid_json: bool = False) -> Response:
+                  grid_json: bool = False) -> Response:
     IMAGES.labels(lv.name, lv.version).inc(len(gen.images))
     if wants_json(fmt, accept):
         return await json_response(lv, gen, cols, scale, return_latents, grid=grid_json)
@@ -79,17 +110,18 @@ async def _sample(name: str, body: SampleRequest, request: Request, registry, s:
     gen = await guarded(request, generation.sample(lv, seeds, cls, body.truncation_psi,
                                                    deadline), deadline)
     return await _render(lv, gen, body.format, accept, body.cols, body.scale,
-                         body.return_latents, s)
+                         body.return_latents)
 
 
-@router.post("/{name}/sample", response_class=Response, responses=IMAGE_RESPONSES,
+@router.post("/{name}/sample", response_class=Response, responses=image_responses("image/png"),
              summary="Sample images from seeds (any family)")
 async def sample(name: AnyModel, body: SampleRequest, request: Request, registry: RegistryDep,
                  settings: SettingsDep, accept: str | None = Header(None)) -> Response:
     return await _sample(name, body, request, registry, settings, accept, False)
 
 
-@router.post("/{name}/conditional", response_class=Response, responses=IMAGE_RESPONSES,
+@router.post("/{name}/conditional", response_class=Response,
+             responses=image_responses("image/png"),
              summary="Images of one class (conditional models)")
 async def conditional(name: CondModel, body: ConditionalRequest, request: Request,
                       registry: RegistryDep, settings: SettingsDep,
@@ -98,13 +130,9 @@ async def conditional(name: CondModel, body: ConditionalRequest, request: Reques
 
 
 @router.post("/{name}/interpolate", response_class=Response,
-             responses={**IMAGE_RESPONSES, 200: {
-                 "description": "a PNG strip (default), JSON, or an animated GIF / WebP",
-                 "content": {"image/png": {}, "image/gif": {}, "image/webp": {},
-                             "application/json": {"schema":
-                                                  GenerateResponse.model_json_schema()}}}},
+             responses=image_responses("image/png", "image/gif", "image/webp"),
              summary="Frames between two seeds or latents")
-async def interpolate(name: CondModel, body: InterpolateRequest, request: Request,
+async def interpolate(name: InterpModel, body: InterpolateRequest, request: Request,
                       registry: RegistryDep, settings: SettingsDep,
                       accept: str | None = Header(None)) -> Response:
     lv = registry.get(name, body.version)
@@ -116,43 +144,65 @@ async def interpolate(name: CondModel, body: InterpolateRequest, request: Reques
         IMAGES.labels(lv.name, lv.version).inc(len(gen.images))
         return await animation_response(lv, gen, body.scale, body.format, body.frame_ms)
     return await _render(lv, gen, body.format, accept, body.cols or body.steps, body.scale,
-                         body.return_latents, settings, grid_json=True)
+                         body.return_latents, grid_json=True)
 
 
-@router.post("/{name}/style-mix", response_class=Response, responses=IMAGE_RESPONSES,
+@router.post("/{name}/style-mix", response_class=Response,
+             responses=image_responses("image/png"),
              summary="StyleGAN style-mixing grid (NVIDIA layout)")
-async def style_mix(name: AnyModel, body: StyleMixRequest, request: Request, registry: RegistryDep,
-                    settings: SettingsDep, accept: str | None = Header(None)) -> Response:
+async def style_mix(name: MixModel, body: StyleMixRequest, request: Request,
+                    registry: RegistryDep, settings: SettingsDep,
+                    accept: str | None = Header(None)) -> Response:
     lv = registry.get(name, body.version)
     generation.require(lv, "style-mix")
-    cells = len(body.row_seeds) * len(body.col_seeds)
-    _limit(cells, settings.max_grid_cells, "row_seeds", "grid cells (rows x cols)")
+    cells = settings.max_grid_cells
+    rows = _seed_list(body.row_seeds, cells, "row_seeds")
+    cols = _seed_list(body.col_seeds, cells, "col_seeds")
+    _limit(len(rows) * len(cols), cells, "row_seeds", "grid cells (rows x cols)")
     _limit(body.scale, settings.max_scale, "scale", "x scale")
     try:
         layers = parse_styles(body.styles, lv.manifest.num_ws)
     except ValueError as e:
         raise InvalidInput(f"styles: {e}", field="styles") from e
     deadline = deadline_for(settings)
-    gen = await guarded(request, generation.style_mix(lv, body.row_seeds, body.col_seeds,
-                                                      layers, body.truncation_psi, deadline),
+    gen = await guarded(request, generation.style_mix(lv, rows, cols, layers,
+                                                      body.truncation_psi, deadline),
                         deadline)
-    return await _render(lv, gen, body.format, accept, len(body.col_seeds) + 1, body.scale,
-                         False, settings, grid_json=True)
+    return await _render(lv, gen, body.format, accept, len(cols) + 1, body.scale, False,
+                         grid_json=True)
+
+
+PsiQuery = Query(None, ge=0.0, le=2.0, allow_inf_nan=False,
+                 description="truncation psi, as in the POST bodies (default 1)")
 
 
 @router.get("/{name}/sample.png", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}, **ERROR_RESPONSES},
+            responses={200: {"description": "one image",
+                             "content": {"image/png": {"schema": {"type": "string",
+                                                                  "format": "binary"}}}},
+                       **error_responses(400, 404, 422, 504)},
             summary="One image as PNG, for browsers, <img> tags and curl")
-async def sample_png(request: Request, name: CondModel, registry: RegistryDep,
+async def sample_png(request: Request, name: AnyModel, registry: RegistryDep,
                      settings: SettingsDep,
                      seed: int | None = Query(None, ge=0, le=SEED_MAX,
                                               description="default: random"),
-                     psi: float = Query(1.0, ge=0.0, le=2.0, allow_inf_nan=False),
-                     class_: str | None = Query(None, alias="class",
+                     truncation_psi: float | None = PsiQuery,
+                     psi: float | None = Query(None, ge=0.0, le=2.0, allow_inf_nan=False,
+                                               deprecated=True,
+                                               description="old name of truncation_psi"),
+                     class_: str | None = Query(None, alias="class", min_length=1,
+                                                max_length=128,
                                                 description="index or name, e.g. Sneaker"),
-                     scale: int = Query(1, ge=1, le=64),
-                     version: str | None = Query(None)) -> Response:
-    body = SampleRequest(seeds=[seed if seed is not None else secrets.randbelow(SEED_MAX + 1)],
-                         truncation_psi=psi, scale=scale, version=version,
-                         **({"class": class_} if class_ is not None else {}))
+                     scale: int = Query(1, ge=1, le=SCALE_MAX),
+                     version: str | None = Query(None, max_length=32)) -> Response:
+    if psi is not None and truncation_psi is not None and psi != truncation_psi:
+        raise InvalidInput("psi: give truncation_psi only (psi is its old name)", field="psi")
+    chosen = truncation_psi if truncation_psi is not None else psi
+    try:
+        body = SampleRequest(
+            seeds=[seed if seed is not None else secrets.randbelow(SEED_MAX + 1)],
+            truncation_psi=1.0 if chosen is None else chosen, scale=scale, version=version,
+            **({"class": class_} if class_ is not None else {}))
+    except ValidationError as e:           # e.g. a class name of blanks
+        raise RequestValidationError(e.errors()) from e
     return await _sample(name, body, request, registry, settings, None, False)

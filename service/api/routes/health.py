@@ -1,30 +1,48 @@
-"""Open Inference Protocol health endpoints (KServe / Triton): 200 when true, else 503."""
+"""Open Inference Protocol health endpoints (KServe / Triton): 200 when true, else an error
+in the service's one shape (503 not ready, 404 unknown model)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Request
 
+from service.api.schemas import Health, ModelReady
+from service.errors import ModelNotFound, ModelUnavailable, NotReady, error_responses
 from service.registry import LoadedVersion
 
 router = APIRouter(prefix="/v2", tags=["health"])
 
 
-@router.get("/health/live", summary="The process is up")
-async def live() -> dict[str, bool]:
-    return {"live": True}
+@router.get("/health/live", response_model=Health, response_model_exclude_none=True,
+            responses=error_responses(), summary="The process is up")
+async def live() -> Health:
+    return Health(live=True)
 
 
-@router.get("/health/ready", summary="Every loadable model is loaded and warm, not draining")
-async def ready(request: Request) -> JSONResponse:
+@router.get("/health/ready", response_model=Health, response_model_exclude_none=True,
+            responses=error_responses(),
+            summary="Every loadable model is loaded and warm, and not draining (else 503)")
+async def ready(request: Request) -> Health:
     state = request.app.state
-    ok = state.registry.ready and not state.draining
-    return JSONResponse({"ready": ok, "draining": state.draining},
-                        status_code=200 if ok else 503)
+    if state.draining:
+        raise NotReady("draining: the service is shutting down", draining=True,
+                       headers={"Retry-After": "1"})
+    if not state.registry.ready:
+        raise NotReady("starting: models are loading", draining=False,
+                       headers={"Retry-After": "1"})
+    return Health(ready=True, draining=False)
 
 
-@router.get("/models/{name}/ready", summary="This model has a loaded version")
-async def model_ready(name: str, request: Request) -> JSONResponse:
-    versions = request.app.state.registry.models.get(name, {})
-    ok = any(isinstance(v, LoadedVersion) for v in versions.values())
-    return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
+@router.get("/models/{name}/ready", response_model=ModelReady, responses=error_responses(
+    404, 422), summary="This model has a loaded version (404 unknown, 503 none loaded)")
+async def model_ready(request: Request,
+                      name: str = Path(max_length=128, description="model name",
+                                       json_schema_extra={"x-capability": "any"})
+                      ) -> ModelReady:
+    registry = request.app.state.registry
+    versions = registry.models.get(name)
+    if not versions:
+        raise ModelNotFound(f"no model named {name!r}; see GET /v1/models", field="name")
+    if not any(isinstance(v, LoadedVersion) for v in versions.values()):
+        raise ModelUnavailable(f"{name}: no version could be loaded", field="name",
+                               headers={"Retry-After": "5"})
+    return ModelReady(name=name, ready=True)

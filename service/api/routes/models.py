@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
+from ganserve.evaluations import effective_metrics
 from service.api.deps import RegistryDep
 from service.api.schemas import ModelInfo, ModelList, VersionInfo
-from service.errors import ERROR_RESPONSES, ModelNotFound
+from service.errors import ModelNotFound, error_responses
 from service.generation import CAPABILITIES
 from service.registry import Entry, LoadedVersion, Registry
 
@@ -19,7 +20,7 @@ def _version_info(e: Entry) -> VersionInfo:
         t = m.training
         return VersionInfo(version=e.version, status="ready", provider=e.provider,
                            deterministic=e.deterministic, created_at=m.created_at,
-                           parent=m.parent, metrics=m.metrics or None,
+                           parent=m.parent, metrics=effective_metrics(e.dir, m) or None,
                            training={"steps": t.steps, "images_seen": t.images_seen,
                                      "preset": t.preset, "command": t.command,
                                      "wall_seconds": t.wall_seconds,
@@ -41,15 +42,21 @@ def model_info(registry: Registry, name: str) -> ModelInfo:
                      z_dim=m.z_dim, w_dim=m.w_dim, num_ws=m.num_ws, conditional=m.conditional,
                      classes=m.class_names if m.conditional else [],
                      capabilities=CAPABILITIES[m.family], latest=latest.version,
-                     provider=latest.provider, versions=infos, metrics=m.metrics or None)
+                     provider=latest.provider, versions=infos,
+                     metrics=effective_metrics(latest.dir, m) or None)
 
 
-@router.get("", response_model=ModelList, summary="Every model in the store")
+@router.get("", response_model=ModelList, responses=error_responses(),
+            summary="Every model in the store")
 async def list_models(registry: RegistryDep) -> ModelList:
     return ModelList(models=[model_info(registry, n) for n in sorted(registry.models)])
 
 
-@router.get("/{name}", response_model=ModelInfo, responses=ERROR_RESPONSES,
+@router.get("/{name}", response_model=ModelInfo, responses=error_responses(404, 422),
             summary="One model: family, shapes, classes, capabilities, versions, metrics")
-async def get_model(name: str, registry: RegistryDep) -> ModelInfo:
+async def get_model(registry: RegistryDep,
+                    name: str = Path(max_length=128, description="model name",
+                                     openapi_examples={"fashion-stylegan": {
+                                         "value": "fashion-stylegan"}},
+                                     json_schema_extra={"x-capability": "any"})) -> ModelInfo:
     return model_info(registry, name)

@@ -1,0 +1,84 @@
+"""The served OpenAPI document: FastAPI's, plus what only the running service knows.
+
+- the configured limits (``GANSERVE_MAX_*``) replace the schema's hard ceilings, so a client
+  reading the document sees the bounds the server enforces (``scale`` <= 16, not 64);
+- each ``{name}`` path parameter's example is a loaded model that supports the operation,
+  so "Try it out" on the docs page runs as-is on whatever store is served.
+The document is rebuilt when the set of loaded versions changes.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.generation import CAPABILITIES
+from service.settings import Settings
+
+
+def _limits(settings: Settings) -> dict[str, int]:
+    return {"scale": settings.max_scale, "n": settings.max_images,
+            "seeds": settings.max_images, "steps": settings.max_interpolation_steps,
+            "row_seeds": settings.max_grid_cells, "col_seeds": settings.max_grid_cells}
+
+
+def _cap(schema: dict[str, Any], limit: int) -> None:
+    """Lower a property's ``maximum`` (numbers) or ``maxItems`` (lists) to ``limit``."""
+    for branch in schema.get("anyOf", []):
+        _cap(branch, limit)
+    if "maximum" in schema:
+        schema["maximum"] = min(schema["maximum"], limit)
+    if schema.get("type") == "array":
+        schema["maxItems"] = min(schema.get("maxItems", limit), limit)
+
+
+def apply_limits(doc: dict[str, Any], settings: Settings) -> None:
+    limits = _limits(settings)
+    for schema in doc.get("components", {}).get("schemas", {}).values():
+        for name, prop in schema.get("properties", {}).items():
+            if name in limits:
+                _cap(prop, limits[name])
+    for item in doc.get("paths", {}).values():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                if param.get("in") == "query" and param["name"] in limits:
+                    _cap(param.get("schema", {}), limits[param["name"]])
+
+
+def _example_model(capability: str, loaded: dict[str, str], preferred: list[str]) -> str | None:
+    """A loaded model that supports ``capability`` (the documented example first)."""
+    fits = [n for n, fam in sorted(loaded.items())
+            if capability == "any" or capability in CAPABILITIES.get(fam, [])]
+    return next((n for n in preferred if n in fits), fits[0] if fits else None)
+
+
+def apply_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
+    for item in doc.get("paths", {}).values():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                capability = param.get("schema", {}).get("x-capability")
+                if param.get("in") != "path" or capability is None:
+                    continue
+                name = _example_model(capability, loaded, list(param.get("examples", {})))
+                if name is not None:
+                    param["examples"] = {name: {"value": name}}
+
+
+def served_openapi(app: FastAPI, settings: Settings) -> None:
+    build = app.openapi                     # FastAPI's generator (it caches its result)
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        registry = getattr(app.state, "registry", None)
+        loaded = {lv.name: lv.family for lv in registry.loaded()} if registry else {}
+        key = tuple(sorted(loaded.items()))
+        if cache.get("key") != key:
+            doc = copy.deepcopy(build())
+            apply_limits(doc, settings)
+            apply_examples(doc, loaded)
+            cache.update(key=key, doc=doc)
+        return cache["doc"]
+
+    app.openapi = openapi                   # type: ignore[method-assign]
