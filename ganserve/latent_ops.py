@@ -7,8 +7,9 @@ import numpy as np
 
 def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Rows a + t (b - a) for each t: [T, D] from [D], [D] and [T]."""
-    t = np.asarray(t, np.float32)[:, None]
-    return (a[None] + t * (b - a)[None]).astype(np.float32)
+    t = np.asarray(t, np.float64)[:, None]       # float64: b - a may exceed float32's range
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return (a64[None] + t * (b64 - a64)[None]).astype(np.float32)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray, eps: float = 1e-7) -> np.ndarray:

@@ -134,7 +134,12 @@ SYNONYMS = {"psi": "truncation_psi", "trunc": "truncation_psi", "truncation": "t
             "class_name": "class", "count": "n", "num": "n", "num_images": "n",
             "frames": "steps", "styles_layers": "styles", "layers": "styles",
             "rows": "row_seeds", "columns": "col_seeds", "cols_seeds": "col_seeds"}
-_UNION_TAG = re.compile(r"^(list|str|int|float|bool|constrained-|function-|literal|tagged)")
+# what a string that fails its schema pattern should look like, in words
+_SEED_HINT = "a list of seeds, or a string such as '0-7' or '1,5,9-12' (0 .. 2^32-1)"
+PATTERN_HINTS = {"seeds": _SEED_HINT, "row_seeds": _SEED_HINT, "col_seeds": _SEED_HINT,
+                 "styles": "layer indices, ranges like '0-3', or coarse|middle|fine, "
+                           "separated by commas"}
+_UNION_TAG = re.compile(r"^`?(list|str|int|float|bool|constrained-|function-|literal|tagged)")
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -189,7 +194,11 @@ def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
         reason = (e.get("ctx") or {}).get("error", "")
         return {"field": "body", "message": f"malformed JSON{at}: {reason}".rstrip(": ")}
     msg = str(e.get("msg", "invalid input")).removeprefix("Value error, ")
-    return {"field": _field_path(loc), "message": msg}
+    field = _field_path(loc)
+    if kind == "string_pattern_mismatch":
+        leaf = next((p for p in reversed(field.split(".")) if not p.isdigit()), field)
+        msg = PATTERN_HINTS.get(leaf, msg)
+    return {"field": field, "message": msg}
 
 
 def _pick(problems: list[dict[str, str]], errs: list[dict[str, Any]]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -20,7 +21,21 @@ from pydantic import (
 
 from ganserve.latents import SEED_MAX
 
-Seed = Annotated[int, Field(ge=0, le=SEED_MAX, description="0 .. 2^32-1")]
+
+def _json_int(v: object) -> object:
+    """JSON Schema's integer: 3 and 3.0 are integers; true, "3" and 3.5 are not."""
+    if isinstance(v, float) and not isinstance(v, bool) and v.is_integer():
+        return int(v)
+    return v
+
+
+def Int(ge: int, le: int, **field: Any) -> Any:
+    """A strict int in [ge, le] that also takes an integral JSON number (3.0), as JSON Schema
+    does. (The bounds must sit inside, before the converter, to reach the JSON schema.)"""
+    return Annotated[int, Field(ge=ge, le=le, **field), BeforeValidator(_json_int)]
+
+
+Seed = Int(0, SEED_MAX, description="0 .. 2^32-1")
 # NVIDIA's seed lists: "0-7", "1,5,9-12" (expanded server-side, bounded before expansion)
 _SPAN = r"[0-9]{1,10}(\s*-\s*[0-9]{1,10})?"
 _SPAN = r"[0-9]{1,10}(\s*-\s*[0-9]{1,10})?"
@@ -39,7 +54,7 @@ def _class_name(v: str) -> str:
 
 ClassName = Annotated[str, StringConstraints(min_length=1, max_length=128),
                       AfterValidator(_class_name)]
-ClassRef = Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | ClassName,
+ClassRef = Annotated[Int(0, 1_000_000) | ClassName,
                      Field(description="class index, or name such as 'Sneaker'")]
 Psi = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False,
                              description="truncation psi in [0, 2]; 1 = none. StyleGAN: in w "
@@ -59,16 +74,16 @@ class Common(Strict):
                                 description="pin a version; default: latest")
     format: Literal["png", "json"] | None = Field(
         None, description="png (default) or json with base64 PNGs; or send Accept")
-    scale: int = Field(1, ge=1, le=SCALE_MAX, description="integer nearest-neighbour upscale")
+    scale: Int(1, SCALE_MAX) = Field(1, description="integer nearest-neighbour upscale")
 
 
 class GridOptions(Common):
-    cols: int | None = Field(None, ge=1, le=IMAGES_MAX, description="grid columns")
+    cols: Int(1, IMAGES_MAX) | None = Field(None, description="grid columns")
     return_latents: bool = Field(False, description="json: include the latents used")
 
 
 class SampleRequest(GridOptions):
-    n: int | None = Field(None, ge=1, le=IMAGES_MAX,
+    n: Int(1, IMAGES_MAX) | None = Field(None,
                           description="images, from random seeds (returned)")
     seeds: Seeds | None = Field(None, description="explicit seeds: a list, or a string such "
                                 "as '0-7' or '1,5,9-12'")
@@ -111,17 +126,19 @@ class InterpolateRequest(GridOptions):
 
     start: Endpoint
     end: Endpoint
-    steps: int = Field(8, ge=2, le=STEPS_MAX, description="frames, endpoints included")
+    steps: Int(2, STEPS_MAX) = Field(8, description="frames, endpoints included")
     space: Literal["z", "w"] = Field("z", description="w: StyleGAN only")
     method: Literal["slerp", "lerp"] = "slerp"
     truncation_psi: Psi = 1.0
     format: Literal["png", "json", "gif", "webp"] | None = Field(
         None, description="png strip (default), json, or an animated gif / webp")
-    frame_ms: int = Field(100, ge=10, le=5000, description="animation: ms per frame")
+    frame_ms: Int(10, 5000) = Field(100, description="animation: ms per frame")
 
 
-StyleSpec = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-StylePart = Annotated[int, Field(ge=0, le=1023)] | StyleSpec
+_STYLE = r"(coarse|middle|fine|[0-9]{1,6}(\s*-\s*[0-9]{1,6})?)"
+STYLES_PATTERN = rf"^\s*{_STYLE}(\s*,\s*{_STYLE})*\s*$"
+StyleSpec = Annotated[str, StringConstraints(pattern=STYLES_PATTERN, max_length=256)]
+StylePart = Int(0, 1023) | StyleSpec
 
 
 class StyleMixRequest(Common):

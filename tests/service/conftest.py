@@ -47,6 +47,19 @@ def add_version(model_dir: Path, src_version: str, new_version: str) -> Path:
     return model_dir / new_version
 
 
+def error(r, status: int, code: str, field: str | None = None) -> dict:
+    """Assert the one error shape: status, code, a message, the request id (also echoed in
+    X-Request-ID), and the field when given."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    body = r.json()["error"]
+    assert body["code"] == code and body["message"] and body["request_id"]
+    assert r.headers["x-request-id"] == body["request_id"]
+    if field is not None:
+        assert body["field"] == field, body
+    return body
+
+
 def wait_ready(client, timeout: float = 30.0) -> None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:

@@ -8,22 +8,13 @@ import pytest
 from PIL import Image
 
 from ganserve.latents import z_from_seed
-from tests.service.conftest import add_version, copy_store, make_client, wait_ready
+from tests.service.conftest import add_version, copy_store, error, make_client, wait_ready
 
 DC, CG, SG = "baby-dcgan", "baby-cgan", "baby-stylegan"
 
 
 def png_size(content: bytes) -> tuple[int, int]:
     return Image.open(io.BytesIO(content)).size
-
-
-def error(r, status: int, code: str, field: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()["error"]
-    assert body["code"] == code and body["message"] and body["request_id"]
-    if field is not None:
-        assert body["field"] == field
-    return body
 
 
 # ---------------------------------------------------------------- models

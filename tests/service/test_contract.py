@@ -1,0 +1,178 @@
+"""The OpenAPI document describes what the server does: every $ref resolves, every status an
+operation can return is listed with the real error schema, the configured limits are the
+documented ones, and Schemathesis finds no server error, undocumented status or response that
+breaks its schema over a live server (at least 1,000 generated cases)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.conftest import ServerProcess
+
+REPO = Path(__file__).resolve().parents[2]
+MIN_CASES = 1000
+# small limits keep each generated request cheap; the document states them
+LIMITS = {"GANSERVE_MAX_IMAGES": "16", "GANSERVE_MAX_SCALE": "4",
+          "GANSERVE_MAX_INTERPOLATION_STEPS": "16", "GANSERVE_MAX_GRID_CELLS": "16"}
+SERVED = {"sample": "baby-stylegan", "conditional": "baby-cgan", "interpolate": "baby-cgan",
+          "style-mix": "baby-stylegan"}
+
+
+@pytest.fixture(scope="module")
+def live(store):
+    srv = ServerProcess(store, workers=1, GANSERVE_LOG_LEVEL="ERROR", **LIMITS)
+    srv.wait_ready()
+    yield srv
+    srv.stop(signal.SIGTERM)
+
+
+def test_schemathesis_finds_nothing_over_1000_cases(live, tmp_path):
+    """Every check Schemathesis has (server errors, undocumented statuses, response schemas,
+    content types, headers, negative data accepted, positive data refused, ...) over the
+    live server's own document; refusals are allowed only by schemathesis_hooks' list."""
+    report = tmp_path / "report.json"
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.service.schemathesis_hooks",
+           "PYTHONPATH": str(REPO), "GANSERVE_TEST_MODELS": json.dumps(SERVED)}
+    cmd = [str(Path(sys.executable).with_name("schemathesis")), "run",
+           f"{live.url}/openapi.json", "--checks", "all", "--max-examples", "120",
+           "--seed", "20261130", "--generation-database", "none", "--no-color",
+           "--workers", "1", "--request-timeout", "30", "--report", "json",
+           "--report-json-path", str(report)]
+    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    result = json.loads(report.read_text())
+    assert result["test_cases"]["generated"] >= MIN_CASES, result["test_cases"]
+    assert result["operations"]["tested"] == result["operations"]["total"] == 10
+    assert not result["failures"] and not result["errors"], result
+
+
+def test_allow_list_refuses_what_is_not_on_it():
+    from tests.service.schemathesis_hooks import allowed_rejection
+
+    assert allowed_rejection('{"error": {"code": "invalid_input", "message": '
+                             '"styles: style layer 9 out of range 0..7"}}')
+    assert allowed_rejection('{"error": {"code": "invalid_input", "message": '
+                             '"scale: Input should be a valid integer"}}') is None
+    assert allowed_rejection("Internal Server Error") is None
+
+
+# ---------------------------------------------------------------- the document itself
+
+def _refs(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref":
+                yield v
+            else:
+                yield from _refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _refs(v)
+
+
+def test_every_ref_in_the_document_resolves(client):
+    doc = client.get("/openapi.json").json()
+    refs = set(_refs(doc))
+    assert refs
+    for ref in refs:
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"], ref
+
+
+def test_errors_are_documented_with_the_error_schema(client):
+    doc = client.get("/openapi.json").json()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            codes = set(op["responses"])
+            assert {"500", "503"} <= codes, (method, path)
+            if op.get("parameters") or op.get("requestBody"):
+                assert "422" in codes, (method, path)
+            if method == "post":
+                assert {"408", "413", "415"} <= codes, path
+            for code, resp in op["responses"].items():
+                if code.startswith(("4", "5")):
+                    ref = resp["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorResponse"), (method, path, code)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+def test_documented_limits_are_the_configured_ones(store):
+    from tests.service.conftest import make_client, wait_ready
+    with make_client(store, max_scale=5, max_images=7, max_interpolation_steps=9) as c:
+        wait_ready(c)
+        doc = c.get("/openapi.json").json()
+        s = doc["components"]["schemas"]
+        assert s["SampleRequest"]["properties"]["scale"]["maximum"] == 5
+        n = s["SampleRequest"]["properties"]["n"]["anyOf"]
+        assert next(b for b in n if b.get("type") == "integer")["maximum"] == 7
+        seeds = s["SampleRequest"]["properties"]["seeds"]["anyOf"]
+        assert next(b for b in seeds if b.get("type") == "array")["maxItems"] == 7
+        assert s["InterpolateRequest"]["properties"]["steps"]["maximum"] == 9
+        png = doc["paths"]["/v1/models/{name}/sample.png"]["get"]["parameters"]
+        assert next(p for p in png if p["name"] == "scale")["schema"]["maximum"] == 5
+        assert c.post("/v1/models/baby-dcgan/sample", json={"scale": 6}).status_code == 422
+        assert c.post("/v1/models/baby-dcgan/sample", json={"scale": 5}).status_code == 200
+
+
+def test_path_examples_are_loaded_models_that_support_the_operation(client):
+    doc = client.get("/openapi.json").json()
+    want = {"/v1/models/{name}/conditional": "baby-cgan",
+            "/v1/models/{name}/style-mix": "baby-stylegan"}
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            for p in op.get("parameters", []):
+                if p["in"] == "path":
+                    (name,) = p["examples"]
+                    assert client.get(f"/v1/models/{name}").status_code == 200, path
+                    if path in want:
+                        assert name == want[path]
+
+
+def test_every_documented_example_body_runs_as_is(client):
+    """The examples the docs page fills in, against the served models (class names aside:
+    the test store's cGAN names its classes class0..class9)."""
+    doc = client.get("/openapi.json").json()
+    for path, item in doc["paths"].items():
+        op = item.get("post")
+        if not op:
+            continue
+        name = next(iter(op["parameters"][0]["examples"]))
+        ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for example in doc["components"]["schemas"][ref.rsplit("/", 1)[1]]["examples"]:
+            body = _with_test_classes(example)
+            r = client.post(path.replace("{name}", name), json=body)
+            assert r.status_code == 200, (path, body, r.text)
+
+
+def _with_test_classes(example: dict) -> dict:
+    names = {"Sneaker": "class7", "Sandal": "class5"}
+    out = {}
+    for k, v in example.items():
+        if isinstance(v, dict):
+            v = _with_test_classes(v)
+        out[k] = names.get(v, v) if isinstance(v, str) else v
+    return out
+
+
+def test_model_ready_and_health_ready_use_the_error_shape(client):
+    r = client.get("/v2/models/nope/ready")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    client.app.state.draining = True
+    try:
+        r = client.get("/v2/health/ready")
+        assert r.status_code == 503 and r.json()["error"]["details"]["draining"] is True
+        assert r.headers["retry-after"] == "1"
+        r = client.post("/v1/models/baby-dcgan/sample", json={})
+        assert r.status_code == 503 and r.headers["connection"] == "close"
+        assert client.get("/v2/health/live").status_code == 200
+    finally:
+        client.app.state.draining = False
+    assert client.get("/v2/health/ready").status_code == httpx.codes.OK
