@@ -361,24 +361,30 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ganserve.manifest import ManifestError
-
-    expected: tuple[type[Exception], ...] = (CliError, ManifestError, FileNotFoundError,
-                                             ValueError)
-    try:
-        from training.data import DataError
-        expected += (DataError,)
-        from training.checkpoint import CheckpointError
-        from training.export import ExportError
-        from training.loop import RunError
-        expected += (CheckpointError, ExportError, RunError)
-    except ImportError:     # torch-less install: only evaluate/serve are usable
-        pass
     try:
         return COMMANDS[args.command](args)
-    except expected as e:
+    except Exception as e:
+        if not isinstance(e, _expected_errors()):
+            raise
         print(f"ganserve {args.command}: error: {e}", file=sys.stderr)
         return 1
+
+
+# (module, class) of the errors that end a command with one line and exit 1
+_ERRORS = [("ganserve.manifest", "ManifestError"), ("training.data", "DataError"),
+           ("training.checkpoint", "CheckpointError"), ("training.export", "ExportError"),
+           ("training.loop", "RunError")]
+
+
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """Looked up among the modules already imported, never imported here: ``ganserve serve``
+    must not load torch (via training) into the supervisor just to name its errors."""
+    found: list[type[Exception]] = [CliError, FileNotFoundError, ValueError]
+    for module, name in _ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None:
+            found.append(cls)
+    return tuple(found)
 
 
 if __name__ == "__main__":

@@ -195,10 +195,21 @@ def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
         return {"field": "body", "message": f"malformed JSON{at}: {reason}".rstrip(": ")}
     msg = str(e.get("msg", "invalid input")).removeprefix("Value error, ")
     field = _field_path(loc)
+    leaf = next((p for p in reversed(field.split(".")) if not p.isdigit()), field)
     if kind == "string_pattern_mismatch":
-        leaf = next((p for p in reversed(field.split(".")) if not p.isdigit()), field)
         msg = PATTERN_HINTS.get(leaf, msg)
+    limit = _configured_limits(request).get(leaf)
+    if kind in ("less_than_equal", "too_long") and limit is not None:
+        msg = f"{e.get('input')} is over the limit of {limit}"[:200]    # not the schema's cap
     return {"field": field, "message": msg}
+
+
+def _configured_limits(request: Request) -> dict[str, int]:
+    settings = getattr(request.app.state, "settings", None)
+    if settings is None:
+        return {}
+    return {"scale": settings.max_scale, "n": settings.max_images,
+            "steps": settings.max_interpolation_steps}
 
 
 def _pick(problems: list[dict[str, str]], errs: list[dict[str, Any]]) -> dict[str, str]:

@@ -15,6 +15,7 @@ exited). A worker that dies is replaced, and its live Prometheus gauges are drop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -22,6 +23,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
@@ -85,8 +87,19 @@ def threads_per_worker(configured: int, workers: int, cpus: int) -> int:
     return configured if configured > 0 else max(1, cpus // max(workers, 1))
 
 
-def _worker_main(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+def _watch_parent(parent: int, period_s: float = 1.0) -> None:
+    """Drain and exit if the supervisor dies (SIGKILL, OOM): an orphaned worker would keep
+    serving on the port, unsupervised, until someone found it."""
+    while os.getppid() == parent:
+        time.sleep(period_s)
+    log.warning("supervisor %d is gone; draining and exiting", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(config: uvicorn.Config, sockets: list[socket.socket], parent: int) -> None:
     """A worker process: the draining server on the supervisor's socket."""
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="parent-watch").start()
     DrainingServer(config).run(sockets=sockets)
 
 
@@ -106,7 +119,7 @@ class Supervisor:
         self.workers: list[_Worker] = []
 
     def _spawn(self, sock: socket.socket) -> _Worker:
-        p = self.ctx.Process(target=_worker_main, args=(self.config, [sock]),
+        p = self.ctx.Process(target=_worker_main, args=(self.config, [sock], os.getpid()),
                              name="ganserve-worker")
         p.start()
         return _Worker(p)
@@ -114,7 +127,7 @@ class Supervisor:
     def run(self) -> int:
         sock = self.config.bind_socket()
         for sig in STOP_SIGNALS:
-            signal.signal(sig, lambda s, _f: setattr(self, "stop_signal", s))
+            signal.signal(sig, lambda s, _f: self._on_stop_signal(s, sock))
         log.info("supervisor %d: %d workers on %s:%d", os.getpid(), self.n, self.config.host,
                  self.config.port)
         self.workers = [self._spawn(sock) for _ in range(self.n)]
@@ -124,9 +137,21 @@ class Supervisor:
             if not self._replace_dead(sock):
                 code = 1
                 break
-        sock.close()           # first: the port refuses once the workers close theirs
-        self._stop_workers()
+        self._on_stop_signal(self.stop_signal or signal.SIGTERM, sock)
+        self._join_workers()
         return code
+
+    def _on_stop_signal(self, sig: int, sock: socket.socket) -> None:
+        """At once, in the signal handler: readiness must turn 503 now, not at the next poll."""
+        first = self.stop_signal is None
+        self.stop_signal = sig
+        sock.close()           # first: the port refuses once the workers close theirs
+        if first:
+            log.info("signal %s: draining %d workers", sig, len(self.workers))
+        for w in self.workers:
+            if w.process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.process.pid, signal.SIGTERM)
 
     def _replace_dead(self, sock: socket.socket) -> bool:
         """Restart workers that died; False when one cannot start at all."""
@@ -143,11 +168,7 @@ class Supervisor:
             self.workers[i] = self._spawn(sock)
         return True
 
-    def _stop_workers(self) -> None:
-        log.info("signal %s: draining %d workers", self.stop_signal, len(self.workers))
-        for w in self.workers:
-            if w.process.is_alive():
-                os.kill(w.process.pid, signal.SIGTERM)
+    def _join_workers(self) -> None:
         deadline = time.monotonic() + self.drain_timeout_s + 10
         for w in self.workers:
             w.process.join(max(0.1, deadline - time.monotonic()))

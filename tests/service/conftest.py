@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,16 +98,37 @@ class ServerProcess:
         e = {**os.environ, "GANSERVE_MODELS_DIR": str(models_dir), "GANSERVE_LOG_LEVEL":
              "WARNING", "GANSERVE_INTRA_OP_THREADS": "1", "OMP_NUM_THREADS": "1", **env}
         e.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # the log goes to a file: a pipe nobody reads would block a busy server
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the server)
+            "w+", prefix="ganserve-test-", suffix=".log")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ganserve", "serve", "--port", str(self.port),
              "--workers", str(workers)], cwd=REPO, env=e,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=self.log, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)       # its own process group: cleanup reaches workers
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def workers(self) -> list[int]:
+        """Pids of the supervisor's live worker processes (not the resource tracker)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmd = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid and fields[0] != "Z" and b"spawn_main" in cmd \
+                    and b"resource_tracker" not in cmd:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")
+                raise RuntimeError(f"server exited: {self.output()}")
             try:
                 if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
                     return
@@ -122,7 +145,13 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.kill_group()
         return self.proc.returncode
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of the server's process group (workers included)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture

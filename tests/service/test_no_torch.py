@@ -18,3 +18,20 @@ def test_service_imports_no_torch(store):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_serve_command_imports_no_torch_or_training():
+    """The supervisor of `ganserve serve --workers N` stays small: naming the CLI's errors
+    must not import training (and with it torch and matplotlib)."""
+    code = (
+        "import sys\n"
+        "from ganserve import cli\n"
+        "rc = cli.main(['serve', '--models-dir', '/nonexistent-store'])\n"
+        "assert rc == 1, rc\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'training', "
+        "'matplotlib')]\n"
+        "assert not bad, bad[:5]\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "GANSERVE_MODELS_DIR" in r.stderr

@@ -127,7 +127,7 @@ def test_sigterm_drains_requests_in_flight(store, server_factory):
     assert [r.status_code for r in results] == [200, 200, 200]
     # uvicorn re-raises the signal after a graceful shutdown: "killed by SIGTERM" is normal
     assert srv.proc.wait(30) in (0, -signal.SIGTERM)
-    assert "draining" in srv.proc.stdout.read()
+    assert "draining" in srv.output()
 
 
 def test_multiple_workers_share_metrics(store, server_factory):
