@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.service.conftest import REPO, ServerProcess
+
 CHROMIUM = os.environ.get("GANSERVE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -31,69 +24,18 @@ INSTALL_HINT = ("the browser tests need Chromium and Playwright's Python package
                 "`apt-get install -y chromium` and `pip install playwright` "
                 "(not `playwright install`; the tests use the system chromium at "
                 f"{CHROMIUM}, override with GANSERVE_TEST_CHROMIUM)")
-READY_TIMEOUT_S = 60
-STOP_TIMEOUT_S = 30
-
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen
-    log: Path
-
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/v2/health/ready", timeout=2) as r:
-            return r.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
+def server() -> Iterator[ServerProcess]:
     """``ganserve serve`` on the shipped ``models/`` store, one worker, on a free loopback port."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
-    env = {**os.environ, "GANSERVE_MODELS_DIR": "models", "GANSERVE_POLL_INTERVAL_S": "0"}
-    cmd = [sys.executable, "-m", "ganserve", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", proc, log)
+    srv = ServerProcess(REPO / "models", workers=1, GANSERVE_POLL_INTERVAL_S="0",
+                        GANSERVE_INTRA_OP_THREADS="0", OMP_NUM_THREADS="2")
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not ready(srv.url):
-            if proc.poll() is not None:
-                pytest.fail(f"ganserve serve exited with {proc.returncode} before it was "
-                            f"ready:\n{srv.log_tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"GET /v2/health/ready not 200 after {READY_TIMEOUT_S} s:\n"
-                            f"{srv.log_tail()}")
-            time.sleep(0.25)
+        srv.wait_ready()
         yield srv
     finally:
-        stop(proc)
+        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.browser.conftest import Server
+from tests.service.conftest import ServerProcess
 
 # every operation of the served document, by operationId (the docs page's block ids end in it)
 OPERATIONS = [
@@ -46,7 +46,7 @@ class DocsPage:
     """The loaded /docs page and what it fetched."""
 
     page: Any
-    server: Server
+    server: ServerProcess
     requests: list[Any] = field(default_factory=list, repr=False)
     failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)

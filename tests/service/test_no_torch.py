@@ -2,9 +2,18 @@ import subprocess
 import sys
 
 
+def _assert_not_imported(code: str, roots: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter, then check no module of ``roots`` was imported."""
+    check = (f"\nbad = [m for m in sys.modules if m.split('.')[0] in {roots!r}]\n"
+             "assert not bad, bad[:5]\n")
+    r = subprocess.run([sys.executable, "-c", "import sys\n" + code + check],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
 def test_service_imports_no_torch(store):
-    code = (
-        "import sys\n"
+    _assert_not_imported(
         "from fastapi.testclient import TestClient\n"
         "from service.main import create_app\n"
         "from service.settings import Settings\n"
@@ -12,26 +21,15 @@ def test_service_imports_no_torch(store):
         "with TestClient(app) as c:\n"
         "    import time\n"
         "    while c.get('/v2/health/ready').status_code != 200: time.sleep(0.05)\n"
-        "    assert c.post('/v1/models/baby-stylegan/sample', json={}).status_code == 200\n"
-        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
-        "assert not bad, bad[:5]\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+        "    assert c.post('/v1/models/baby-stylegan/sample', json={}).status_code == 200\n",
+        ("torch",))
 
 
 def test_serve_command_imports_no_torch_or_training():
     """The supervisor of `ganserve serve --workers N` stays small: naming the CLI's errors
     must not import training (and with it torch and matplotlib)."""
-    code = (
-        "import sys\n"
+    r = _assert_not_imported(
         "from ganserve import cli\n"
         "rc = cli.main(['serve', '--models-dir', '/nonexistent-store'])\n"
-        "assert rc == 1, rc\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'training', "
-        "'matplotlib')]\n"
-        "assert not bad, bad[:5]\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+        "assert rc == 1, rc\n", ("torch", "training", "matplotlib"))
     assert "GANSERVE_MODELS_DIR" in r.stderr
