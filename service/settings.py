@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     max_interpolation_steps: int = Field(64, ge=2, le=1024)
     max_grid_cells: int = Field(256, ge=1, le=4096, description="style-mix rows x cols")
     max_scale: int = Field(16, ge=1, le=64, description="largest nearest-neighbour upscale")
+    max_output_pixels: int = Field(1 << 24, ge=1024, description="pixels one response may "
+                                   "hold: images x (resolution x scale)^2; larger: 422")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="larger request bodies: 413")
     body_timeout_s: float = Field(10.0, gt=0, le=3600, description="a request body not "
                                   "fully received this long after the request began: 408")

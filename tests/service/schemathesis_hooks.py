@@ -36,6 +36,7 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
      "a seed string's size is known once expanded; the grid is rows x cols"),
     ("invalid_input", r"seed must be in 0\.\.4294967295|runs backwards",
      "a seed-list pattern cannot bound a 10-digit number by 2^32-1 or order a range"),
+    ("invalid_input", r"pixels, the limit is", "the response size is images x (res x scale)^2"),
     ("invalid_input", r"psi: give truncation_psi only", "both names of one query parameter"),
     ("invalid_input", r"explicit w needs space='w'", "w endpoints belong to space='w'"),
     ("invalid_input", r"beyond float32", "JSON numbers have no float32 bound"),

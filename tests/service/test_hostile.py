@@ -62,6 +62,21 @@ def test_style_mix_lists_are_bounded(client, body, field):
           422, "invalid_input", field)
 
 
+def test_response_pixels_are_bounded_across_count_and_scale(store):
+    with make_client(store, max_output_pixels=32 * 32 * 4 * 4 * 8) as c:    # 8 images at x4
+        wait_ready(c)
+        assert c.post(f"/v1/models/{DC}/sample", json={"n": 8, "scale": 4}).status_code == 200
+        body = error(c.post(f"/v1/models/{DC}/sample", json={"n": 9, "scale": 4}), 422,
+                     "invalid_input", "scale")
+        assert "the limit is 131072" in body["message"]
+        error(c.post(f"/v1/models/{DC}/interpolate", json={
+            "start": {"seed": 1}, "end": {"seed": 2}, "steps": 9, "scale": 4}), 422,
+            "invalid_input", "scale")
+        error(c.post(f"/v1/models/{SG}/style-mix", json={
+            "row_seeds": [1, 2], "col_seeds": [3, 4], "scale": 4}), 422, "invalid_input",
+            "scale")
+
+
 def test_explicit_latent_length_is_bounded(client):
     error(client.post(f"/v1/models/{DC}/interpolate",
                       json={"start": {"z": [0.0] * 5000}, "end": {"seed": 1}}),

@@ -67,6 +67,16 @@ def _limit(value: int, limit: int, field: str, what: str) -> None:
                            field=field, limit=limit)
 
 
+def _limit_pixels(lv: LoadedVersion, images: int, scale: int, s: Settings) -> None:
+    """The response's size, a product no single field bounds: images x (resolution x scale)^2."""
+    side = lv.manifest.resolution * scale
+    pixels = images * side * side
+    if pixels > s.max_output_pixels:
+        raise InvalidInput(f"scale: {images} images of {side}x{side} px are {pixels} pixels, "
+                           f"the limit is {s.max_output_pixels}; lower scale or the count",
+                           field="scale", limit=s.max_output_pixels)
+
+
 def _seed_list(value: list[int] | str, limit: int, field: str) -> list[int]:
     """A list of seeds or an NVIDIA-style string ('0-7', '1,5,9-12'), at most ``limit``."""
     if isinstance(value, list):
@@ -105,6 +115,7 @@ async def _sample(name: str, body: SampleRequest, request: Request, registry, s:
         generation.require(lv, "conditional")
     _limit(body.scale, s.max_scale, "scale", "x scale")
     seeds = _seeds(body, s)
+    _limit_pixels(lv, len(seeds), body.scale, s)
     cls = generation.resolve_class(lv, body.class_) if body.class_ is not None else None
     deadline = deadline_for(s)
     gen = await guarded(request, generation.sample(lv, seeds, cls, body.truncation_psi,
@@ -138,6 +149,7 @@ async def interpolate(name: InterpModel, body: InterpolateRequest, request: Requ
     lv = registry.get(name, body.version)
     _limit(body.steps, settings.max_interpolation_steps, "steps", "steps")
     _limit(body.scale, settings.max_scale, "scale", "x scale")
+    _limit_pixels(lv, body.steps, body.scale, settings)
     deadline = deadline_for(settings)
     gen = await guarded(request, generation.interpolate(lv, body, deadline), deadline)
     if body.format in ("gif", "webp"):
@@ -160,6 +172,7 @@ async def style_mix(name: MixModel, body: StyleMixRequest, request: Request,
     cols = _seed_list(body.col_seeds, cells, "col_seeds")
     _limit(len(rows) * len(cols), cells, "row_seeds", "grid cells (rows x cols)")
     _limit(body.scale, settings.max_scale, "scale", "x scale")
+    _limit_pixels(lv, (len(rows) + 1) * (len(cols) + 1), body.scale, settings)
     try:
         layers = parse_styles(body.styles, lv.manifest.num_ws)
     except ValueError as e:
