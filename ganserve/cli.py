@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=_positive, default=1, help="uvicorn worker processes")
+    s.add_argument("--workers", type=_positive, default=1,
+                   help="worker processes (uvicorn servers under ganserve's supervisor)")
 
     b = sub.add_parser("build-evaluator", help="train the evaluation classifier and its "
                        "reference statistics")

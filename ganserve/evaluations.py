@@ -182,12 +182,15 @@ def effective_metrics(version_dir: str | Path, manifest: Manifest) -> dict[str, 
 
     ``sources`` maps every metric to the evaluation it came from; ``evaluations`` holds the
     provenance (n, psi, seed, when, who) of each evaluation still contributing a metric.
-    Reads the records folder on each call (a few small JSON files).
+    Reads the records folder on each call (a few small JSON files; the service caches the
+    result per records-folder mtime).
     """
     cards: dict[str, dict[str, Any]] = {}
-    for kind, shipped in manifest.metrics.items():
-        if isinstance(shipped, dict):
-            _overlay(cards, kind, shipped.get("extractor", kind), MANIFEST_SOURCE, shipped,
+    for key, shipped in manifest.metrics.items():
+        if isinstance(shipped, dict):       # shipped at psi != 1: its own kind, like records
+            extractor = shipped.get("extractor", key)
+            kind = kind_for(extractor, float(shipped.get("psi", 1.0)))
+            _overlay(cards, kind, extractor, MANIFEST_SOURCE, shipped,
                      _shipped_provenance(shipped))
     for rec in list_records(version_dir):
         if not rec.describes(manifest):

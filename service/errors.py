@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -44,10 +44,6 @@ class Unsupported(ServiceError):
 
 class InvalidInput(ServiceError):
     status, code = 422, "invalid_input"
-
-
-class PayloadTooLarge(ServiceError):
-    status, code = 413, "payload_too_large"
 
 
 class UnsupportedMediaType(ServiceError):
@@ -118,12 +114,14 @@ def error_body(rid: str | None, code: str, message: str, field: str | None = Non
 
 def error_json(request: Request | None, status: int, code: str, message: str,
                field: str | None = None, details: dict[str, Any] | None = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
+               headers: dict[str, str] | None = None) -> Response:
     rid = getattr(request.state, "request_id", None) if request is not None else None
-    body = ErrorResponse(error=ErrorBody(code=code, message=message, field=field,
-                                         request_id=rid, details=details or None))
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status,
-                        headers=headers)
+    return Response(error_body(rid, code, message, field, details), status_code=status,
+                    headers=headers, media_type="application/json")
+
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+              413: "payload_too_large"}
 
 
 # ------------------------------------------------------------------ validation errors
@@ -139,14 +137,17 @@ _SEED_HINT = "a list of seeds, or a string such as '0-7' or '1,5,9-12' (0 .. 2^3
 PATTERN_HINTS = {"seeds": _SEED_HINT, "row_seeds": _SEED_HINT, "col_seeds": _SEED_HINT,
                  "styles": "layer indices, ranges like '0-3', or coarse|middle|fine, "
                            "separated by commas"}
-_UNION_TAG = re.compile(r"^`?(list|str|int|float|bool|constrained-|function-|literal|tagged)")
+# pydantic's names for the union member it tried: 'str', 'list[int]', 'constrained-str',
+# 'function-after[...]', '`list[...]`' -- a type name alone, or one with [ or -
+_UNION_TAG = re.compile(r"`.*`|(str|int|float|bool|list|dict|none)|[a-z]+(-[a-z]+)*\[.*\]|"
+                        r"(constrained|function|json|literal|tagged)-[a-z-]+(\[.*\])?")
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
     """``('body', 'seeds', 'list[constrained-int]', 0)`` -> ``seeds.0``: pydantic names the
     union member it tried; clients want the field."""
     parts = [str(p) for p in loc if p not in _LOC_ROOTS
-             and not (isinstance(p, str) and _UNION_TAG.match(p))]
+             and not (isinstance(p, str) and _UNION_TAG.fullmatch(p))]
     return ".".join(parts) or "body"
 
 
@@ -213,13 +214,13 @@ def _configured_limits(request: Request) -> dict[str, int]:
 
 
 def _pick(problems: list[dict[str, str]], errs: list[dict[str, Any]]) -> dict[str, str]:
-    """The first problem, preferring a failed constraint over 'wrong type' of another union
-    member for the same field ('class': '' is an empty name, not 'not an integer')."""
-    first = problems[0]
+    """The problem to headline: the first failed constraint, else the first problem. A
+    'wrong type' usually comes from a union member the client did not mean ('class': '' is
+    an empty name, not 'not an integer'; a styles list is not 'not a string')."""
     for p, e in zip(problems, errs):
-        if p["field"] == first["field"] and not str(e.get("type", "")).endswith("_type"):
+        if not str(e.get("type", "")).endswith("_type"):
             return p
-    return first
+    return problems[0]
 
 
 def _dedupe(problems: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -231,12 +232,12 @@ def _dedupe(problems: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
         return error_json(request, exc.status, exc.code, exc.message, exc.field,
                           exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errs = list(exc.errors()) or [{"loc": ("body",), "msg": "invalid request"}]
         problems = [_problem(request, e) for e in errs]
         first = _pick(problems, errs)
@@ -246,7 +247,7 @@ def install_error_handlers(app: FastAPI) -> None:
                           {"problems": problems} if len(problems) > 1 else None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if isinstance(exc.__cause__, ClientDisconnect):
             return error_json(request, 499, ClientDisconnected.code,
                               "client disconnected while sending the body")
@@ -255,8 +256,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_json(request, 422, "invalid_input",
                               f"body: cannot be parsed as JSON: {_reason(exc.__cause__)}",
                               "body")
-        code = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
-                413: "payload_too_large"}.get(exc.status_code, "http_error")
+        code = HTTP_CODES.get(exc.status_code, "http_error")
         return error_json(request, exc.status_code, code, str(exc.detail),
                           headers=getattr(exc, "headers", None))
 

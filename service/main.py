@@ -24,7 +24,7 @@ from service.observability import (
     INFERENCE,
     QUEUE_ROWS,
     QUEUE_WAIT,
-    ModelInfo,
+    LoadedModel,
     metrics_payload,
 )
 from service.openapi import served_openapi
@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         body, content_type = metrics_payload(
-            ModelInfo(lv.name, lv.version, lv.family, lv.provider, lv.deterministic)
+            LoadedModel(lv.name, lv.version, lv.family, lv.provider, lv.deterministic)
             for lv in app.state.registry.loaded())
         return Response(body, media_type=content_type)
 

@@ -17,6 +17,7 @@ import contextvars
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -58,7 +59,7 @@ MODEL_INFO_NAME = "ganserve_model_info"
 VERSION_SCOPED = {"ganserve_queue_rows"}      # series dropped once their version is gone
 
 
-class ModelInfo:
+class LoadedModel:
     """One loaded version as the info gauge sees it."""
 
     def __init__(self, name: str, version: str, family: str, provider: str,
@@ -70,7 +71,7 @@ class _Scrape(Collector):
     """The process's (or all processes') samples, filtered to loaded versions, plus
     ``ganserve_model_info`` from the registry."""
 
-    def __init__(self, source: Collector | CollectorRegistry, loaded: list[ModelInfo]):
+    def __init__(self, source: Collector | CollectorRegistry, loaded: list[LoadedModel]):
         self.source, self.loaded = source, loaded
         self.keys = {m.labels[:2] for m in loaded}
 
@@ -89,7 +90,7 @@ class _Scrape(Collector):
         yield info
 
 
-def metrics_payload(loaded: Iterable[ModelInfo] = ()) -> tuple[bytes, str]:
+def metrics_payload(loaded: Iterable[LoadedModel] = ()) -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         source: Collector | CollectorRegistry = multiprocess.MultiProcessCollector(None)
     else:
@@ -103,6 +104,18 @@ def mark_worker_dead(pid: int) -> None:
     """Forget a dead worker's live gauges (in flight, queue rows)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(pid)
+
+
+def drop_dead_workers_gauges() -> None:
+    """At start: live gauges left in a reused PROMETHEUS_MULTIPROC_DIR by processes that are
+    gone (a supervisor that was killed) would otherwise be summed forever."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            multiprocess.mark_process_dead(int(pid))
 
 
 class RequestIdFilter(logging.Filter):

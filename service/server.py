@@ -32,7 +32,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from service.observability import mark_worker_dead, setup_logging
+from service.observability import drop_dead_workers_gauges, mark_worker_dead, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,18 @@ class Supervisor:
         self.stop_signal: int | None = None
         self.workers: list[_Worker] = []
 
-    def _spawn(self, sock: socket.socket) -> _Worker:
+    def _spawn(self, sock: socket.socket) -> _Worker | None:
+        """A new worker on ``sock``; None once a stop signal has closed the socket."""
+        if self.stop_signal is not None:
+            return None
         p = self.ctx.Process(target=_worker_main, args=(self.config, [sock], os.getpid()),
                              name="ganserve-worker")
-        p.start()
+        try:
+            p.start()
+        except (ValueError, OSError):      # the signal handler closed the socket meanwhile
+            if self.stop_signal is None:
+                raise
+            return None
         return _Worker(p)
 
     def run(self) -> int:
@@ -130,7 +138,10 @@ class Supervisor:
             signal.signal(sig, lambda s, _f: self._on_stop_signal(s, sock))
         log.info("supervisor %d: %d workers on %s:%d", os.getpid(), self.n, self.config.host,
                  self.config.port)
-        self.workers = [self._spawn(sock) for _ in range(self.n)]
+        drop_dead_workers_gauges()
+        for _ in range(self.n):
+            if (w := self._spawn(sock)) is not None:
+                self.workers.append(w)
         code = 0
         while self.stop_signal is None:
             time.sleep(0.2)
@@ -165,7 +176,8 @@ class Supervisor:
                 return False
             log.warning("worker %d died (exit code %s); starting a replacement", pid, exitcode)
             time.sleep(max(0.0, RESTART_BACKOFF_S - (time.monotonic() - w.started_at)))
-            self.workers[i] = self._spawn(sock)
+            if (new := self._spawn(sock)) is not None:
+                self.workers[i] = new
         return True
 
     def _join_workers(self) -> None:
@@ -184,9 +196,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
 
     settings = get_settings()          # validates the environment before anything starts
     setup_logging(settings.log_level)
+    # the drain timeout as given (uvicorn waits with asyncio.wait_for): 0 = no wait
     common = dict(host=host, port=port, log_config=None, access_log=False,
-                  timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
-                  timeout_keep_alive=5)
+                  timeout_graceful_shutdown=settings.drain_timeout_s, timeout_keep_alive=5)
     if workers <= 1:
         from service.main import create_app
 

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
                                "(faster runs, but steals CPU from HTTP work)")
     poll_interval_s: float = Field(5.0, ge=0, description="model store poll period (0 = off)")
     drain_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: longest wait for "
-                                   "requests in flight")
+                                   "requests in flight (0: none; they are cancelled)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")

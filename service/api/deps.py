@@ -9,7 +9,12 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from service.errors import ClientDisconnected, DeadlineExceeded, NotReady
+from service.errors import (
+    ClientDisconnected,
+    DeadlineExceeded,
+    NotReady,
+    UnsupportedMediaType,
+)
 from service.registry import Registry
 from service.settings import Settings
 
@@ -26,6 +31,21 @@ async def get_registry(request: Request) -> Registry:
     if not registry.scanned:
         raise NotReady("the service is starting: models are loading", headers={"Retry-After": "1"})
     return registry
+
+
+def is_json(content_type: str) -> bool:
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/")
+                                          and mime.endswith("+json"))
+
+
+async def require_json(request: Request) -> None:
+    """415 for a JSON-body route sent another Content-Type (curl -d sends form encoding).
+    No Content-Type at all is read as JSON."""
+    ctype = request.headers.get("content-type")
+    if ctype is not None and not is_json(ctype):
+        raise UnsupportedMediaType(f"the body must be JSON: send Content-Type: "
+                                   f"application/json (got {ctype[:80]!r})")
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
@@ -71,6 +91,7 @@ async def guarded(request: Request, work: Awaitable[T], deadline: float) -> T:
         raise DeadlineExceeded(f"no answer within the {timeout:.1f} s deadline") from None
     except asyncio.CancelledError:
         if gone["client"]:
+            current.uncancel()          # handled: the task is not being cancelled any more
             raise ClientDisconnected("client disconnected; its rows were dropped") from None
         raise
     finally:

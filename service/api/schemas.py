@@ -38,7 +38,6 @@ def Int(ge: int, le: int, **field: Any) -> Any:
 Seed = Int(0, SEED_MAX, description="0 .. 2^32-1")
 # NVIDIA's seed lists: "0-7", "1,5,9-12" (expanded server-side, bounded before expansion)
 _SPAN = r"[0-9]{1,10}(\s*-\s*[0-9]{1,10})?"
-_SPAN = r"[0-9]{1,10}(\s*-\s*[0-9]{1,10})?"
 SEED_LIST_PATTERN = rf"^\s*{_SPAN}(\s*,\s*{_SPAN})*\s*$"
 SeedList = Annotated[str, StringConstraints(pattern=SEED_LIST_PATTERN, max_length=4096),
                      Field(description="NVIDIA-style seed list, e.g. '0-7' or '1,5,9-12'")]
@@ -138,7 +137,9 @@ class InterpolateRequest(GridOptions):
 _STYLE = r"(coarse|middle|fine|[0-9]{1,6}(\s*-\s*[0-9]{1,6})?)"
 STYLES_PATTERN = rf"^\s*{_STYLE}(\s*,\s*{_STYLE})*\s*$"
 StyleSpec = Annotated[str, StringConstraints(pattern=STYLES_PATTERN, max_length=256)]
-StylePart = Int(0, 1023) | StyleSpec
+# one list item is one index, range or group (commas separate items of the string form)
+StylePart = Int(0, 1023) | Annotated[str, StringConstraints(pattern=rf"^\s*{_STYLE}\s*$",
+                                                           max_length=32)]
 
 
 class StyleMixRequest(Common):

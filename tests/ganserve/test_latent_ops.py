@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,28 @@ def test_mix_ws_layout():
     out = mix_ws(rows, cols, [0, 1])
     assert out.shape == (6, 4, 3)
     assert out[4, 0, 0] == 2 and out[4, 2, 0] == 0      # row 1, col 1: col's layers 0-1 only
+
+
+def _peak_bytes(fn) -> int:
+    import tracemalloc
+    tracemalloc.start()
+    with contextlib.suppress(ValueError):
+        fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("spec", ["0-1000000", "0-100000000", "0-" + "9" * 400,
+                                  ["1", "2-1000000"]])
+def test_parse_styles_refuses_a_huge_range_without_building_it(spec):
+    with pytest.raises(ValueError, match="out of range 0..7"):
+        parse_styles(spec, 8)
+    # the old parser built the whole range first: 0-1000000 alone was ~36 MB
+    assert _peak_bytes(lambda: parse_styles(spec, 8)) < 200_000
+
+
+@pytest.mark.parametrize("spec", ["²", "①", "٣-5", "0-𝟘", "", " , "])
+def test_parse_styles_refuses_unicode_digits_and_blanks(spec):
+    with pytest.raises(ValueError, match="invalid style layer"):
+        parse_styles(spec, 8)

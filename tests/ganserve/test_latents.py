@@ -40,3 +40,23 @@ def test_truncated_latents():
     assert np.allclose(truncated_z_from_seed(5, 8, 2.0), 2 * z_from_seed(5, 8))
     with pytest.raises(ValueError, match="truncation_psi"):
         truncated_z_from_seed(5, 8, 2.5)
+
+
+def test_parse_seeds_counts_before_expanding():
+    import tracemalloc
+    with pytest.raises(ValueError, match="4294967296 seeds requested, the limit is 256"):
+        parse_seeds("0-4294967295", limit=256)
+    tracemalloc.start()
+    with pytest.raises(ValueError):
+        parse_seeds("0-1000000", limit=256)       # the old parser built it: ~36 MB
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200_000
+    assert parse_seeds("1,5,9-11", limit=5) == [1, 5, 9, 10, 11]
+
+
+@pytest.mark.parametrize("text", ["²", "①", "1-٣", "99999999999999999999", "4294967296", "-3",
+                                  "1-"])
+def test_parse_seeds_refuses_non_ascii_digits_and_out_of_range(text):
+    with pytest.raises(ValueError, match="seed"):
+        parse_seeds(text)

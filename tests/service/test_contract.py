@@ -46,7 +46,9 @@ def test_schemathesis_finds_nothing_over_1000_cases(live, tmp_path):
            "--seed", "20261130", "--generation-database", "none", "--no-color",
            "--workers", "1", "--request-timeout", "30", "--report", "json",
            "--report-json-path", str(report)]
-    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    # cwd: Schemathesis keeps a cache folder in the working directory
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=900)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     result = json.loads(report.read_text())
     assert result["test_cases"]["generated"] >= MIN_CASES, result["test_cases"]

@@ -3,7 +3,6 @@ work, Unicode digits, the error shape of a 500, latents beyond float32, strict t
 smaller contract slips. Through the ASGI app; the server-level ones are in test_server.py."""
 
 import logging
-import time
 
 import pytest
 
@@ -18,13 +17,12 @@ DC, CG, SG = "baby-dcgan", "baby-cgan", "baby-stylegan"
     ("0-999999", "out of range 0..7"), (["1", "2-999999"], "out of range 0..7"),
     ("0-100000000", "ranges like '0-3'"), ("0-1000000000000", "ranges like '0-3'"),
     ("0-99999999999999999999", "ranges like '0-3'"), ("3-" + "9" * 200, "ranges like '0-3'")])
-def test_style_range_beyond_layers_is_422_without_building_it(client, styles, says):
-    t0 = time.perf_counter()
+def test_style_range_beyond_layers_is_422(client, styles, says):
+    # (that nothing is built first is pinned in tests/ganserve/test_latent_ops.py)
     r = client.post(f"/v1/models/{SG}/style-mix",
                     json={"row_seeds": [1], "col_seeds": [2], "styles": styles})
     body = error(r, 422, "invalid_input", "styles")
     assert says in body["message"]
-    assert time.perf_counter() - t0 < 0.5       # 0-10000000 took 212 ms of event loop before
 
 
 @pytest.mark.parametrize("field", ["seeds", "row_seeds", "col_seeds"])
@@ -32,10 +30,8 @@ def test_seed_range_over_the_limit_is_422_before_expansion(client, field):
     body = ({"seeds": "0-4294967295"} if field == "seeds" else
             {"row_seeds": [1], "col_seeds": [2], field: "0-4294967295"})
     path = "sample" if field == "seeds" else "style-mix"
-    t0 = time.perf_counter()
     err = error(client.post(f"/v1/models/{SG}/{path}", json=body), 422, "invalid_input", field)
     assert "4294967296 seeds requested" in err["message"]
-    assert time.perf_counter() - t0 < 0.5
 
 
 def test_nvidia_seed_strings_are_accepted_and_match_lists(client):
@@ -208,6 +204,21 @@ def test_non_json_content_type_is_415(client, ctype):
                     headers={"content-type": ctype})
     body = error(r, 415, "unsupported_media_type")
     assert "application/json" in body["message"]
+
+
+def test_non_json_to_an_unknown_route_is_404_not_415(client):
+    r = client.post("/v1/models/baby-dcgan/nothing", content=b"x",
+                    headers={"content-type": "text/plain"})
+    error(r, 404, "not_found")
+
+
+def test_style_list_items_are_one_part_each(client):
+    ok = client.post(f"/v1/models/{SG}/style-mix",
+                     json={"row_seeds": [1], "col_seeds": [2], "styles": [0, "1-2", "fine"]})
+    assert ok.status_code == 200
+    error(client.post(f"/v1/models/{SG}/style-mix", json={
+        "row_seeds": [1], "col_seeds": [2], "styles": ["0,1"]}), 422, "invalid_input",
+        "styles.0")
 
 
 def test_json_with_charset_or_suffix_is_accepted(client):

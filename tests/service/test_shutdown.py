@@ -93,9 +93,13 @@ def test_sigterm_under_load_finishes_in_flight_and_hangs_nothing(store, server_f
     # the rest: served, 503 + Retry-After, or refused at connect; none hung
     allowed = {200, 503, "ConnectError"}
     assert all(o.result in allowed for o in loads), {o.result for o in loads} - allowed
-    # readiness: never 200 once the signal was in, never hung
-    late = [o for o in probes if o.started > t_term + 0.01]
+    # readiness: not ready within moments of the signal (it travels supervisor -> workers),
+    # never ready again after that, never hung
+    late = [o for o in probes if o.started > t_term + 0.3]
     assert late and all(o.result in (503, "ConnectError") for o in late), late
+    after = sorted((o for o in probes if o.started > t_term), key=lambda o: o.started)
+    first_no = next(i for i, o in enumerate(after) if o.result != 200)
+    assert all(o.result != 200 for o in after[first_no:]), after
     before = [o for o in probes if o.ended < t_term]
     assert before and all(o.result == 200 for o in before)
     log = srv.output()
@@ -140,7 +144,7 @@ def test_slow_bodies_do_not_hold_a_graceful_shutdown(store, server_factory):
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(20) in (0, -signal.SIGTERM)
-    assert time.monotonic() - t0 < 6, "slow bodies held the drain"
+    assert time.monotonic() - t0 < 15, "slow bodies held the 30 s drain"
     for s in socks:
         s.close()
 
@@ -163,9 +167,9 @@ def test_disconnect_storm_counts_499_never_500(store, server_factory):
     text = httpx.get(srv.url + "/metrics").text
     assert metric(text, "ganserve_requests_total", status="500") == 0
     assert metric(text, "ganserve_requests_in_flight") == 1        # this scrape
-    counted = sum(metric(text, "ganserve_requests_total", model=DC, status=str(c))
-                  for c in (200, 499))
-    assert counted == 300
+    counted = {c: metric(text, "ganserve_requests_total", model=DC, status=str(c))
+               for c in (200, 499)}
+    assert sum(counted.values()) == 300 and counted[499] > 0, counted
     log = srv.output()
     assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ganserve.latent_ops import parse_styles
 from ganserve.latents import SEED_MAX, parse_seeds
 from service import generation
-from service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded
+from service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded, require_json
 from service.api.schemas import (
     SCALE_MAX,
     ConditionalRequest,
@@ -33,6 +33,7 @@ from service.rendering import animation_response, json_response, png_response, w
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["generate"])
+JSON_BODY = [Depends(require_json)]
 
 
 def model_name(capability: str, example: str) -> Any:
@@ -125,14 +126,14 @@ async def _sample(name: str, body: SampleRequest, request: Request, registry, s:
 
 
 @router.post("/{name}/sample", response_class=Response, responses=image_responses("image/png"),
-             summary="Sample images from seeds (any family)")
+             dependencies=JSON_BODY, summary="Sample images from seeds (any family)")
 async def sample(name: AnyModel, body: SampleRequest, request: Request, registry: RegistryDep,
                  settings: SettingsDep, accept: str | None = Header(None)) -> Response:
     return await _sample(name, body, request, registry, settings, accept, False)
 
 
 @router.post("/{name}/conditional", response_class=Response,
-             responses=image_responses("image/png"),
+             responses=image_responses("image/png"), dependencies=JSON_BODY,
              summary="Images of one class (conditional models)")
 async def conditional(name: CondModel, body: ConditionalRequest, request: Request,
                       registry: RegistryDep, settings: SettingsDep,
@@ -142,6 +143,7 @@ async def conditional(name: CondModel, body: ConditionalRequest, request: Reques
 
 @router.post("/{name}/interpolate", response_class=Response,
              responses=image_responses("image/png", "image/gif", "image/webp"),
+             dependencies=JSON_BODY,
              summary="Frames between two seeds or latents")
 async def interpolate(name: InterpModel, body: InterpolateRequest, request: Request,
                       registry: RegistryDep, settings: SettingsDep,
@@ -160,7 +162,7 @@ async def interpolate(name: InterpModel, body: InterpolateRequest, request: Requ
 
 
 @router.post("/{name}/style-mix", response_class=Response,
-             responses=image_responses("image/png"),
+             responses=image_responses("image/png"), dependencies=JSON_BODY,
              summary="StyleGAN style-mixing grid (NVIDIA layout)")
 async def style_mix(name: MixModel, body: StyleMixRequest, request: Request,
                     registry: RegistryDep, settings: SettingsDep,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path
 
-from ganserve.evaluations import effective_metrics
+from ganserve.evaluations import effective_metrics, evaluations_dir
 from service.api.deps import RegistryDep
 from service.api.schemas import ModelInfo, ModelList, VersionInfo
 from service.errors import ModelNotFound, error_responses
@@ -14,13 +14,31 @@ from service.registry import Entry, LoadedVersion, Registry
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
+_CARDS: dict[tuple, dict] = {}
+
+
+def _card(lv: LoadedVersion) -> dict | None:
+    """The version's model-card metrics, re-read only when its records folder changes (a
+    stat, not a folder of JSON parses, per version and request)."""
+    try:
+        stamp = evaluations_dir(lv.dir).stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    key = (str(lv.dir), lv.manifest.created_at, stamp)
+    if key not in _CARDS:
+        if len(_CARDS) > 1024:
+            _CARDS.clear()
+        _CARDS[key] = effective_metrics(lv.dir, lv.manifest)
+    return _CARDS[key] or None
+
+
 def _version_info(e: Entry) -> VersionInfo:
     if isinstance(e, LoadedVersion):
         m = e.manifest
         t = m.training
         return VersionInfo(version=e.version, status="ready", provider=e.provider,
                            deterministic=e.deterministic, created_at=m.created_at,
-                           parent=m.parent, metrics=effective_metrics(e.dir, m) or None,
+                           parent=m.parent, metrics=_card(e),
                            training={"steps": t.steps, "images_seen": t.images_seen,
                                      "preset": t.preset, "command": t.command,
                                      "wall_seconds": t.wall_seconds,
@@ -43,7 +61,7 @@ def model_info(registry: Registry, name: str) -> ModelInfo:
                      classes=m.class_names if m.conditional else [],
                      capabilities=CAPABILITIES[m.family], latest=latest.version,
                      provider=latest.provider, versions=infos,
-                     metrics=effective_metrics(latest.dir, m) or None)
+                     metrics=_card(latest))
 
 
 @router.get("", response_model=ModelList, responses=error_responses(),
