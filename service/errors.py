@@ -174,7 +174,7 @@ def _known_fields(model: type[BaseModel] | None, path: list[str]) -> list[str]:
 
 def _unknown_field_message(request: Request, loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in _LOC_ROOTS]
-    name, where = parts[-1], parts[:-1]
+    name, where = parts[-1][:64], parts[:-1]
     known = _known_fields(_body_model(request), where)
     guess = SYNONYMS.get(name.lower())
     if guess not in known:
@@ -213,6 +213,15 @@ def _configured_limits(request: Request) -> dict[str, int]:
             "steps": settings.max_interpolation_steps}
 
 
+MAX_PROBLEMS = 20
+_CLIP = 200
+
+
+def _clip(problem: dict[str, str]) -> dict[str, str]:
+    """Echo no more than a little of what the client sent (a 1 MB field name...)."""
+    return {k: v if len(v) <= _CLIP else v[:_CLIP] + "..." for k, v in problem.items()}
+
+
 def _pick(problems: list[dict[str, str]], errs: list[dict[str, Any]]) -> dict[str, str]:
     """The problem to headline: the first failed constraint, else the first problem. A
     'wrong type' usually comes from a union member the client did not mean ('class': '' is
@@ -238,20 +247,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        errs = list(exc.errors()) or [{"loc": ("body",), "msg": "invalid request"}]
-        problems = [_problem(request, e) for e in errs]
+        # a hostile body can hold 100k errors: explain a few, count the rest
+        all_errs = exc.errors()
+        errs = list(all_errs[:MAX_PROBLEMS]) or [{"loc": ("body",), "msg": "invalid request"}]
+        problems = [_clip(_problem(request, e)) for e in errs]
         first = _pick(problems, errs)
         problems = _dedupe(problems)
+        details: dict[str, Any] = {"problems": problems} if len(problems) > 1 else {}
+        if len(all_errs) > MAX_PROBLEMS:
+            details["more_problems"] = len(all_errs) - MAX_PROBLEMS
         return error_json(request, 422, "invalid_input",
-                          f"{first['field']}: {first['message']}", first["field"],
-                          {"problems": problems} if len(problems) > 1 else None)
+                          f"{first['field']}: {first['message']}", first["field"], details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if isinstance(exc.__cause__, ClientDisconnect):
             return error_json(request, 499, ClientDisconnected.code,
                               "client disconnected while sending the body")
-        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
             # FastAPI could not decode the body (e.g. an integer of more than 4300 digits)
             return error_json(request, 422, "invalid_input",
                               f"body: cannot be parsed as JSON: {_reason(exc.__cause__)}",
@@ -266,4 +279,6 @@ def _reason(e: Exception) -> str:
         return f"{e.msg} at byte {e.pos}"
     if "integer string conversion" in str(e):
         return "a number has more than 4300 digits"
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
     return str(e)[:200]

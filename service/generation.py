@@ -147,6 +147,10 @@ async def interpolate(lv: LoadedVersion, req, deadline: float) -> Generated:
     t = interpolation_steps(req.steps)
     path = slerp if req.method == "slerp" else lerp
     seeds = [req.start.seed] + [None] * (req.steps - 2) + [req.end.seed]
+    if not m.conditional and (req.start.class_ is not None or req.end.class_ is not None):
+        field = "start.class" if req.start.class_ is not None else "end.class"
+        resolve_class(lv, req.start.class_ if req.start.class_ is not None
+                      else req.end.class_, field)          # raises: the family takes none
     if req.space == "w":
         if m.family != "stylegan":
             raise Unsupported(f"space='w' needs a StyleGAN; {lv.name} is {lv.family}",
@@ -173,8 +177,6 @@ async def interpolate(lv: LoadedVersion, req, deadline: float) -> Generated:
         weights[:, ca] += 1.0 - t
         weights[:, cb] += t
         classes = [ca] + [None] * (req.steps - 2) + [cb] if ca != cb else [ca] * req.steps
-    elif req.start.class_ is not None or req.end.class_ is not None:
-        resolve_class(lv, req.start.class_ if req.start.class_ is not None else req.end.class_)
     images = await _generator_images(lv, zs, weights, deadline)
     return Generated(images, seeds, classes, zs)
 

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import HTTP_CODES, error_body
@@ -170,13 +171,32 @@ class ServiceMiddleware:
 
     @staticmethod
     def _labels(scope: Scope) -> tuple[str, str]:
-        route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
-        name = scope.get("path_params", {}).get("name", "")
+        route, params = scope.get("route"), scope.get("path_params", {})
+        endpoint = getattr(route, "path", None)
+        if route is None:               # refused before routing (413, draining 503)
+            endpoint, params = _match(scope)
+        endpoint = endpoint or "unmatched"
+        name = params.get("name", "")
         registry = getattr(getattr(scope.get("app"), "state", None), "registry", None)
         if name and (registry is None or name not in registry.models):
             name = "unknown"
         return endpoint, name
+
+
+def _match(scope: Scope) -> tuple[str | None, dict[str, str]]:
+    """The path template (and its parameters) a request refused before routing would have
+    reached, for its metric labels; from the app's documented paths."""
+    state = getattr(scope.get("app"), "state", None)
+    if state is None or not hasattr(scope.get("app"), "openapi"):
+        return None, {}
+    patterns = getattr(state, "path_patterns", None)
+    if patterns is None:
+        patterns = [(compile_path(p)[0], p) for p in scope["app"].openapi()["paths"]]
+        state.path_patterns = patterns
+    for regex, template in patterns:
+        if m := regex.match(scope.get("path", "")):
+            return template, m.groupdict()
+    return None, {}
 
 
 def _code(e: HTTPException) -> str:

@@ -33,6 +33,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from service.observability import drop_dead_workers_gauges, mark_worker_dead, setup_logging
+from service.protocol import HeaderTimeoutProtocol
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def _watch_parent(parent: int, period_s: float = 1.0) -> None:
 
 def _worker_main(config: uvicorn.Config, sockets: list[socket.socket], parent: int) -> None:
     """A worker process: the draining server on the supervisor's socket."""
+    config.configure_logging()          # as uvicorn's own workers do (access_log=False...)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                      name="parent-watch").start()
     DrainingServer(config).run(sockets=sockets)
@@ -197,8 +199,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     settings = get_settings()          # validates the environment before anything starts
     setup_logging(settings.log_level)
     # the drain timeout as given (uvicorn waits with asyncio.wait_for): 0 = no wait
-    common = dict(host=host, port=port, log_config=None, access_log=False,
-                  timeout_graceful_shutdown=settings.drain_timeout_s, timeout_keep_alive=5)
+    # ws="none": no WebSocket endpoints, so an Upgrade request is plain HTTP (our 404 shape)
+    common = dict(host=host, port=port, log_config=None, access_log=False, ws="none",
+                  http=HeaderTimeoutProtocol,
+                  timeout_graceful_shutdown=settings.drain_timeout_s, timeout_keep_alive=5,
+                  limit_concurrency=settings.max_connections)
     if workers <= 1:
         from service.main import create_app
 

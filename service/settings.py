@@ -31,8 +31,12 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(1 << 24, ge=1024, description="pixels one response may "
                                    "hold: images x (resolution x scale)^2; larger: 422")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="larger request bodies: 413")
+    header_timeout_s: float = Field(10.0, gt=0, le=3600, description="a connection that has "
+                                    "not sent a request's headers this long is closed")
     body_timeout_s: float = Field(10.0, gt=0, le=3600, description="a request body not "
                                   "fully received this long after the request began: 408")
+    max_connections: int = Field(2000, ge=8, description="open connections and requests per "
+                                 "worker; beyond it uvicorn answers 503 at once")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker "
                                   "(0 = the cores shared out between the workers)")
     ort_spinning: bool = Field(False, description="let idle ONNX Runtime threads busy-wait "

@@ -21,6 +21,10 @@ from pydantic import (
 
 from ganserve.latents import SEED_MAX
 
+# Hard ceilings of the schema; the configured (lower or equal) limits replace them in the
+# served OpenAPI document and are enforced per request.
+SCALE_MAX, IMAGES_MAX, STEPS_MAX, LATENT_MAX = 64, 4096, 1024, 4096
+
 
 def _json_int(v: object) -> object:
     """JSON Schema's integer: 3 and 3.0 are integers; true, "3" and 3.5 are not."""
@@ -41,7 +45,7 @@ _SPAN = r"[0-9]{1,10}(\s*-\s*[0-9]{1,10})?"
 SEED_LIST_PATTERN = rf"^\s*{_SPAN}(\s*,\s*{_SPAN})*\s*$"
 SeedList = Annotated[str, StringConstraints(pattern=SEED_LIST_PATTERN, max_length=4096),
                      Field(description="NVIDIA-style seed list, e.g. '0-7' or '1,5,9-12'")]
-Seeds = Annotated[list[Seed], Field(min_length=1)] | SeedList
+Seeds = Annotated[list[Seed], Field(min_length=1, max_length=IMAGES_MAX)] | SeedList
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -59,9 +63,6 @@ Psi = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False,
                              description="truncation psi in [0, 2]; 1 = none. StyleGAN: in w "
                                          "(w_avg + psi (w - w_avg)); other families: "
                                          "truncated normal z (see README)")]
-# Hard ceilings of the schema; the configured (lower or equal) limits replace them in the
-# served OpenAPI document and are enforced per request.
-SCALE_MAX, IMAGES_MAX, STEPS_MAX, LATENT_MAX = 64, 4096, 1024, 4096
 
 
 class Strict(BaseModel):

@@ -125,6 +125,17 @@ def _read_response(s: socket.socket, timeout: float) -> bytes:
     return data
 
 
+def _closed_by_server(s: socket.socket, timeout: float) -> bool:
+    """True when the server closes the connection (EOF or reset) within ``timeout``."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
 def test_slow_body_gets_408_and_its_connection_closed(store, server_factory):
     srv = server_factory(store, GANSERVE_BODY_TIMEOUT_S="1")
     s = _slow_body(srv.port)
@@ -244,3 +255,24 @@ def test_removed_version_leaves_the_metrics(store, server_factory, tmp_path):
             if ln.startswith(("ganserve_model_info", "ganserve_queue_rows"))), text[:3000]
         assert metric(text, "ganserve_model_info", model=DC, version="1") == 1
     assert "Clearing labels" not in srv.output()
+
+
+def test_silent_and_slowloris_connections_are_closed(store, server_factory):
+    srv = server_factory(store, workers=2, GANSERVE_HEADER_TIMEOUT_S="1")
+    silent = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(20)]
+    slow = socket.create_connection(("127.0.0.1", srv.port))
+    t0 = time.monotonic()
+    for byte in b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n":      # one byte per 0.1 s
+        try:
+            slow.send(bytes([byte]))
+        except OSError:
+            break
+        time.sleep(0.1)
+    assert _closed_by_server(slow, 5) and time.monotonic() - t0 < 4.5
+    assert all(_closed_by_server(s, 5) for s in silent)
+    assert time.monotonic() - t0 < 6
+    # a client that is quick is served, keep-alive included
+    with httpx.Client() as c:
+        assert c.get(srv.url + "/v2/health/live").status_code == 200
+        time.sleep(1.5)                          # idle between requests: keep-alive's 5 s
+        assert c.get(srv.url + "/v2/health/live").status_code == 200
