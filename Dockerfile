@@ -10,7 +10,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY ganserve ganserve
 COPY training training
+COPY evaluation evaluation
 COPY service service
+COPY cli cli
 
 FROM base AS api
 ARG ORT_PACKAGE=onnxruntime

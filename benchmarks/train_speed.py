@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from ganserve.data import load_images  # noqa: E402
 from training.config import TrainConfig, preset  # noqa: E402
-from training.data import load_images  # noqa: E402
 from training.export import export_run  # noqa: E402
 from training.loop import train  # noqa: E402
 from training.models import config_from_dict  # noqa: E402

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ganserve.images import encode_png, make_grid, to_pil, to_uint8, upscale
-from service.api.schemas import GenerateResponse, ImageOut
 from service.generation import Generated
+from service.outputs import GenerateResponse, ImageOut
 from service.registry import LoadedVersion
 
 INLINE_PIXELS = 256 * 256     # encode bigger outputs in a worker thread, off the event loop

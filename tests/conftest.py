@@ -57,9 +57,9 @@ def extractor_dir(tmp_path_factory, idx_dir) -> Path:
     """A tiny ONNX feature extractor (8-d features + 10 logits) with reference stats."""
     import torch
 
-    from training.data import load_images
-    from training.eval.extractor import ExtractorSpec, FeatureExtractor
-    from training.eval.metrics import feature_stats
+    from ganserve.data import load_images
+    from ganserve.features import ExtractorSpec, FeatureExtractor
+    from ganserve.metrics import feature_stats
 
     d = tmp_path_factory.mktemp("extractor")
     torch.manual_seed(0)
@@ -91,8 +91,8 @@ def extractor_dir(tmp_path_factory, idx_dir) -> Path:
 
 def baby_run(root: Path, family: str, data_dir: Path, steps: int | None = None,
              **overrides) -> Path:
+    from ganserve.data import load_images
     from training.config import TrainConfig, preset
-    from training.data import load_images
     from training.loop import train
     from training.models import config_from_dict
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ganserve.cli import main
+from cli.main import main
 from ganserve.manifest import load_manifest
 
 
@@ -91,7 +91,7 @@ def test_cli_export_and_evaluate_errors(tmp_path, capsys):
 
 def test_cli_evaluate_missing_data_exits_1_before_sampling(baby_exports, extractor_dir,
                                                            tmp_path, capsys, monkeypatch):
-    import training.eval.evaluate as ev
+    import evaluation.evaluate as ev
 
     def no_sampling(*a, **k):
         raise AssertionError("sampled before checking the data")

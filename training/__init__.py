@@ -1,5 +1,5 @@
-"""Offline half of ganserve: data, models, training loop, ONNX export, evaluation.
+"""Offline half of ganserve: models, training loop, ONNX export, the evaluation classifier.
 
 Importing this package does not import torch; only the modules that train or export do.
-The evaluation path (``training.eval``) runs from ONNX exports with ONNX Runtime alone.
+Scoring an exported model is the torch-free ``evaluation`` package.
 """

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganserve.data import ImageData
 from ganserve.images import save_png
 from training import losses
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from training.config import TrainConfig, train_config_to_dict
-from training.data import ImageData
 from training.ema import ema_beta, update_ema
 from training.models import build, config_to_dict
 from training.plots import plot_fid, plot_losses, read_jsonl

@@ -158,22 +158,6 @@ class StyleMixRequest(Common):
          "scale": 4}]})
 
 
-class ImageOut(BaseModel):
-    seed: int | None = None
-    class_index: int | None = None
-    class_name: str | None = None
-    png: str = Field(description="base64 PNG of this image")
-    latent: list[float] | None = None
-
-
-class GenerateResponse(BaseModel):
-    model: str
-    version: str
-    family: str
-    images: list[ImageOut]
-    grid_png: str | None = Field(None, description="base64 PNG of the grid / strip")
-
-
 class VersionInfo(BaseModel):
     version: str
     status: Literal["ready", "failed"]

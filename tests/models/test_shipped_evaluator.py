@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data import DEFAULT_FASHION_DIR, load_images
-from training.eval.extractor import FeatureExtractor
-from training.eval.metrics import FeatureStats
+from ganserve.data import DEFAULT_FASHION_DIR, load_images
+from ganserve.features import FeatureExtractor
+from ganserve.metrics import FeatureStats
 
 EVALUATOR = Path(__file__).resolve().parents[2] / "models" / "_evaluators" / "fashion-mnist"
 

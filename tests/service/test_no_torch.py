@@ -29,7 +29,7 @@ def test_serve_command_imports_no_torch_or_training():
     """The supervisor of `ganserve serve --workers N` stays small: naming the CLI's errors
     must not import training (and with it torch and matplotlib)."""
     r = _assert_not_imported(
-        "from ganserve import cli\n"
+        "from cli import main as cli\n"
         "rc = cli.main(['serve', '--models-dir', '/nonexistent-store'])\n"
         "assert rc == 1, rc\n", ("torch", "training", "matplotlib"))
     assert "GANSERVE_MODELS_DIR" in r.stderr

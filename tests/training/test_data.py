@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ganserve.data import DataError, load_images
+from ganserve.data.idx import FASHION_CLASSES
 from tests.conftest import CLASS_NAMES, make_images, write_idx
-from training.data import DataError, load_images
-from training.data.idx import FASHION_CLASSES
 
 
 def test_idx_folder_gz_reads_pads_and_names_classes(idx_dir):

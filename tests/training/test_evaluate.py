@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-import training.eval.evaluate as ev
+import evaluation.evaluate as ev
+from evaluation.evaluate import evaluate, format_table
+from ganserve.data import DataError
 from ganserve.evaluations import (
     EvaluationRecord,
     effective_metrics,
     evaluations_dir,
     list_records,
 )
+from ganserve.features import ExtractorSpec, FeatureExtractor
 from ganserve.generator import OnnxGenerator
 from ganserve.manifest import load_manifest, sha256_file
-from training.data import DataError
-from training.eval.evaluate import evaluate, format_table
-from training.eval.extractor import ExtractorSpec, FeatureExtractor
 
 
 def _copy_version(vdir, tmp_path):
@@ -240,7 +240,7 @@ def test_stylegan_extras_measure_truncation_and_mixing(baby_exports, extractor_d
 
 
 def test_memorization_flags_copies():
-    from training.eval.memorization import memorization
+    from evaluation.memorization import memorization
     rng = np.random.default_rng(0)
     train = rng.uniform(-1, 1, (200, 1, 8, 8)).astype(np.float32)
     test = rng.uniform(-1, 1, (100, 1, 8, 8)).astype(np.float32)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from ganserve.data import load_images
 from tests.conftest import baby_run
 from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from training.config import TrainConfig, preset, train_config_to_dict
-from training.data import load_images
 from training.loop import RunError, train
 from training.models import config_from_dict
 

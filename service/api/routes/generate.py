@@ -21,13 +21,13 @@ from service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded, re
 from service.api.schemas import (
     SCALE_MAX,
     ConditionalRequest,
-    GenerateResponse,
     InterpolateRequest,
     SampleRequest,
     StyleMixRequest,
 )
 from service.errors import InvalidInput, error_responses
 from service.observability import IMAGES
+from service.outputs import GenerateResponse
 from service.registry import LoadedVersion
 from service.rendering import animation_response, json_response, png_response, wants_json
 from service.settings import Settings

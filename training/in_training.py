@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.eval.extractor import FeatureExtractor
-from training.eval.metrics import FeatureStats, feature_stats, fid_from_stats
+from ganserve.features import FeatureExtractor
+from ganserve.metrics import FeatureStats, feature_stats, fid_from_stats
 from training.sampling import seed_inputs
 
 EVAL_SEED_OFFSET = 2_000_000   # disjoint from the progress-grid and calibration seeds

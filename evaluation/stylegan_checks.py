@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ganserve.features import FeatureExtractor
 from ganserve.generator import OnnxGenerator
-from training.eval.extractor import FeatureExtractor
-from training.eval.metrics import class_histogram, entropy_bits
+from ganserve.metrics import class_histogram, entropy_bits
 
 MIX_SEED_OFFSET = 3_000_000
 

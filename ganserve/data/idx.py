@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.dataset import DataError, ImageData
+from ganserve.data.base import DataError, ImageData
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

@@ -1,4 +1,4 @@
-"""One entry point, ``load_images``, that turns any supported source into model-ready arrays.
+"""What every dataset reader shares: ``ImageData``, ``DataError`` and the shape fixes.
 
 Every reader returns uint8 NCHW images; ``ImageData.as_float`` maps them to [-1, 1].
 Readers raise ``DataError`` with the offending path and what to do, never a deep stack trace.
@@ -55,38 +55,6 @@ class ImageData:
 
 def as_float(images_u8: np.ndarray) -> np.ndarray:
     return images_u8.astype(np.float32) * (2.0 / 255.0) - 1.0
-
-
-def load_images(path: str | Path | None = None, *, resolution: int = 32, channels: int = 1,
-                split: str = "train", limit: int | None = None) -> ImageData:
-    """Read a dataset and bring it to ``channels`` x ``resolution`` x ``resolution`` uint8.
-
-    ``path`` may be an IDX folder (Fashion-MNIST/MNIST, gz or raw), an ``.npz`` file with
-    ``x`` (and optional ``y``, ``class_names``) or a folder of PNG/JPEG images, whose class
-    subfolders give the labels. ``split`` picks train/t10k files of an IDX folder.
-    """
-    from training.data import folder, idx, npz
-
-    p = Path(path) if path is not None else DEFAULT_FASHION_DIR
-    if not p.exists():
-        raise DataError(f"{p}: no such file or folder. {INSTALL_HINT}")
-    if p.is_file():
-        if p.suffix.lower() != ".npz":
-            raise DataError(f"{p}: unsupported data file (expected an .npz with 'x', "
-                            "an IDX folder or an image folder)")
-        raw = npz.read_npz(p)
-    elif idx.looks_like_idx_folder(p):
-        raw = idx.read_idx_folder(p, split=split)
-    else:
-        raw = folder.read_image_folder(p, channels=channels)
-    if limit is not None:
-        raw.images = raw.images[:limit]
-        raw.labels = None if raw.labels is None else raw.labels[:limit]
-    raw.images = fit_resolution(fit_channels(raw.images, channels, raw.source), resolution,
-                                raw.source)
-    log.info("loaded %d images (%dx%dx%d, %d classes) from %s", len(raw), raw.channels,
-             raw.resolution, raw.resolution, raw.num_classes, raw.source)
-    return raw
 
 
 def to_nchw(x: np.ndarray, source: str) -> np.ndarray:

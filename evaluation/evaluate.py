@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 import ganserve
+from ganserve.data import DEFAULT_FASHION_DIR, DataError, ImageData, load_images
 from ganserve.evaluations import (
     PROVENANCE_KEYS,
     EvaluationRecord,
@@ -38,6 +39,7 @@ from ganserve.evaluations import (
     new_record_id,
     write_record,
 )
+from ganserve.features import FeatureExtractor
 from ganserve.generator import OnnxGenerator
 from ganserve.manifest import (
     MANIFEST_NAME,
@@ -46,9 +48,7 @@ from ganserve.manifest import (
     resolve_version_dir,
     sha256_file,
 )
-from training.data import DEFAULT_FASHION_DIR, DataError, ImageData, load_images
-from training.eval.extractor import FeatureExtractor
-from training.eval.metrics import (
+from ganserve.metrics import (
     FeatureStats,
     class_histogram,
     entropy_bits,
@@ -188,8 +188,8 @@ def evaluate(version_dir: str | Path, n: int = 10_000, extractor: str | Path | N
 
 def _extras(gen: OnnxGenerator, ext: FeatureExtractor, real: RealData | None, n: int,
             psi: float, seed: int, has_logits: bool) -> dict[str, Any]:
-    from training.eval.memorization import memorization
-    from training.eval.stylegan_checks import style_mixing, truncation_entropy
+    from evaluation.memorization import memorization
+    from evaluation.stylegan_checks import style_mixing, truncation_entropy
 
     m = gen.manifest
     out: dict[str, Any] = {}

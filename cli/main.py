@@ -177,8 +177,8 @@ def _set_train_args(train_args: dict, args: argparse.Namespace, flags: dict[str,
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ganserve.data import load_images
     from training.config import TrainConfig, preset, train_config_from_dict
-    from training.data import load_images
     from training.loop import read_run_config, train
     from training.models import config_from_dict
 
@@ -239,7 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cfg.eval_every:
         ext = Path(args.extractor)
         if (ext / "extractor.json").is_file():
-            from training.eval.in_training import make_fid_evaluator
+            from training.in_training import make_fid_evaluator
             evaluator = make_fid_evaluator(ext, cfg.eval_samples)
         else:
             log.warning("no extractor at %s: in-training FID is off", ext)
@@ -301,7 +301,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from training.eval.evaluate import evaluate, format_table
+    from evaluation.evaluate import evaluate, format_table
 
     if not 0.0 <= args.psi <= 2.0:
         raise CliError(f"--psi must be in [0, 2], got {args.psi}")
@@ -323,7 +323,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_build_evaluator(args: argparse.Namespace) -> int:
-    from training.eval.classifier import build_evaluator
+    from training.classifier import build_evaluator
 
     spec = build_evaluator(args.data, args.out, epochs=args.epochs, limit=args.limit)
     print(f"classifier test accuracy {spec.test_accuracy:.4f}\n"
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # (module, class) of the errors that end a command with one line and exit 1
-_ERRORS = [("ganserve.manifest", "ManifestError"), ("training.data", "DataError"),
+_ERRORS = [("ganserve.manifest", "ManifestError"), ("ganserve.data", "DataError"),
            ("training.checkpoint", "CheckpointError"), ("training.export", "ExportError"),
            ("training.loop", "RunError")]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.dataset import DataError, ImageData, to_nchw
+from ganserve.data.base import DataError, ImageData, to_nchw
 
 
 def read_npz(path: Path) -> ImageData:

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganserve.data import ImageData, load_images
+from ganserve.data.base import as_float
+from ganserve.features import SPEC_NAME, ExtractorSpec, FeatureExtractor
 from ganserve.manifest import atomic_write_text, sha256_file
-from training.data import ImageData, load_images
-from training.data.dataset import as_float
-from training.eval.extractor import SPEC_NAME, ExtractorSpec, FeatureExtractor
-from training.eval.metrics import feature_stats, fid_from_stats, kid, precision_recall
+from ganserve.metrics import feature_stats, fid_from_stats, kid, precision_recall
 
 log = logging.getLogger(__name__)
 FEATURE_DIM = 128
