@@ -26,6 +26,17 @@ EPILOG_EXPORT = """examples:
   ganserve export runs/sg --name fashion-stylegan --version 1 --to models/
   ganserve export runs/try --name try                      # next free version in ./models
 """
+EPILOG_GENERATE = """examples:
+  ganserve generate fashion-stylegan --seeds 0-35 --psi 0.7 --outdir out/   # seed0000.png ...
+  ganserve generate fashion-cgan --class Sneaker --seeds 0-7 --grid --cols 8 --scale 3
+  ganserve generate fashion-dcgan/1 --interpolate 1 2 --steps 16 --format gif
+  ganserve generate fashion-stylegan --style-mix --row-seeds 85,100,75 \\
+                    --col-seeds 55,821,1789,293 --styles 0-3 --scale 3
+
+Each file has the bytes the API returns for the same request (seed0042.png = POST /sample
+{"seeds": [42]}; grid.png = all the seeds with --cols).
+"""
+
 EPILOG_EVAL = """examples:
   ganserve evaluate models/fashion-stylegan/3
   ganserve evaluate models/fashion-cgan --n 2000           # latest version, fewer samples
@@ -151,6 +162,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=_positive, default=1,
                    help="worker processes (uvicorn servers under ganserve's supervisor)")
+
+    g = sub.add_parser("generate", help="images straight from the model store (no server)",
+                       epilog=EPILOG_GENERATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("model", help="NAME or NAME/VERSION in the store, or a version folder")
+    g.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
+    g.add_argument("--outdir", type=Path, default=Path("out"), help="default ./out")
+    g.add_argument("--seeds", default="0-7", help="seeds: '0-35', '1,5,9-12' (default 0-7)")
+    g.add_argument("--psi", type=float, default=1.0, help="truncation psi in [0, 2]")
+    g.add_argument("--class", dest="class_", help="class name or index (conditional models)")
+    g.add_argument("--scale", type=_positive, default=1, help="nearest-neighbour upscale")
+    g.add_argument("--grid", action="store_true", help="also write grid.png of all the seeds")
+    g.add_argument("--cols", type=_positive, help="grid columns")
+    g.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED_A", "SEED_B"),
+                   help="frames between two seeds instead of samples")
+    g.add_argument("--steps", type=_positive, default=8, help="interpolation frames")
+    g.add_argument("--space", choices=["z", "w"], default="z")
+    g.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
+    g.add_argument("--format", choices=["png", "gif", "webp"], default="png")
+    g.add_argument("--frame-ms", type=_positive, default=100)
+    g.add_argument("--style-mix", action="store_true", help="a style-mixing grid (StyleGAN)")
+    g.add_argument("--row-seeds", default="85,100,75", help="style-mix rows")
+    g.add_argument("--col-seeds", default="55,821,1789,293", help="style-mix columns")
+    g.add_argument("--styles", default="coarse", help="layers: '0-3' or coarse|middle|fine")
 
     b = sub.add_parser("build-evaluator", help="train the evaluation classifier and its "
                        "reference statistics")
@@ -331,6 +365,18 @@ def cmd_build_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    import os
+
+    from cli.generate import run
+
+    models_dir = Path(args.models_dir or os.environ.get("GANSERVE_MODELS_DIR", "models"))
+    written = run(args, models_dir)
+    for path in written:
+        print(path)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
@@ -351,7 +397,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "serve": cmd_serve, "export": cmd_export, "evaluate": cmd_evaluate,
+COMMANDS = {"train": cmd_train, "serve": cmd_serve, "generate": cmd_generate,
+            "export": cmd_export, "evaluate": cmd_evaluate,
             "build-evaluator": cmd_build_evaluator}
 
 
@@ -372,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # (module, class) of the errors that end a command with one line and exit 1
-_ERRORS = [("ganserve.manifest", "ManifestError"), ("ganserve.data", "DataError"),
+_ERRORS = [("service.errors", "ServiceError"), ("ganserve.manifest", "ManifestError"),
+           ("ganserve.data", "DataError"),
            ("training.checkpoint", "CheckpointError"), ("training.export", "ExportError"),
            ("training.loop", "RunError")]
 

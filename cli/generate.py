@@ -1,0 +1,113 @@
+"""``ganserve generate``: images straight from the model store, no server.
+
+Like NVIDIA's ``generate.py`` / ``style_mixing.py``: per-seed PNGs (``seed0042.png``), a grid,
+an interpolation (PNG strip, GIF or WebP) or a style-mixing grid. It runs the service's own
+generation and rendering code on a version loaded the way the service loads it (sha256
+verified, determinism probed), with each ONNX Runtime run made directly instead of through the
+batcher, so every file has the bytes the API answers for the same request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ganserve.latents import parse_seeds
+from ganserve.manifest import load_manifest, resolve_version_dir
+from service import generation, rendering
+from service.api.schemas import Endpoint, InterpolateRequest
+from service.engine.batcher import pad_rows
+from service.registry import LoadedVersion, load_version
+from service.settings import Settings
+
+NO_DEADLINE = float("inf")
+
+
+@dataclass
+class DirectRun:
+    """Stands in for a Batcher: one ONNX Runtime run per call, padded like the service's."""
+    session: object
+    pad_to: int | None
+
+    async def submit(self, feeds: dict[str, np.ndarray], deadline: float) -> np.ndarray:
+        n = len(next(iter(feeds.values())))
+        run_feeds = pad_rows(feeds, self.pad_to) if self.pad_to else feeds
+        return self.session.run(None, run_feeds)[0][:n]
+
+
+def open_version(model: str, models_dir: Path) -> LoadedVersion:
+    """``NAME``, ``NAME/VERSION`` or a path to either, loaded as the service loads it."""
+    path = Path(model)
+    if not path.exists():
+        path = models_dir / model
+    vdir = resolve_version_dir(path)
+    m = load_manifest(vdir)
+    lv = load_version(m.name, m.version, vdir, Settings(models_dir=models_dir))
+    lv.batchers = {g: DirectRun(s, lv.pad_to) for g, s in lv.generator.sessions.items()}
+    return lv
+
+
+def _png(lv: LoadedVersion, gen: generation.Generated, cols: int | None, scale: int) -> bytes:
+    return asyncio.run(rendering.png_response(lv, gen, cols, scale)).body
+
+
+def _one(gen: generation.Generated, i: int) -> generation.Generated:
+    return generation.Generated(gen.images[i:i + 1], gen.seeds[i:i + 1], gen.classes[i:i + 1])
+
+
+def sample(lv: LoadedVersion, seeds: list[int], psi: float, cls: str | None, scale: int,
+           outdir: Path, grid: bool, cols: int | None) -> list[Path]:
+    index = generation.resolve_class(lv, cls) if cls is not None else None
+    gen = asyncio.run(generation.sample(lv, seeds, index, psi, NO_DEADLINE))
+    written = []
+    for i, seed in enumerate(seeds):
+        written.append(outdir / f"seed{seed:04d}.png")
+        written[-1].write_bytes(_png(lv, _one(gen, i), None, scale))
+    if grid:
+        written.append(outdir / "grid.png")
+        written[-1].write_bytes(_png(lv, gen, cols, scale))
+    return written
+
+
+def interpolate(lv: LoadedVersion, a: int, b: int, args: argparse.Namespace) -> Path:
+    req = InterpolateRequest(start=Endpoint(seed=a), end=Endpoint(seed=b), steps=args.steps,
+                             space=args.space, method=args.method, truncation_psi=args.psi,
+                             scale=args.scale, format=args.format)
+    gen = asyncio.run(generation.interpolate(lv, req, NO_DEADLINE))
+    out = args.outdir / f"interpolate-{a}-{b}.{args.format}"
+    if args.format in ("gif", "webp"):
+        resp = asyncio.run(rendering.animation_response(lv, gen, args.scale, args.format,
+                                                        args.frame_ms))
+        out.write_bytes(resp.body)
+    else:
+        out.write_bytes(_png(lv, gen, args.steps, args.scale))
+    return out
+
+
+def style_mix(lv: LoadedVersion, rows: list[int], cols: list[int], styles: str, psi: float,
+              scale: int, outdir: Path) -> Path:
+    from ganserve.latent_ops import parse_styles
+
+    layers = parse_styles(styles, lv.manifest.num_ws)
+    gen = asyncio.run(generation.style_mix(lv, rows, cols, layers, psi, NO_DEADLINE))
+    out = outdir / "style-mix.png"
+    out.write_bytes(_png(lv, gen, len(cols) + 1, scale))
+    return out
+
+
+def run(args: argparse.Namespace, models_dir: Path) -> list[Path]:
+    lv = open_version(args.model, models_dir)
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    if args.interpolate:
+        a, b = args.interpolate
+        return [interpolate(lv, a, b, args)]
+    if args.style_mix:
+        generation.require(lv, "style-mix")
+        return [style_mix(lv, parse_seeds(args.row_seeds), parse_seeds(args.col_seeds),
+                          args.styles, args.psi, args.scale, args.outdir)]
+    return sample(lv, parse_seeds(args.seeds), args.psi, args.class_, args.scale, args.outdir,
+                  args.grid, args.cols)
