@@ -7,12 +7,15 @@ run without torch installed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import shlex
 import signal
 import sys
 from pathlib import Path
+
+import ganserve
 
 log = logging.getLogger("ganserve")
 
@@ -51,21 +54,51 @@ Real images (--data) are read before any sampling: a missing path is an error (e
 """
 
 
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
 class CliError(Exception):
     """A usage or input problem: printed as one line, exit code 1."""
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; every option with a real default shows it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and "default" not in text
+                and action.default not in (None, False, [], argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
 def _positive(text: str) -> int:
-    v = int(text)
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
     return v
 
 
 def _positive_float(text: str) -> float:
-    v = float(text)
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
     if not v > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def _psi(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 2], got {text!r}") from None
+    if not 0.0 <= v <= 2.0:
+        raise argparse.ArgumentTypeError(f"truncation psi must be in [0, 2], got {text}")
     return v
 
 
@@ -81,15 +114,21 @@ def _model_arg(text: str) -> tuple[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ganserve", description="Train, export, evaluate and "
-                                "serve GANs (DCGAN, cGAN, StyleGAN2) with ONNX Runtime.")
-    p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p = argparse.ArgumentParser(prog="ganserve", description="Train, export, evaluate, "
+                                "generate from and serve GANs (DCGAN, cGAN, StyleGAN2) with "
+                                "ONNX Runtime.", formatter_class=_Help)
+    p.add_argument("--version", action="version", version=f"ganserve {ganserve.__version__}")
+    p.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)
+    # --log-level also after the command (ganserve train ... --log-level DEBUG)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS,
+                        help="log verbosity (default: INFO)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    add = functools.partial(sub.add_parser, parents=[common], formatter_class=_Help)
 
-    t = sub.add_parser("train", help="train a GAN into a run folder",
-                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = add("train", help="train a GAN into a run folder",
+                       epilog=EPILOG_TRAIN)
     t.add_argument("family", choices=["dcgan", "cgan", "stylegan"])
     t.add_argument("--data", help="IDX folder, .npz or image folder "
                    "(default /usr/share/datasets/fashion-mnist)")
@@ -120,17 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature extractor for in-training FID")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("export", help="export a run to the model store (ONNX + manifest)",
-                       epilog=EPILOG_EXPORT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e = add("export", help="export a run to the model store (ONNX + manifest)",
+                       epilog=EPILOG_EXPORT)
     e.add_argument("run", help="run folder")
     e.add_argument("--name", required=True, help="model name in the store")
     e.add_argument("--version", help="integer version (default: next free)")
     e.add_argument("--to", default="models", help="model store folder (default ./models)")
     e.add_argument("--parity-tol", type=_positive_float, default=1e-4)
 
-    v = sub.add_parser("evaluate", help="score a model version (FID, KID, P/R, coverage) "
+    v = add("evaluate", help="score a model version (FID, KID, P/R, coverage) "
                        "into a record beside it",
-                       epilog=EPILOG_EVAL, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG_EVAL)
     v.add_argument("model", help="models/NAME/VERSION (or models/NAME for its latest)")
     v.add_argument("--n", type=_positive, default=10_000, help="samples (default 10000)")
     v.add_argument("--extractor", help="extractor folder or .json "
@@ -143,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use no real images: score only FID against the extractor's stored "
                       "reference statistics, class coverage and StyleGAN checks (the record "
                       "says which metrics it holds)")
-    v.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1)")
+    v.add_argument("--psi", type=_psi, default=1.0, help="truncation psi (default 1)")
     v.add_argument("--seed", type=int, default=0,
                    help="first seed: samples use seeds SEED..SEED+N-1 (default 0)")
     v.add_argument("--no-write", action="store_true",
@@ -152,25 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the memorization check and the StyleGAN behaviour checks")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    s = sub.add_parser("serve", help="run the inference service (FastAPI + ONNX Runtime)",
+    s = add("serve", help="run the inference service (FastAPI + ONNX Runtime)",
                        epilog="examples:\n  ganserve serve\n  ganserve serve --models-dir "
                        "/srv/models --host 0.0.0.0 --port 8000 --workers 2\n\nSettings come "
                        "from GANSERVE_* environment variables (see README).",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       )
     s.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=_positive, default=1,
                    help="worker processes (uvicorn servers under ganserve's supervisor)")
 
-    g = sub.add_parser("generate", help="images straight from the model store (no server)",
-                       epilog=EPILOG_GENERATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = add("generate", help="images straight from the model store (no server)",
+                       epilog=EPILOG_GENERATE)
     g.add_argument("model", help="NAME or NAME/VERSION in the store, or a version folder")
     g.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
-    g.add_argument("--outdir", type=Path, default=Path("out"), help="default ./out")
+    g.add_argument("--outdir", type=Path, default=Path("out"), help="output folder")
     g.add_argument("--seeds", default="0-7", help="seeds: '0-35', '1,5,9-12' (default 0-7)")
-    g.add_argument("--psi", type=float, default=1.0, help="truncation psi in [0, 2]")
-    g.add_argument("--class", dest="class_", help="class name or index (conditional models)")
+    g.add_argument("--psi", type=_psi, default=1.0, help="truncation psi in [0, 2]")
+    g.add_argument("--class", dest="class_", metavar="CLASS",
+                   help="class name or index (conditional models)")
     g.add_argument("--scale", type=_positive, default=1, help="nearest-neighbour upscale")
     g.add_argument("--grid", action="store_true", help="also write grid.png of all the seeds")
     g.add_argument("--cols", type=_positive, help="grid columns")
@@ -186,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--col-seeds", default="55,821,1789,293", help="style-mix columns")
     g.add_argument("--styles", default="coarse", help="layers: '0-3' or coarse|middle|fine")
 
-    b = sub.add_parser("build-evaluator", help="train the evaluation classifier and its "
+    b = add("build-evaluator", help="train the evaluation classifier and its "
                        "reference statistics")
     b.add_argument("--data", help="labeled IDX folder (default Fashion-MNIST)")
     b.add_argument("--out", default="models/_evaluators/fashion-mnist")
@@ -337,8 +377,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from evaluation.evaluate import evaluate, format_table
 
-    if not 0.0 <= args.psi <= 2.0:
-        raise CliError(f"--psi must be in [0, 2], got {args.psi}")
     result = evaluate(args.model, n=args.n, extractor=args.extractor, data=args.data,
                       psi=args.psi, write=not args.no_write, extras=not args.quick,
                       seed=args.seed, data_free=args.no_data)
@@ -393,8 +431,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         problems = "; ".join(f"GANSERVE_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
                              for err in e.errors())
         raise CliError(f"invalid settings: {problems}") from None
+    _check_port(args.host, args.port)
     serve(args.host, args.port, args.workers)
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Before loading any model: a port another process listens on is one line, not a
+    traceback after the models loaded. (SO_REUSEADDR as uvicorn binds, so TIME_WAIT passes.)"""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise CliError(f"cannot listen on {host}:{port}: {e.strerror} (is another "
+                           "ganserve running? pick another --port)") from None
 
 
 COMMANDS = {"train": cmd_train, "serve": cmd_serve, "generate": cmd_generate,

@@ -126,9 +126,10 @@ def test_cli_evaluate_no_data_table_says_what_it_left_out(baby_exports, extracto
     assert json.loads(record.read_text())["data_free"] is True
 
 
-def test_cli_evaluate_rejects_bad_psi(baby_exports, capsys):
-    assert main(["evaluate", str(baby_exports["dcgan"]), "--psi", "3"]) == 1
-    assert "--psi must be in [0, 2]" in capsys.readouterr().err
+def test_cli_evaluate_rejects_bad_psi_as_a_usage_error(baby_exports, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(baby_exports["dcgan"]), "--psi", "3"])
+    assert e.value.code == 2 and "psi must be in [0, 2]" in capsys.readouterr().err
 
 
 def test_cli_cgan_on_unlabeled_data(tmp_path, capsys):
@@ -165,3 +166,42 @@ def test_cli_model_arg_overrides_preset_and_is_checked(tmp_path, idx_dir, capsys
     assert main(["train", "stylegan", "--preset", "baby", "--data", str(idx_dir), "--out",
                  str(tmp_path / "y"), "--model-arg", "d_architecture=skip"]) == 1
     assert "d_architecture must be" in capsys.readouterr().err
+
+
+def test_cli_version_and_defaults_in_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "ganserve 0." in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: 8)" in out and "(default: 1.0)" in out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["train", "dcgan", "--out", "x", "--steps", "ten"], "expected a whole number >= 1"),
+    (["evaluate", "models/m/1", "--psi", "3"], "truncation psi must be in [0, 2]"),
+    (["generate", "m", "--psi", "abc"], "expected a number in [0, 2]"),
+])
+def test_cli_bad_values_are_usage_errors_exit_2(capsys, argv, says):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and "_positive" not in err
+
+
+def test_cli_log_level_after_the_command(tmp_path, capsys):
+    assert main(["generate", "no-such-model", "--models-dir", str(tmp_path),
+                 "--log-level", "ERROR"]) == 1
+    assert "no-such-model" in capsys.readouterr().err
+
+
+def test_cli_serve_on_a_busy_port_is_one_line(tmp_path, capsys):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        rc = main(["serve", "--models-dir", str(tmp_path), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"127.0.0.1:{port}" in err and "another --port" in err
