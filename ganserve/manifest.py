@@ -34,6 +34,10 @@ class TensorSpec(BaseModel):
     dtype: str = "float32"
     value_range: list[float] | None = Field(
         default=None, description="[lo, hi] of valid values (images: [-1, 1])")
+    range_kind: Literal["bounded", "nominal"] | None = Field(
+        default=None, description="bounded: every value lies in value_range (a tanh output); "
+        "nominal: values centre on the range but can leave it (no tanh, as in StyleGAN's "
+        "synthesis): clip before display. None: not stated (manifests before this field)")
     description: str = ""
 
 

@@ -1,1 +1,1 @@
-"""The inference service (FastAPI + ONNX Runtime). Imports no torch; built in issue 4."""
+"""The inference service (FastAPI + ONNX Runtime). Imports no torch."""

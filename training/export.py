@@ -83,8 +83,10 @@ def graph_spec(g: OnnxGraph, file: str) -> GraphSpec:
     ins = [TensorSpec(name=n, shape=s, dtype=d, value_range=r,
                       description=g.descriptions.get(n, ""))
            for n, s, d, r in zip(g.input_names, g.input_shapes, g.input_dtypes, g.input_ranges)]
-    outs = [TensorSpec(name=n, shape=s, value_range=r, description=g.descriptions.get(n, ""))
-            for n, s, r in zip(g.output_names, g.output_shapes, g.output_ranges)]
+    kinds = g.output_range_kinds or ["bounded" if r else None for r in g.output_ranges]
+    outs = [TensorSpec(name=n, shape=s, value_range=r, range_kind=k,
+                       description=g.descriptions.get(n, ""))
+            for n, s, r, k in zip(g.output_names, g.output_shapes, g.output_ranges, kinds)]
     return GraphSpec(file=file, inputs=ins, outputs=outs)
 
 

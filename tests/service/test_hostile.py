@@ -1,4 +1,4 @@
-"""Requests that used to break the service (issue 11), each pinned by a test: bounds before
+"""Requests that used to break the service, each pinned by a test: bounds before
 work, Unicode digits, the error shape of a 500, latents beyond float32, strict types, and the
 smaller contract slips. Through the ASGI app; the server-level ones are in test_server.py."""
 

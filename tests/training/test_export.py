@@ -113,3 +113,16 @@ def test_manifest_keeps_the_fid_curve_up_to_the_exported_step(idx_dir, tmp_path)
     vdir = export_run(run, tmp_path / "store", "curve", "1")
     curve = load_manifest(vdir).training.fid_curve
     assert curve == [{"step": 1, "fid": 9.0, "fid_n": 8}, {"step": 2, "fid": 6.5, "fid_n": 8}]
+
+
+def test_manifest_says_which_output_ranges_are_nominal(baby_exports):
+    """StyleGAN's synthesis has no tanh: its [-1, 1] is nominal (clip for display); the
+    DCGAN/cGAN generators end in tanh, so theirs is a bound."""
+    from ganserve.manifest import load_manifest
+    sg = load_manifest(baby_exports["stylegan"]).graphs["synthesis"].outputs[0]
+    assert sg.value_range == [-1.0, 1.0] and sg.range_kind == "nominal"
+    for fam in ("dcgan", "cgan"):
+        out = load_manifest(baby_exports[fam]).graphs["generator"].outputs[0]
+        assert out.range_kind == "bounded"
+    assert load_manifest(baby_exports["stylegan"]).graphs["mapping"].outputs[0].range_kind \
+        is None

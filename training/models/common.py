@@ -38,3 +38,5 @@ class OnnxGraph:
     input_ranges: list[list[float] | None]
     output_ranges: list[list[float] | None]
     descriptions: dict[str, str]
+    # per output: "bounded" (always inside its range) or "nominal" (can leave it: clip)
+    output_range_kinds: list[str | None] | None = None

@@ -305,7 +305,7 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(cfg)
 
     def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
-        # written as this expression, not lerp: it exports cleanly (see gan-notes.md)
+        # written out (not torch.lerp) so the exported graph is plain Sub/Mul/Add
         return self.mapping.w_avg + psi * (w - self.mapping.w_avg)
 
     def ws(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
@@ -350,7 +350,8 @@ class Generator(nn.Module):
                 input_dtypes=["float32"], input_ranges=[None], output_ranges=[[-1.0, 1.0]],
                 descriptions={"ws": "one w per layer (coarse first); mix styles by "
                                     "swapping rows",
-                              "image": "NCHW image, nominally [-1, 1] (clip before display)"}),
+                              "image": "NCHW image, nominally [-1, 1] (clip before display)"},
+                output_range_kinds=["nominal"]),
         ]
 
     def w_avg(self) -> np.ndarray:
