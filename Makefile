@@ -2,6 +2,8 @@
 # Both create .venv and install what they need; torch comes from the CPU build (torch==2.13.0).
 
 PYTHON ?= python3
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
@@ -26,9 +28,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-## run: serve the shipped models on http://127.0.0.1:8000 (docs at /docs)
+## run: serve the shipped models on http://$(HOST):$(PORT) (docs at /docs); make run PORT=9000
 run: $(STAMP)
-	$(VENV)/bin/ganserve serve --models-dir models --workers 2
+	$(VENV)/bin/ganserve serve --models-dir models --workers 2 --host $(HOST) --port $(PORT)
 
 ## demo: train a DCGAN on Fashion-MNIST for 300 steps (~1 min), export it, evaluate it
 demo: $(STAMP)
