@@ -106,7 +106,7 @@ def raw_ort(vdir: Path, batch: int, seconds: float = 3.0) -> float:
         else None
 
     def once():
-        if m.family == "stylegan":
+        if m.family_spec.w_space:
             gen.synthesis(gen.broadcast(gen.mapping(z)))
         else:
             feeds = {"z": z} | ({"class": cw} if cw is not None else {})

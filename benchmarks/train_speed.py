@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from ganserve.data import load_images  # noqa: E402
+from ganserve.families import family as family_spec  # noqa: E402
 from training.config import TrainConfig, preset  # noqa: E402
 from training.export import export_run  # noqa: E402
 from training.loop import train  # noqa: E402
@@ -30,7 +31,7 @@ from training.models import config_from_dict  # noqa: E402
 def bench_family(family: str, data, steps: int, warmup: int, root: Path) -> dict:
     m, t = preset(family, "fashion32")
     m["class_names"] = data.class_names
-    if family == "cgan":
+    if family_spec(family).conditional:
         m["num_classes"] = data.num_classes
     t.update(steps=warmup + steps, log_every=warmup + steps, sample_every=10**9,
              checkpoint_every=10**9, eval_every=0)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import ganserve
+from ganserve.families import families
 
 log = logging.getLogger("ganserve")
 
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = add("train", help="train a GAN into a run folder",
                        epilog=EPILOG_TRAIN)
-    t.add_argument("family", choices=["dcgan", "cgan", "stylegan"])
+    t.add_argument("family", choices=[f.name for f in families()])
     t.add_argument("--data", help="IDX folder, .npz or image folder "
                    "(default /usr/share/datasets/fashion-mnist)")
     t.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
@@ -252,9 +253,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ganserve.data import load_images
+    from ganserve.families import family as family_spec
     from training.config import TrainConfig, preset, train_config_from_dict
     from training.loop import read_run_config, train
-    from training.models import config_from_dict
+    from training.models import config_fields, config_from_dict
 
     run_dir = Path(args.out)
     command = "ganserve " + shlex.join(args.argv)
@@ -287,23 +289,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.lr_d is not None:
             train_args["lr_d"] = args.lr_d
         if args.aux_class_weight is not None:
-            if args.family != "cgan":
-                raise CliError("--aux-class-weight applies to cgan only")
+            if not family_spec(args.family).conditional:
+                raise CliError("--aux-class-weight applies to conditional families only "
+                               f"({', '.join(f.name for f in families() if f.conditional)})")
             train_args["aux_class_weight"] = args.aux_class_weight
             model_args["aux_classifier"] = args.aux_class_weight > 0
-        if train_args.get("loss") == "wgan-gp" and args.family != "stylegan":
+        if train_args.get("loss") == "wgan-gp" and "d_batchnorm" in config_fields(args.family):
             model_args["d_batchnorm"] = False      # the gradient penalty is per sample
     cfg: TrainConfig = train_config_from_dict(train_args)
     probe = config_from_dict(args.family, {k: v for k, v in model_args.items()
                                            if k not in ("num_classes", "class_names")}
-                             | ({"num_classes": 2} if args.family == "cgan" else {}))
+                             | ({"num_classes": 2} if family_spec(args.family).conditional
+                                else {}))
     data = load_images(data_path, resolution=probe.resolution, channels=probe.channels,
                        limit=args.limit)
     if not args.resume:
         model_args["class_names"] = list(data.class_names)
-        if args.family == "cgan":
+        if family_spec(args.family).conditional:
             if data.labels is None:
-                raise CliError(f"cgan needs labeled data; {data.source} has no labels "
+                raise CliError(f"{args.family} needs labeled data; {data.source} has no labels "
                                "(use an IDX folder with labels, an .npz with 'y', or class "
                                "subfolders)")
             model_args["num_classes"] = data.num_classes

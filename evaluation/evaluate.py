@@ -199,7 +199,7 @@ def _extras(gen: OnnxGenerator, ext: FeatureExtractor, real: RealData | None, n:
         classes = [i % K for i in range(len(seeds))] if K else None
         samples = gen.generate(seeds, classes, psi=psi)
         out["memorization"] = memorization(samples, real.train.as_float(), real.test.as_float())
-    if m.family == "stylegan" and has_logits:
+    if m.family_spec.w_space and has_logits:
         out["truncation"] = truncation_entropy(gen, ext, min(n, 10_000), seed=seed)
         out["style_mixing"] = style_mixing(gen, ext, pairs=min(n, 2000), seed=seed)
     return out
@@ -216,7 +216,7 @@ def _skipped(m: Manifest, data_free: bool, extras: bool, has_logits: bool) -> di
         out["memorization"] = NO_DATA
     if not has_logits:
         out["class_histogram"] = "the extractor has no class logits"
-    if m.family == "stylegan" and not (extras and has_logits):
+    if m.family_spec.w_space and not (extras and has_logits):
         why = "--quick" if not extras else "the extractor has no class logits"
         out.update(dict.fromkeys(("truncation", "style_mixing"), why))
     return out

@@ -70,7 +70,7 @@ class OnnxGenerator:
                    psi: float = 1.0) -> np.ndarray:
         """float32 NCHW images (not clipped) for latents ``z`` [B, z_dim]."""
         m = self.manifest
-        if m.family == "stylegan":
+        if m.family_spec.w_space:
             return self.synthesis(self.broadcast(self.truncate(self.mapping(z), psi)))
         feeds = {"z": z.astype(np.float32)}
         if m.conditional:

@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ganserve.families import Family, family
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -73,7 +75,7 @@ class Manifest(BaseModel):
     schema_version: int = SCHEMA_VERSION
     name: str
     version: str
-    family: Literal["dcgan", "cgan", "stylegan"]
+    family: str = Field(description="model family, one of ganserve.families")
     resolution: int
     channels: int
     z_dim: int
@@ -99,6 +101,17 @@ class Manifest(BaseModel):
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
+
+    @property
+    def family_spec(self) -> Family:
+        """What this manifest's family is and can do (graphs, class input, w space)."""
+        return family(self.family)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        family(v)                       # an unknown family is a manifest we cannot serve
+        return v
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

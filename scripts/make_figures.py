@@ -52,7 +52,7 @@ def interpolation(gen: OnnxGenerator, out: Path, steps: int = 10) -> None:
     pairs = [(1, 2), (3, 4), (5, 6), (7, 8)]
     for i, (a, b) in enumerate(pairs):
         za, zb = gen.latents([a])[0], gen.latents([b])[0]
-        if m.family == "stylegan":      # lerp in w, as NVIDIA does
+        if m.family_spec.w_space:       # lerp in w, as NVIDIA does
             wa, wb = gen.mapping(np.stack([za, zb]))
             ws = gen.broadcast(wa[None] + t[:, None] * (wb - wa)[None])
             rows.append(gen.synthesis(ws))
@@ -137,7 +137,7 @@ def main() -> None:
         interpolation(gen, out)
         if gen.manifest.conditional:
             class_grid(gen, out)
-        if gen.family == "stylegan":
+        if gen.manifest.family_spec.w_space:
             style_mixing(gen, out, "coarse", "coarse")
             style_mixing(gen, out, "4-7", "fine")
             truncation(gen, out)

@@ -11,29 +11,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ganserve.families import supporting
 from ganserve.generator import class_weights
 from ganserve.latent_ops import interpolation_steps, lerp, mix_ws, slerp
 from ganserve.latents import truncated_z_from_seed, z_from_seeds
 from service.errors import InvalidInput, Unsupported
 from service.registry import LoadedVersion
 
-CAPABILITIES = {
-    "dcgan": ["sample", "interpolate"],
-    "cgan": ["sample", "conditional", "interpolate"],
-    "stylegan": ["sample", "interpolate", "style-mix"],
-}
-
-
-def supported_by(capability: str) -> list[str]:
-    return [f for f, caps in CAPABILITIES.items() if capability in caps]
-
 
 def require(lv: LoadedVersion, capability: str) -> None:
-    if capability not in CAPABILITIES[lv.family]:
-        fams = ", ".join(supported_by(capability))
+    if not lv.manifest.family_spec.supports(capability):
+        fams = ", ".join(supporting(capability))
         raise Unsupported(f"{capability} is not supported by {lv.name} ({lv.family}); "
                           f"families that support it: {fams}",
-                          family=lv.family, supported_families=supported_by(capability))
+                          family=lv.family, supported_families=supporting(capability))
 
 
 @dataclass
@@ -48,8 +39,8 @@ def resolve_class(lv: LoadedVersion, ref: int | str, field: str = "class") -> in
     m = lv.manifest
     if not m.conditional:
         raise Unsupported(f"{lv.name} ({lv.family}) is not conditional; a class applies only "
-                          f"to: {', '.join(supported_by('conditional'))}",
-                          family=lv.family, supported_families=supported_by("conditional"))
+                          f"to: {', '.join(supporting('conditional'))}",
+                          family=lv.family, supported_families=supporting("conditional"))
     if isinstance(ref, int) and not isinstance(ref, bool):
         if not 0 <= ref < m.num_classes:
             raise InvalidInput(f"{field}: class index {ref} out of range 0..{m.num_classes - 1}",
@@ -85,7 +76,7 @@ async def sample(lv: LoadedVersion, seeds: list[int], class_index: int | None, p
                  deadline: float) -> Generated:
     m = lv.manifest
     classes: list[int | None] = [None] * len(seeds)
-    if m.family == "stylegan":
+    if m.family_spec.w_space:
         z = z_from_seeds(seeds, m.z_dim)
         images, _ = await _stylegan_images(lv, z, psi, deadline)
         return Generated(images, list(seeds), classes, z)
@@ -127,7 +118,7 @@ def _endpoint_vector(lv: LoadedVersion, ep, psi: float, field: str) -> np.ndarra
         raise InvalidInput(f"{field}.w: explicit w needs space='w'", field=f"{field}.w")
     if ep.z is not None:
         return _explicit(ep.z, m.z_dim, f"{field}.z")
-    if m.family == "stylegan":       # psi applies in w for StyleGAN
+    if m.family_spec.w_space:        # psi applies in w
         return z_from_seeds([ep.seed], m.z_dim)[0]
     return truncated_z_from_seed(ep.seed, m.z_dim, psi)
 
@@ -152,9 +143,11 @@ async def interpolate(lv: LoadedVersion, req, deadline: float) -> Generated:
         resolve_class(lv, req.start.class_ if req.start.class_ is not None
                       else req.end.class_, field)          # raises: the family takes none
     if req.space == "w":
-        if m.family != "stylegan":
-            raise Unsupported(f"space='w' needs a StyleGAN; {lv.name} is {lv.family}",
-                              field="space", supported_families=["stylegan"])
+        if not m.family_spec.w_space:
+            raise Unsupported(f"space='w' needs a family with a w space "
+                              f"({', '.join(supporting('style-mix'))}); {lv.name} is "
+                              f"{lv.family}", field="space",
+                              supported_families=supporting("style-mix"))
         wa = await _endpoint_w(lv, req.start, req.truncation_psi, "start", deadline)
         wb = await _endpoint_w(lv, req.end, req.truncation_psi, "end", deadline)
         ws = _finite(path(wa, wb, t), "end", "beyond float32 on the interpolation path")
@@ -163,7 +156,7 @@ async def interpolate(lv: LoadedVersion, req, deadline: float) -> Generated:
     za = _endpoint_vector(lv, req.start, req.truncation_psi, "start")
     zb = _endpoint_vector(lv, req.end, req.truncation_psi, "end")
     zs = _finite(path(za, zb, t), "end", "beyond float32 on the interpolation path")
-    if m.family == "stylegan":
+    if m.family_spec.w_space:
         images, _ = await _stylegan_images(lv, zs, req.truncation_psi, deadline)
         return Generated(images, seeds, [None] * req.steps, zs)
     classes: list[int | None] = [None] * req.steps

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.generation import CAPABILITIES
+from ganserve.families import family
 from service.settings import Settings
 
 
@@ -50,7 +50,7 @@ def apply_limits(doc: dict[str, Any], settings: Settings) -> None:
 def _example_model(capability: str, loaded: dict[str, str], preferred: list[str]) -> str | None:
     """A loaded model that supports ``capability`` (the documented example first)."""
     fits = [n for n, fam in sorted(loaded.items())
-            if capability == "any" or capability in CAPABILITIES.get(fam, [])]
+            if capability == "any" or family(fam).supports(capability)]
     return next((n for n in preferred if n in fits), fits[0] if fits else None)
 
 

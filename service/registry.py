@@ -127,7 +127,7 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
     m = gen.manifest
     if m.name != name or m.version != version:
         raise ValueError(f"manifest says {m.name}/{m.version}, folder is {name}/{version}")
-    expected = {"stylegan": {"mapping", "synthesis"}}.get(m.family, {"generator"})
+    expected = set(m.family_spec.graphs)
     if set(gen.sessions) != expected:
         raise ValueError(f"{m.family} needs graphs {sorted(expected)}, manifest has "
                          f"{sorted(gen.sessions)}")

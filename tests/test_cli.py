@@ -147,7 +147,7 @@ def test_cli_aux_class_weight(tmp_path, idx_dir, capsys):
     assert '"aux_G"' in (run / "metrics.jsonl").read_text()
     assert main(["train", "dcgan", "--preset", "baby", "--data", str(idx_dir), "--out",
                  str(tmp_path / "d"), "--aux-class-weight", "1.0"]) == 1
-    assert "cgan only" in capsys.readouterr().err
+    assert "conditional families only (cgan)" in capsys.readouterr().err
 
 
 def test_cli_model_arg_overrides_preset_and_is_checked(tmp_path, idx_dir, capsys):

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import save_file
 
 import ganserve
+from ganserve.families import family as family_spec
 from ganserve.manifest import (
     NAME_RE,
     VERSION_RE,
@@ -157,14 +158,15 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
         busy = float(state.get("train_seconds", wall))
         images_seen = int(state.get("images_seen", 0))
         data = run_cfg.get("data", {})
+        w_space = family_spec(family).w_space
         manifest = Manifest(
             name=name, version=str(version), family=family,
             resolution=model_cfg.resolution, channels=model_cfg.channels, z_dim=model_cfg.z_dim,
-            w_dim=getattr(model_cfg, "w_dim", None) if family == "stylegan" else None,
-            num_ws=model_cfg.num_ws if family == "stylegan" else None,
+            w_dim=model_cfg.w_dim if w_space else None,
+            num_ws=model_cfg.num_ws if w_space else None,
             num_classes=model_cfg.num_classes,
             class_names=list(model_cfg.class_names or data.get("class_names", [])),
-            w_avg=G_inf.w_avg().tolist() if family == "stylegan" else None,
+            w_avg=G_inf.w_avg().tolist() if w_space else None,
             graphs=graphs, weights=weights, model_args=config_to_dict(model_cfg),
             training=TrainingInfo(
                 data=data.get("source", ""), data_images=data.get("images", 0),

@@ -23,6 +23,11 @@ def family_module(family: str):
         raise ValueError(f"unknown family {family!r}; choose one of {choices}") from None
 
 
+def config_fields(family: str) -> set[str]:
+    """The fields of a family's model config (what --model-arg may set)."""
+    return {f.name for f in fields(family_module(family).Config)}
+
+
 def config_from_dict(family: str, args: dict[str, Any]):
     cls = family_module(family).Config
     known = {f.name for f in fields(cls)}

@@ -8,7 +8,6 @@ from ganserve.evaluations import effective_metrics, evaluations_dir
 from service.api.deps import RegistryDep
 from service.api.schemas import ModelInfo, ModelList, VersionInfo
 from service.errors import ModelNotFound, error_responses
-from service.generation import CAPABILITIES
 from service.registry import Entry, LoadedVersion, Registry
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -59,7 +58,7 @@ def model_info(registry: Registry, name: str) -> ModelInfo:
     return ModelInfo(name=name, family=m.family, resolution=m.resolution, channels=m.channels,
                      z_dim=m.z_dim, w_dim=m.w_dim, num_ws=m.num_ws, conditional=m.conditional,
                      classes=m.class_names if m.conditional else [],
-                     capabilities=CAPABILITIES[m.family], latest=latest.version,
+                     capabilities=m.family_spec.capabilities, latest=latest.version,
                      provider=latest.provider, versions=infos,
                      metrics=_card(latest))
 
