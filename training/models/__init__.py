@@ -1,8 +1,13 @@
-"""GAN families, one file each: layers -> blocks -> Generator / Discriminator.
+"""GAN families, one file each: layers -> blocks -> Generator / Discriminator, and presets.
 
-Every Generator takes ``(z, c)`` (``c`` is ignored by unconditional families) and returns
-images in [-1, 1]; every Discriminator takes ``(x, c)`` and returns one logit per image.
-``Generator.onnx_graphs()`` tells the exporter which graphs to write.
+A family's training side is an object (its module) with
+- ``Config``: a dataclass with at least ``resolution``, ``channels``, ``z_dim``,
+  ``num_classes`` and ``class_names``;
+- ``Generator(cfg)``: ``(z, c) -> images`` in [-1, 1] (``c`` ignored when unconditional), with
+  ``z_dim``, ``num_classes`` and ``onnx_graphs()`` (the graphs its core description names);
+- ``Discriminator(cfg)``: ``(x, c) -> one logit per image``;
+- ``PRESETS``: ``{name: (model config fields, TrainConfig fields)}``.
+``register_model_family`` adds one; its core description (``ganserve.families``) comes first.
 """
 
 from __future__ import annotations
@@ -10,9 +15,20 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
+from ganserve.families import family as family_spec
 from training.models import cgan, dcgan, stylegan
 
-FAMILIES = {"dcgan": dcgan, "cgan": cgan, "stylegan": stylegan}
+FAMILIES: dict[str, Any] = {"dcgan": dcgan, "cgan": cgan, "stylegan": stylegan}
+REQUIRED = ("Config", "Generator", "Discriminator", "PRESETS")
+
+
+def register_model_family(name: str, family: Any) -> None:
+    """Make a family trainable and exportable (``train``, ``export_run``, the CLI)."""
+    family_spec(name)                       # the core must know what its export holds
+    missing = [a for a in REQUIRED if not hasattr(family, a)]
+    if missing:
+        raise ValueError(f"family {name!r} lacks {', '.join(missing)}")
+    FAMILIES[name] = family
 
 
 def family_module(family: str):

@@ -14,6 +14,7 @@ numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -147,3 +148,16 @@ class Discriminator(nn.Module):
             raise ValueError("this discriminator has no auxiliary classifier "
                              "(set aux_classifier=True in the cgan config)")
         return logit, self.aux(phi)
+
+
+# Model and training settings per preset: (model config fields, TrainConfig fields). `baby`
+# trains a few steps in seconds (tests); `fashion32` is what the shipped model trained with.
+PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "baby": (dict(z_dim=16, g_width=8, d_width=8, embed_dim=4),
+             dict(steps=4, batch=8, log_every=1, sample_every=2, checkpoint_every=2,
+                  sample_seeds=16, eval_samples=64)),
+    "fashion32": (dict(z_dim=100, g_width=64, d_width=64, embed_dim=32),
+                  dict(steps=12_000, batch=64, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
+                       log_every=50, sample_every=1000, checkpoint_every=500,
+                       eval_every=2000)),
+}

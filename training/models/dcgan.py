@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -137,3 +138,16 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.body(x)).flatten()
+
+
+# Model and training settings per preset: (model config fields, TrainConfig fields). `baby`
+# trains a few steps in seconds (tests); `fashion32` is what the shipped model trained with.
+PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "baby": (dict(z_dim=16, g_width=8, d_width=8),
+             dict(steps=4, batch=8, log_every=1, sample_every=2, checkpoint_every=2,
+                  sample_seeds=16, eval_samples=64)),
+    "fashion32": (dict(z_dim=100, g_width=64, d_width=64),
+                  dict(steps=10_000, batch=64, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
+                       log_every=50, sample_every=1000, checkpoint_every=500,
+                       eval_every=2000)),
+}
