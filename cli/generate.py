@@ -19,7 +19,6 @@ import numpy as np
 from ganserve.latents import parse_seeds
 from ganserve.manifest import load_manifest, resolve_version_dir
 from service import generation, rendering
-from service.api.schemas import Endpoint, InterpolateRequest
 from service.engine.batcher import pad_rows
 from service.registry import LoadedVersion, load_version
 from service.settings import Settings
@@ -74,9 +73,8 @@ def sample(lv: LoadedVersion, seeds: list[int], psi: float, cls: str | None, sca
 
 
 def interpolate(lv: LoadedVersion, a: int, b: int, args: argparse.Namespace) -> Path:
-    req = InterpolateRequest(start=Endpoint(seed=a), end=Endpoint(seed=b), steps=args.steps,
-                             space=args.space, method=args.method, truncation_psi=args.psi,
-                             scale=args.scale, format=args.format)
+    req = generation.Interpolation(generation.Source(seed=a), generation.Source(seed=b),
+                                   args.steps, args.space, args.method, args.psi)
     gen = asyncio.run(generation.interpolate(lv, req, NO_DEADLINE))
     out = args.outdir / f"interpolate-{a}-{b}.{args.format}"
     if args.format in ("gif", "webp"):

@@ -46,6 +46,18 @@ class InvalidInput(ServiceError):
     status, code = 422, "invalid_input"
 
 
+class PayloadTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class RequestTimeout(ServiceError):
+    status, code = 408, "request_timeout"
+
+
+class InternalError(ServiceError):
+    status, code = 500, "internal_error"
+
+
 class UnsupportedMediaType(ServiceError):
     status, code = 415, "unsupported_media_type"
 
@@ -69,6 +81,15 @@ class ClientDisconnected(ServiceError):
 
 class DeadlineExceeded(ServiceError):
     status, code = 504, "deadline_exceeded"
+
+
+class BodyError(StarletteHTTPException):
+    """A ServiceError raised while the body is read: FastAPI lets only HTTPExceptions out of
+    its body reading, so the error travels wrapped and is unwrapped by the one mapping."""
+
+    def __init__(self, error: ServiceError):
+        super().__init__(error.status, error.message, headers=error.headers)
+        self.error = error
 
 
 class ErrorBody(BaseModel):
@@ -120,8 +141,17 @@ def error_json(request: Request | None, status: int, code: str, message: str,
                     headers=headers, media_type="application/json")
 
 
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
-              413: "payload_too_large"}
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def error_message(err: ServiceError, rid: str | None) -> tuple[int, list[tuple[bytes, bytes]],
+                                                                bytes]:
+    """Status, headers and body of ``err`` for a raw ASGI response (the middleware's)."""
+    body = error_body(rid, err.code, err.message, err.field, err.details)
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (err.headers or {}).items()]
+    return err.status, headers, body
 
 
 # ------------------------------------------------------------------ validation errors
@@ -261,6 +291,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc, BodyError):
+            return await _service_error(request, exc.error)
         if isinstance(exc.__cause__, ClientDisconnect):
             return error_json(request, 499, ClientDisconnected.code,
                               "client disconnected while sending the body")

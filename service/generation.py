@@ -35,6 +35,26 @@ class Generated:
     latents: np.ndarray | None = None   # the z (or w) each image came from
 
 
+@dataclass(frozen=True)
+class Source:
+    """One end of an interpolation: exactly one of a seed, an explicit z or an explicit w,
+    and for conditional models optionally a class (index or name)."""
+    seed: int | None = None
+    z: list[float] | None = None
+    w: list[float] | None = None
+    class_: int | str | None = None
+
+
+@dataclass(frozen=True)
+class Interpolation:
+    start: Source
+    end: Source
+    steps: int                      # frames, endpoints included
+    space: str = "z"                # "z", or "w" for families with a w space
+    method: str = "slerp"           # "slerp" or "lerp"
+    psi: float = 1.0                # truncation
+
+
 def resolve_class(lv: LoadedVersion, ref: int | str, field: str = "class") -> int:
     m = lv.manifest
     if not m.conditional:
@@ -111,7 +131,7 @@ def _truncate(lv: LoadedVersion, w: np.ndarray, psi: float, field: str) -> np.nd
                        "beyond float32 after truncation (w_avg + psi (w - w_avg))")
 
 
-def _endpoint_vector(lv: LoadedVersion, ep, psi: float, field: str) -> np.ndarray:
+def _endpoint_vector(lv: LoadedVersion, ep: Source, psi: float, field: str) -> np.ndarray:
     """The z of an interpolation endpoint (seed or explicit z)."""
     m = lv.manifest
     if ep.w is not None:
@@ -123,7 +143,7 @@ def _endpoint_vector(lv: LoadedVersion, ep, psi: float, field: str) -> np.ndarra
     return truncated_z_from_seed(ep.seed, m.z_dim, psi)
 
 
-async def _endpoint_w(lv: LoadedVersion, ep, psi: float, field: str, deadline: float
+async def _endpoint_w(lv: LoadedVersion, ep: Source, psi: float, field: str, deadline: float
                       ) -> np.ndarray:
     if ep.w is not None:
         w = _explicit(ep.w, lv.manifest.w_dim, f"{field}.w")
@@ -133,7 +153,7 @@ async def _endpoint_w(lv: LoadedVersion, ep, psi: float, field: str, deadline: f
     return lv.generator.truncate(w, psi)[0]
 
 
-async def interpolate(lv: LoadedVersion, req, deadline: float) -> Generated:
+async def interpolate(lv: LoadedVersion, req: Interpolation, deadline: float) -> Generated:
     m = lv.manifest
     t = interpolation_steps(req.steps)
     path = slerp if req.method == "slerp" else lerp
@@ -148,16 +168,16 @@ async def interpolate(lv: LoadedVersion, req, deadline: float) -> Generated:
                               f"({', '.join(supporting('style-mix'))}); {lv.name} is "
                               f"{lv.family}", field="space",
                               supported_families=supporting("style-mix"))
-        wa = await _endpoint_w(lv, req.start, req.truncation_psi, "start", deadline)
-        wb = await _endpoint_w(lv, req.end, req.truncation_psi, "end", deadline)
+        wa = await _endpoint_w(lv, req.start, req.psi, "start", deadline)
+        wb = await _endpoint_w(lv, req.end, req.psi, "end", deadline)
         ws = _finite(path(wa, wb, t), "end", "beyond float32 on the interpolation path")
         images = await lv.run("synthesis", {"ws": lv.generator.broadcast(ws)}, deadline)
         return Generated(images, seeds, [None] * req.steps, ws)
-    za = _endpoint_vector(lv, req.start, req.truncation_psi, "start")
-    zb = _endpoint_vector(lv, req.end, req.truncation_psi, "end")
+    za = _endpoint_vector(lv, req.start, req.psi, "start")
+    zb = _endpoint_vector(lv, req.end, req.psi, "end")
     zs = _finite(path(za, zb, t), "end", "beyond float32 on the interpolation path")
     if m.family_spec.w_space:
-        images, _ = await _stylegan_images(lv, zs, req.truncation_psi, deadline)
+        images, _ = await _stylegan_images(lv, zs, req.psi, deadline)
         return Generated(images, seeds, [None] * req.steps, zs)
     classes: list[int | None] = [None] * req.steps
     weights = None

@@ -22,11 +22,18 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import HTTP_CODES, error_body
+from service.errors import (
+    BodyError,
+    InternalError,
+    NotReady,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServiceError,
+    error_message,
+)
 from service.observability import IN_FLIGHT, REQUEST_LATENCY, REQUESTS, request_id_var
 
 log = logging.getLogger("service.access")
@@ -34,18 +41,7 @@ log = logging.getLogger("service.access")
 _RID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 ALWAYS_ANSWER = ("/v2/health/", "/metrics")      # answered while draining
 BODY_METHODS = ("POST", "PUT", "PATCH")
-
-
-class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int):
-        super().__init__(413, f"request body larger than {limit} bytes",
-                         headers={"Connection": "close"})
-
-
-class BodyTimeout(HTTPException):
-    def __init__(self, seconds: float):
-        super().__init__(408, f"the request body did not arrive within {seconds:g} s",
-                         headers={"Connection": "close"})
+CLOSE = {"Connection": "close"}
 
 
 @dataclass
@@ -102,26 +98,27 @@ class ServiceMiddleware:
                     async with asyncio.timeout(max(left, 0.0)):
                         message = await receive()
                 except TimeoutError:
-                    raise BodyTimeout(self.body_timeout_s) from None
+                    raise BodyError(RequestTimeout(
+                        f"the request body did not arrive within {self.body_timeout_s:g} s",
+                        headers=CLOSE)) from None
             if message["type"] == "http.request":
                 ex.received += len(message.get("body", b""))
                 ex.body_done = not message.get("more_body", False)
                 if ex.received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
+                    raise BodyError(self._too_large())
             elif message["type"] == "http.disconnect":
                 ex.disconnected = ex.body_done = True
             return message
 
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            await self._error(send_wrapper, ex.rid, *refusal)
+            await self._send_error(send_wrapper, ex.rid, refusal)
             return
         try:
             await self.app(scope, guarded_receive, send_wrapper)
-        except (BodyTooLarge, BodyTimeout) as e:
+        except BodyError as e:          # raised outside FastAPI's body reading (a fallback)
             if not ex.started:
-                await self._error(send_wrapper, ex.rid, e.status_code, _code(e), e.detail,
-                                  {"connection": "close"})
+                await self._send_error(send_wrapper, ex.rid, e.error)
         except asyncio.CancelledError:
             if not ex.disconnected:
                 raise
@@ -129,36 +126,32 @@ class ServiceMiddleware:
         except Exception:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if not ex.started:
-                await self._error(send_wrapper, ex.rid, 500, "internal_error",
-                                  f"unexpected server error; see the log under request id "
-                                  f"{ex.rid}")
+                await self._send_error(send_wrapper, ex.rid, InternalError(
+                    f"unexpected server error; see the log under request id {ex.rid}"))
             ex.status = 500
 
-    def _refusal(self, scope: Scope, headers: dict[str, str]
-                 ) -> tuple[int, str, str, dict[str, str]] | None:
-        """A request answered before the app sees it, or None."""
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> ServiceError | None:
+        """The error for a request answered before the app sees it, or None."""
         path = scope.get("path", "")
         app = scope.get("app")
         draining = bool(getattr(getattr(app, "state", None), "draining", False))
         if draining and not path.startswith(ALWAYS_ANSWER):
-            return (503, "not_ready", "the service is shutting down; retry on another "
-                    "replica", {"retry-after": "1", "connection": "close"})
+            return NotReady("the service is shutting down; retry on another replica",
+                            headers={"Retry-After": "1", **CLOSE})
         length = headers.get("content-length", "")
         if (scope.get("method") in BODY_METHODS and length.isascii() and length.isdigit()
                 and int(length) > self.max_body_bytes):
-            return (413, "payload_too_large",
-                    f"request body larger than {self.max_body_bytes} bytes",
-                    {"connection": "close"})
+            return self._too_large()
         return None
 
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body larger than {self.max_body_bytes} bytes",
+                               headers=CLOSE)
+
     @staticmethod
-    async def _error(send: Send, rid: str, status: int, code: str, message: str,
-                     extra: dict[str, str] | None = None) -> None:
-        body = error_body(rid, code, message)
-        hdrs = [(b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode())]
-        hdrs += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
-        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    async def _send_error(send: Send, rid: str, err: ServiceError) -> None:
+        status, headers, body = error_message(err, rid)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     def _record(self, scope: Scope, ex: _Exchange, elapsed: float) -> None:
@@ -199,5 +192,3 @@ def _match(scope: Scope) -> tuple[str | None, dict[str, str]]:
     return None, {}
 
 
-def _code(e: HTTPException) -> str:
-    return HTTP_CODES.get(e.status_code, "http_error")

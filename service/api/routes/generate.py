@@ -21,6 +21,7 @@ from service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded, re
 from service.api.schemas import (
     SCALE_MAX,
     ConditionalRequest,
+    Endpoint,
     InterpolateRequest,
     SampleRequest,
     StyleMixRequest,
@@ -68,8 +69,20 @@ def _limit(value: int, limit: int, field: str, what: str) -> None:
                            field=field, limit=limit)
 
 
-def _limit_pixels(lv: LoadedVersion, images: int, scale: int, s: Settings) -> None:
-    """The response's size, a product no single field bounds: images x (resolution x scale)^2."""
+def _source(e: Endpoint) -> generation.Source:
+    return generation.Source(seed=e.seed, z=e.z, w=e.w, class_=e.class_)
+
+
+def _interpolation(body: InterpolateRequest) -> generation.Interpolation:
+    """The HTTP body -> the domain request generation takes."""
+    return generation.Interpolation(_source(body.start), _source(body.end), body.steps,
+                                    body.space, body.method, body.truncation_psi)
+
+
+def _limit_output(lv: LoadedVersion, images: int, scale: int, s: Settings) -> None:
+    """The one check of a response's size: the scale, then the product no single field
+    bounds, images x (resolution x scale)^2."""
+    _limit(scale, s.max_scale, "scale", "x scale")
     side = lv.manifest.resolution * scale
     pixels = images * side * side
     if pixels > s.max_output_pixels:
@@ -114,9 +127,8 @@ async def _sample(name: str, body: SampleRequest, request: Request, registry, s:
     lv = registry.get(name, body.version)
     if require_conditional:
         generation.require(lv, "conditional")
-    _limit(body.scale, s.max_scale, "scale", "x scale")
     seeds = _seeds(body, s)
-    _limit_pixels(lv, len(seeds), body.scale, s)
+    _limit_output(lv, len(seeds), body.scale, s)
     cls = generation.resolve_class(lv, body.class_) if body.class_ is not None else None
     deadline = deadline_for(s)
     gen = await guarded(request, generation.sample(lv, seeds, cls, body.truncation_psi,
@@ -150,10 +162,10 @@ async def interpolate(name: InterpModel, body: InterpolateRequest, request: Requ
                       accept: str | None = Header(None)) -> Response:
     lv = registry.get(name, body.version)
     _limit(body.steps, settings.max_interpolation_steps, "steps", "steps")
-    _limit(body.scale, settings.max_scale, "scale", "x scale")
-    _limit_pixels(lv, body.steps, body.scale, settings)
+    _limit_output(lv, body.steps, body.scale, settings)
     deadline = deadline_for(settings)
-    gen = await guarded(request, generation.interpolate(lv, body, deadline), deadline)
+    gen = await guarded(request, generation.interpolate(lv, _interpolation(body), deadline),
+                        deadline)
     if body.format in ("gif", "webp"):
         IMAGES.labels(lv.name, lv.version).inc(len(gen.images))
         return await animation_response(lv, gen, body.scale, body.format, body.frame_ms)
@@ -173,8 +185,7 @@ async def style_mix(name: MixModel, body: StyleMixRequest, request: Request,
     rows = _seed_list(body.row_seeds, cells, "row_seeds")
     cols = _seed_list(body.col_seeds, cells, "col_seeds")
     _limit(len(rows) * len(cols), cells, "row_seeds", "grid cells (rows x cols)")
-    _limit(body.scale, settings.max_scale, "scale", "x scale")
-    _limit_pixels(lv, (len(rows) + 1) * (len(cols) + 1), body.scale, settings)
+    _limit_output(lv, (len(rows) + 1) * (len(cols) + 1), body.scale, settings)
     try:
         layers = parse_styles(body.styles, lv.manifest.num_ws)
     except ValueError as e:
