@@ -25,7 +25,7 @@ from ganserve.families import family as family_spec  # noqa: E402
 from training.config import TrainConfig, preset  # noqa: E402
 from training.export import export_run  # noqa: E402
 from training.loop import train  # noqa: E402
-from training.models import config_from_dict  # noqa: E402
+from training.networks import config_from_dict  # noqa: E402
 
 
 def bench_family(family: str, data, steps: int, warmup: int, root: Path) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 from ganserve.latents import parse_seeds
 from ganserve.manifest import load_manifest, resolve_version_dir
 from service import generation, rendering
-from service.engine.batcher import pad_rows
+from service.batcher import pad_rows
 from service.registry import LoadedVersion, load_version
 from service.settings import Settings
 
@@ -88,7 +88,7 @@ def interpolate(lv: LoadedVersion, a: int, b: int, args: argparse.Namespace) -> 
 
 def style_mix(lv: LoadedVersion, rows: list[int], cols: list[int], styles: str, psi: float,
               scale: int, outdir: Path) -> Path:
-    from ganserve.latent_ops import parse_styles
+    from ganserve.latent_space import parse_styles
 
     layers = parse_styles(styles, lv.manifest.num_ws)
     gen = asyncio.run(generation.style_mix(lv, rows, cols, layers, psi, NO_DEADLINE))

@@ -256,7 +256,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ganserve.families import family as family_spec
     from training.config import TrainConfig, preset, train_config_from_dict
     from training.loop import read_run_config, train
-    from training.models import config_fields, config_from_dict
+    from training.networks import config_fields, config_from_dict
 
     run_dir = Path(args.out)
     command = "ganserve " + shlex.join(args.argv)

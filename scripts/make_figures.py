@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ganserve.generator import OnnxGenerator  # noqa: E402
 from ganserve.images import make_grid, save_png, to_uint8, upscale  # noqa: E402
-from ganserve.latent_ops import interpolation_steps, mix_ws, parse_styles, slerp  # noqa: E402
+from ganserve.latent_space import interpolation_steps, mix_ws, parse_styles, slerp  # noqa: E402
 from ganserve.manifest import list_versions, load_manifest  # noqa: E402
 
 SCALE = 3

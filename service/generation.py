@@ -13,7 +13,7 @@ import numpy as np
 
 from ganserve.families import supporting
 from ganserve.generator import class_weights
-from ganserve.latent_ops import interpolation_steps, lerp, mix_ws, slerp
+from ganserve.latent_space import interpolation_steps, lerp, mix_ws, slerp
 from ganserve.latents import truncated_z_from_seed, z_from_seeds
 from service.errors import InvalidInput, Unsupported
 from service.registry import LoadedVersion

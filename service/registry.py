@@ -27,7 +27,7 @@ import numpy as np
 
 from ganserve.generator import OnnxGenerator, class_weights
 from ganserve.manifest import MANIFEST_NAME, Manifest, list_versions
-from service.engine.batcher import Batcher, BatchStats, pad_rows
+from service.batcher import Batcher, BatchStats, pad_rows
 from service.errors import ModelNotFound, ModelUnavailable, VersionNotFound
 from service.settings import Settings
 

@@ -94,7 +94,7 @@ def baby_run(root: Path, family: str, data_dir: Path, steps: int | None = None,
     from ganserve.data import load_images
     from training.config import TrainConfig, preset
     from training.loop import train
-    from training.models import config_from_dict
+    from training.networks import config_from_dict
 
     m, t = preset(family, "baby")
     data = load_images(data_dir)

@@ -1,6 +1,6 @@
 """A fourth family, added through the public extension points only: its core description
 (``ganserve.families.register_family``) and its training side
-(``training.models.register_model_family``). It trains a few steps, exports and is served,
+(``training.networks.register_model_family``). It trains a few steps, exports and is served,
 with no file of the project edited."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class ToyGenerator(nn.Module):
         return self.net(z).view(-1, c_, r, r)
 
     def onnx_graphs(self):
-        from training.models.common import OnnxGraph
+        from training.networks.common import OnnxGraph
         cfg = self.cfg
         return [OnnxGraph(
             name="generator", module=self, make_inputs=lambda b: (torch.randn(b, cfg.z_dim),),
@@ -70,11 +70,11 @@ class ToyFamily:
 
 @pytest.fixture
 def toy():
-    from training import models
+    from training import networks
     register_family(Family("toy-mlp", description="a tiny MLP generator"))
-    models.register_model_family("toy-mlp", ToyFamily)
+    networks.register_model_family("toy-mlp", ToyFamily)
     yield "toy-mlp"
-    models.FAMILIES.pop("toy-mlp")
+    networks.FAMILIES.pop("toy-mlp")
     families._FAMILIES.pop("toy-mlp")
 
 
@@ -83,7 +83,7 @@ def test_a_fourth_family_trains_exports_and_is_served(toy, idx_dir, tmp_path):
     from training.config import TrainConfig, preset
     from training.export import export_run
     from training.loop import train
-    from training.models import config_from_dict
+    from training.networks import config_from_dict
 
     m, t = preset(toy, "baby")
     data = load_images(idx_dir)

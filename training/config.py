@@ -72,8 +72,8 @@ def train_config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 def preset(family: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model config fields, TrainConfig fields) of one of the family's presets, which live
-    in its model file (``training/models/<family>.py``, ``PRESETS``)."""
-    from training.models import family_module
+    in its model file (``training/networks/<family>.py``, ``PRESETS``)."""
+    from training.networks import family_module
 
     presets = family_module(family).PRESETS
     if name not in presets:

@@ -37,8 +37,8 @@ from ganserve.manifest import (
 )
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from training.loop import read_run_config
-from training.models import build, config_from_dict, config_to_dict
-from training.models.common import OnnxGraph
+from training.networks import build, config_from_dict, config_to_dict
+from training.networks.common import OnnxGraph
 from training.plots import read_jsonl
 from training.sampling import inference_copy
 

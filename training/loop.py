@@ -29,7 +29,7 @@ from training import losses
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from training.config import TrainConfig, train_config_to_dict
 from training.ema import ema_beta, update_ema
-from training.models import build, config_to_dict
+from training.networks import build, config_to_dict
 from training.plots import plot_fid, plot_losses, read_jsonl
 from training.sampling import inference_copy, progress_grid
 

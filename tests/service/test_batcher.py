@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from service.engine.batcher import Batcher
+from service.batcher import Batcher
 from service.errors import DeadlineExceeded, QueueFull
 
 

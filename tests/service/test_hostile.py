@@ -19,7 +19,7 @@ DC, CG, SG = "baby-dcgan", "baby-cgan", "baby-stylegan"
     ("0-100000000", "ranges like '0-3'"), ("0-1000000000000", "ranges like '0-3'"),
     ("0-99999999999999999999", "ranges like '0-3'"), ("3-" + "9" * 200, "ranges like '0-3'")])
 def test_style_range_beyond_layers_is_422(client, styles, says):
-    # (that nothing is built first is pinned in tests/ganserve/test_latent_ops.py)
+    # (that nothing is built first is pinned in tests/ganserve/test_latent_space.py)
     r = client.post(f"/v1/models/{SG}/style-mix",
                     json={"row_seeds": [1], "col_seeds": [2], "styles": styles})
     body = error(r, 422, "invalid_input", "styles")

@@ -8,7 +8,7 @@ from ganserve.generator import OnnxGenerator
 from ganserve.manifest import ManifestError, load_manifest, verify_files
 from tests.conftest import baby_run
 from training.export import ExportError, export_run
-from training.models import build, config_from_dict
+from training.networks import build, config_from_dict
 
 
 @pytest.mark.parametrize("family", ["dcgan", "cgan", "stylegan"])

@@ -9,7 +9,7 @@ from tests.conftest import baby_run
 from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from training.config import TrainConfig, preset, train_config_to_dict
 from training.loop import RunError, train
-from training.models import config_from_dict
+from training.networks import config_from_dict
 
 FAMILIES = ["dcgan", "cgan", "stylegan"]
 

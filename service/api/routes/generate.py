@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from ganserve.latent_ops import parse_styles
+from ganserve.latent_space import parse_styles
 from ganserve.latents import SEED_MAX, parse_seeds
 from service import generation
 from service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded, require_json
@@ -37,7 +37,7 @@ router = APIRouter(prefix="/v1/models", tags=["generate"])
 JSON_BODY = [Depends(require_json)]
 
 
-def model_name(capability: str, example: str) -> Any:
+def name_param(capability: str, example: str) -> Any:
     """The ``name`` path parameter; the served OpenAPI document replaces the example with a
     loaded model that supports ``capability`` (so "Try it out" runs as-is)."""
     return Annotated[str, Path(description="model name in the store", max_length=128,
@@ -45,10 +45,10 @@ def model_name(capability: str, example: str) -> Any:
                                json_schema_extra={"x-capability": capability})]
 
 
-AnyModel = model_name("sample", "fashion-stylegan")
-CondModel = model_name("conditional", "fashion-cgan")
-InterpModel = model_name("interpolate", "fashion-cgan")
-MixModel = model_name("style-mix", "fashion-stylegan")
+SampleName = name_param("sample", "fashion-stylegan")
+ConditionalName = name_param("conditional", "fashion-cgan")
+InterpolateName = name_param("interpolate", "fashion-cgan")
+StyleMixName = name_param("style-mix", "fashion-stylegan")
 
 POST_ERRORS = error_responses(400, 404, 408, 413, 415, 422, 504)
 
@@ -139,7 +139,7 @@ async def _sample(name: str, body: SampleRequest, request: Request, registry, s:
 
 @router.post("/{name}/sample", response_class=Response, responses=image_responses("image/png"),
              dependencies=JSON_BODY, summary="Sample images from seeds (any family)")
-async def sample(name: AnyModel, body: SampleRequest, request: Request, registry: RegistryDep,
+async def sample(name: SampleName, body: SampleRequest, request: Request, registry: RegistryDep,
                  settings: SettingsDep, accept: str | None = Header(None)) -> Response:
     return await _sample(name, body, request, registry, settings, accept, False)
 
@@ -147,7 +147,7 @@ async def sample(name: AnyModel, body: SampleRequest, request: Request, registry
 @router.post("/{name}/conditional", response_class=Response,
              responses=image_responses("image/png"), dependencies=JSON_BODY,
              summary="Images of one class (conditional models)")
-async def conditional(name: CondModel, body: ConditionalRequest, request: Request,
+async def conditional(name: ConditionalName, body: ConditionalRequest, request: Request,
                       registry: RegistryDep, settings: SettingsDep,
                       accept: str | None = Header(None)) -> Response:
     return await _sample(name, body, request, registry, settings, accept, True)
@@ -157,7 +157,7 @@ async def conditional(name: CondModel, body: ConditionalRequest, request: Reques
              responses=image_responses("image/png", "image/gif", "image/webp"),
              dependencies=JSON_BODY,
              summary="Frames between two seeds or latents")
-async def interpolate(name: InterpModel, body: InterpolateRequest, request: Request,
+async def interpolate(name: InterpolateName, body: InterpolateRequest, request: Request,
                       registry: RegistryDep, settings: SettingsDep,
                       accept: str | None = Header(None)) -> Response:
     lv = registry.get(name, body.version)
@@ -176,7 +176,7 @@ async def interpolate(name: InterpModel, body: InterpolateRequest, request: Requ
 @router.post("/{name}/style-mix", response_class=Response,
              responses=image_responses("image/png"), dependencies=JSON_BODY,
              summary="StyleGAN style-mixing grid (NVIDIA layout)")
-async def style_mix(name: MixModel, body: StyleMixRequest, request: Request,
+async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
                     registry: RegistryDep, settings: SettingsDep,
                     accept: str | None = Header(None)) -> Response:
     lv = registry.get(name, body.version)
@@ -208,7 +208,7 @@ PsiQuery = Query(None, ge=0.0, le=2.0, allow_inf_nan=False,
                                                                   "format": "binary"}}}},
                        **error_responses(400, 404, 422, 504)},
             summary="One image as PNG, for browsers, <img> tags and curl")
-async def sample_png(request: Request, name: AnyModel, registry: RegistryDep,
+async def sample_png(request: Request, name: SampleName, registry: RegistryDep,
                      settings: SettingsDep,
                      seed: int | None = Query(None, ge=0, le=SEED_MAX,
                                               description="default: random"),

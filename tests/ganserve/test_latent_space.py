@@ -3,7 +3,7 @@ import contextlib
 import numpy as np
 import pytest
 
-from ganserve.latent_ops import lerp, mix_ws, parse_styles, slerp, style_layer_groups
+from ganserve.latent_space import lerp, mix_ws, parse_styles, slerp, style_layer_groups
 
 
 def test_slerp_endpoints_and_norm():

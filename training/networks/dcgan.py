@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.models.common import OnnxGraph, init_dcgan_weights
+from training.networks.common import OnnxGraph, init_dcgan_weights
 
 
 @dataclass

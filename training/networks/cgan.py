@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.models import dcgan
-from training.models.common import OnnxGraph, init_dcgan_weights
+from training.networks import dcgan
+from training.networks.common import OnnxGraph, init_dcgan_weights
 
 
 @dataclass

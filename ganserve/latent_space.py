@@ -1,4 +1,5 @@
-"""Latent-space operations shared by the figures script and the service (numpy only)."""
+"""Operations in latent space (numpy only): interpolation paths (lerp, slerp) and style mixing
+(layer groups, style specs, mixing ws), shared by the figures script, the service and the CLI."""
 
 from __future__ import annotations
 

@@ -2,10 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.models import build, config_from_dict, family_module
-from training.models.stylegan import Config as SGConfig
-from training.models.stylegan import Generator as SGGenerator
-from training.models.stylegan import MinibatchStd, modulated_conv2d
+from training.networks import build, config_from_dict, family_module
+from training.networks.stylegan import Config as SGConfig
+from training.networks.stylegan import Generator as SGGenerator
+from training.networks.stylegan import MinibatchStd, modulated_conv2d
 
 
 def baby(family):

@@ -16,7 +16,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from ganserve.families import family as family_spec
-from training.models import cgan, dcgan, stylegan
+from training.networks import cgan, dcgan, stylegan
 
 FAMILIES: dict[str, Any] = {"dcgan": dcgan, "cgan": cgan, "stylegan": stylegan}
 REQUIRED = ("Config", "Generator", "Discriminator", "PRESETS")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.models.common import OnnxGraph
+from training.networks.common import OnnxGraph
 
 SQRT2 = math.sqrt(2.0)
 

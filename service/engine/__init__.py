@@ -1,1 +1,0 @@
-"""Inference engine: dynamic batching over ONNX Runtime sessions, run off the event loop."""
