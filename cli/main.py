@@ -236,83 +236,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# `ganserve train` flags that map one-to-one onto TrainConfig fields (flag dest -> field).
-# A run keeps the first kind for life (--resume refuses them); the second may change on resume.
-FIXED_TRAIN_FLAGS = {"batch": "batch", "loss": "loss", "seed": "seed",
-                     "precision": "precision", "r1_gamma": "r1_gamma"}
-RESUMABLE_TRAIN_FLAGS = {"steps": "steps", "time_budget": "time_budget_minutes"}
+# `ganserve train` flags -> TrainConfig fields (the plan decides which may change on resume)
+TRAIN_FLAGS = {"batch": "batch", "loss": "loss", "seed": "seed", "precision": "precision",
+               "r1_gamma": "r1_gamma", "steps": "steps", "time_budget": "time_budget_minutes",
+               "eval_every": "eval_every", "lr_d": "lr_d",
+               "aux_class_weight": "aux_class_weight"}
 
 
-def _set_train_args(train_args: dict, args: argparse.Namespace, flags: dict[str, str]) -> None:
-    for dest, key in flags.items():
-        if getattr(args, dest) is not None:
-            train_args[key] = getattr(args, dest)
+# TrainConfig field -> the flag that sets it, for the plan's messages
+FLAG_NAMES = {field: "--" + flag.replace("_", "-") for flag, field in TRAIN_FLAGS.items()} | {
+    "lr_g": "--lr", "model": "--model-arg"}
+
+
+def _train_options(args: argparse.Namespace):
+    from training.plan import TrainOptions
+
+    overrides = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items()}
+    names = dict(FLAG_NAMES)
+    if args.lr is not None:
+        overrides["lr_g"] = args.lr
+        if args.lr_d is None:          # --lr sets both learning rates
+            overrides["lr_d"], names["lr_d"] = args.lr, "--lr"
+    return TrainOptions(family=args.family, out=Path(args.out), preset=args.preset,
+                        train=overrides, model=dict(args.model_arg), data=args.data,
+                        limit=args.limit, resume=args.resume,
+                        command="ganserve " + shlex.join(args.argv), names=names)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from training.plan import plan_training, run_plan
 
-    from ganserve.data import load_images
-    from ganserve.families import family as family_spec
-    from training.config import TrainConfig, preset, train_config_from_dict
-    from training.loop import read_run_config, train
-    from training.networks import config_fields, config_from_dict
-
-    run_dir = Path(args.out)
-    command = "ganserve " + shlex.join(args.argv)
-    resumes: list[str] = []
-    if args.resume:
-        rc = read_run_config(run_dir)
-        if rc["family"] != args.family:
-            raise CliError(f"{run_dir} is a {rc['family']} run, not {args.family}")
-        changed = [f"--{k.replace('_', '-')}"
-                   for k in (*FIXED_TRAIN_FLAGS, "lr", "lr_d", "aux_class_weight")
-                   if getattr(args, k) is not None] + (["--model-arg"] if args.model_arg else [])
-        if changed:
-            raise CliError(f"cannot change {', '.join(changed)} when resuming "
-                           "(it would not be the same run); start a new --out instead")
-        model_args, train_args = rc["model"], rc["train"]
-        preset_name = rc.get("preset", "")
-        data_path = args.data or rc["data"].get("path")
-        resumes = [*rc.get("resumes", []), command]
-        command = rc.get("command", command)
-        _set_train_args(train_args, args, RESUMABLE_TRAIN_FLAGS)
-    else:
-        model_args, train_args = preset(args.family, args.preset)
-        model_args.update(dict(args.model_arg))
-        preset_name = args.preset
-        data_path = args.data
-        _set_train_args(train_args, args, {**FIXED_TRAIN_FLAGS, **RESUMABLE_TRAIN_FLAGS,
-                                           "eval_every": "eval_every"})
-        if args.lr is not None:
-            train_args["lr_g"] = train_args["lr_d"] = args.lr
-        if args.lr_d is not None:
-            train_args["lr_d"] = args.lr_d
-        if args.aux_class_weight is not None:
-            if not family_spec(args.family).conditional:
-                raise CliError("--aux-class-weight applies to conditional families only "
-                               f"({', '.join(f.name for f in families() if f.conditional)})")
-            train_args["aux_class_weight"] = args.aux_class_weight
-            model_args["aux_classifier"] = args.aux_class_weight > 0
-        if train_args.get("loss") == "wgan-gp" and "d_batchnorm" in config_fields(args.family):
-            model_args["d_batchnorm"] = False      # the gradient penalty is per sample
-    cfg: TrainConfig = train_config_from_dict(train_args)
-    probe = config_from_dict(args.family, {k: v for k, v in model_args.items()
-                                           if k not in ("num_classes", "class_names")}
-                             | ({"num_classes": 2} if family_spec(args.family).conditional
-                                else {}))
-    data = load_images(data_path, resolution=probe.resolution, channels=probe.channels,
-                       limit=args.limit)
-    if not args.resume:
-        model_args["class_names"] = list(data.class_names)
-        if family_spec(args.family).conditional:
-            if data.labels is None:
-                raise CliError(f"{args.family} needs labeled data; {data.source} has no labels "
-                               "(use an IDX folder with labels, an .npz with 'y', or class "
-                               "subfolders)")
-            model_args["num_classes"] = data.num_classes
-    model_cfg = config_from_dict(args.family, model_args)
-
+    plan = plan_training(_train_options(args))
+    cfg, run_dir = plan.train_cfg, plan.out
     evaluator = None
     if cfg.eval_every:
         ext = Path(args.extractor)
@@ -331,6 +286,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         log.warning("stopping after this step and writing a checkpoint (Ctrl-C again to abort)")
 
     old = signal.signal(signal.SIGINT, on_sigint)
+    from tqdm import tqdm
+
     bar = None if args.no_progress else tqdm(total=cfg.steps, unit="step", dynamic_ncols=True)
 
     def progress(p) -> None:
@@ -344,11 +301,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                             if k in ("loss_G", "loss_D", "r1", "gp")}}, refresh=True)
 
     try:
-        result = train(run_dir, args.family, model_cfg, cfg, data, resume=args.resume,
-                       preset=preset_name, command=command, data_path=data_path,
-                       resumes=resumes,
-                       progress=progress, should_cancel=lambda: stop["requested"],
-                       evaluator=evaluator)
+        result = run_plan(plan, progress=progress, should_cancel=lambda: stop["requested"],
+                          evaluator=evaluator)
     finally:
         signal.signal(signal.SIGINT, old)
         if bar is not None:
@@ -477,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # (module, class) of the errors that end a command with one line and exit 1
-_ERRORS = [("service.errors", "ServiceError"), ("ganserve.manifest", "ManifestError"),
+_ERRORS = [("service.errors", "ServiceError"), ("training.plan", "PlanError"),
+           ("ganserve.manifest", "ManifestError"),
            ("ganserve.data", "DataError"),
            ("training.checkpoint", "CheckpointError"), ("training.export", "ExportError"),
            ("training.loop", "RunError")]

@@ -162,7 +162,7 @@ def test_cli_model_arg_overrides_preset_and_is_checked(tmp_path, idx_dir, capsys
     assert "cannot change --model-arg when resuming" in capsys.readouterr().err
     assert main(["train", "stylegan", "--preset", "baby", "--data", str(idx_dir), "--out",
                  str(tmp_path / "x"), "--model-arg", "no_such_field=1"]) == 1
-    assert "no field(s) no_such_field" in capsys.readouterr().err
+    assert "no model field(s) no_such_field" in capsys.readouterr().err
     assert main(["train", "stylegan", "--preset", "baby", "--data", str(idx_dir), "--out",
                  str(tmp_path / "y"), "--model-arg", "d_architecture=skip"]) == 1
     assert "d_architecture must be" in capsys.readouterr().err
