@@ -114,6 +114,7 @@ def _model_arg(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+# Long on purpose: one add_argument per flag, the whole command-line surface in one place.
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganserve", description="Train, export, evaluate, "
                                 "generate from and serve GANs (DCGAN, cGAN, StyleGAN2) with "

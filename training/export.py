@@ -16,6 +16,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -135,58 +136,13 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
     tmp = Path(tempfile.mkdtemp(dir=models_dir / name, prefix=f".tmp-{version}-"))
     try:
         t0 = time.perf_counter()
-        graphs, parity = {}, {}
-        torch.manual_seed(20240617)     # parity inputs: reproducible
-        for g in G_inf.onnx_graphs():
-            file = f"{g.name}.onnx"
-            export_graph(g, tmp / file)
-            diff = check_parity(g, tmp / file)
-            parity[g.name] = diff
-            log.info("%s: parity max |ORT - torch| = %.3g (batches %s)", g.name, diff,
-                     PARITY_BATCHES)
-            if not diff <= parity_tol:
-                raise ExportError(f"{g.name}: ONNX Runtime differs from PyTorch by {diff:.3g} "
-                                  f"(> {parity_tol:g}); refusing to publish")
-            graphs[g.name] = graph_spec(g, file)
+        graphs, parity = _export_graphs(G_inf, tmp, parity_tol)
         export_s = time.perf_counter() - t0
         weights = {"G": "G.safetensors", "D": "D.safetensors", "G_ema": "G_ema.safetensors"}
-        save_file(_contiguous(G.state_dict()), str(tmp / weights["G"]))
-        save_file(_contiguous(D.state_dict()), str(tmp / weights["D"]))
-        save_file(_contiguous(G_inf.state_dict()), str(tmp / weights["G_ema"]))
-
-        wall = float(state.get("wall_seconds", 0.0))
-        busy = float(state.get("train_seconds", wall))
-        images_seen = int(state.get("images_seen", 0))
-        data = run_cfg.get("data", {})
-        w_space = family_spec(family).w_space
-        manifest = Manifest(
-            name=name, version=str(version), family=family,
-            resolution=model_cfg.resolution, channels=model_cfg.channels, z_dim=model_cfg.z_dim,
-            w_dim=model_cfg.w_dim if w_space else None,
-            num_ws=model_cfg.num_ws if w_space else None,
-            num_classes=model_cfg.num_classes,
-            class_names=list(model_cfg.class_names or data.get("class_names", [])),
-            w_avg=G_inf.w_avg().tolist() if w_space else None,
-            graphs=graphs, weights=weights, model_args=config_to_dict(model_cfg),
-            training=TrainingInfo(
-                data=data.get("source", ""), data_images=data.get("images", 0),
-                steps=int(state["step"]), batch=run_cfg["train"]["batch"],
-                images_seen=images_seen, preset=run_cfg.get("preset", ""),
-                loss=run_cfg["train"]["loss"], seed=run_cfg["train"]["seed"],
-                command=run_cfg.get("command", ""), resumes=run_cfg.get("resumes", []),
-                hosts=run_cfg.get("hosts", []),
-                wall_seconds=round(wall, 1),
-                images_per_second=round(images_seen / busy, 1) if busy else 0.0,
-                train_seconds=round(busy, 1),
-                train_config=run_cfg["train"],
-                fid_curve=fid_curve(run_dir, int(state["step"]))),
-            parent=parent or run_cfg.get("parent"),
-            parity={k: float(v) for k, v in parity.items()},
-            opset=OPSET,
-            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            ganserve_version=ganserve.__version__,
-            export_seconds=round(export_s, 2),
-        )
+        for role, module in (("G", G), ("D", D), ("G_ema", G_inf)):
+            save_file(_contiguous(module.state_dict()), str(tmp / weights[role]))
+        manifest = _manifest(name, str(version), run_dir, run_cfg, state, model_cfg, G_inf,
+                             graphs, weights, parity, parent, export_s)
         manifest.files = hash_files(tmp, [p.name for p in tmp.iterdir() if p.is_file()])
         write_manifest(tmp, manifest)
         for f in tmp.iterdir():
@@ -198,3 +154,59 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
         raise
     log.info("exported %s (%s) to %s", name, family, final)
     return final
+
+
+def _export_graphs(G_inf: Any, tmp: Path, parity_tol: float
+                   ) -> tuple[dict[str, GraphSpec], dict[str, float]]:
+    """Every graph the generator names, exported and checked against torch."""
+    graphs, parity = {}, {}
+    torch.manual_seed(20240617)     # parity inputs: reproducible
+    for g in G_inf.onnx_graphs():
+        file = f"{g.name}.onnx"
+        export_graph(g, tmp / file)
+        diff = check_parity(g, tmp / file)
+        parity[g.name] = diff
+        log.info("%s: parity max |ORT - torch| = %.3g (batches %s)", g.name, diff,
+                 PARITY_BATCHES)
+        if not diff <= parity_tol:
+            raise ExportError(f"{g.name}: ONNX Runtime differs from PyTorch by {diff:.3g} "
+                              f"(> {parity_tol:g}); refusing to publish")
+        graphs[g.name] = graph_spec(g, file)
+    return graphs, parity
+
+
+def _manifest(name: str, version: str, run_dir: Path, run_cfg: dict[str, Any],
+              state: dict[str, Any], model_cfg: Any, G_inf: Any, graphs: dict[str, GraphSpec],
+              weights: dict[str, str], parity: dict[str, float], parent: str | None,
+              export_s: float) -> Manifest:
+    """The manifest of an export: shapes from the model config, the run's history."""
+    wall = float(state.get("wall_seconds", 0.0))
+    busy = float(state.get("train_seconds", wall))
+    images_seen = int(state.get("images_seen", 0))
+    data, train_cfg, family = run_cfg.get("data", {}), run_cfg["train"], run_cfg["family"]
+    w_space = family_spec(family).w_space
+    return Manifest(
+        name=name, version=version, family=family,
+        resolution=model_cfg.resolution, channels=model_cfg.channels, z_dim=model_cfg.z_dim,
+        w_dim=model_cfg.w_dim if w_space else None,
+        num_ws=model_cfg.num_ws if w_space else None,
+        num_classes=model_cfg.num_classes,
+        class_names=list(model_cfg.class_names or data.get("class_names", [])),
+        w_avg=G_inf.w_avg().tolist() if w_space else None,
+        graphs=graphs, weights=weights, model_args=config_to_dict(model_cfg),
+        training=TrainingInfo(
+            data=data.get("source", ""), data_images=data.get("images", 0),
+            steps=int(state["step"]), batch=train_cfg["batch"], images_seen=images_seen,
+            preset=run_cfg.get("preset", ""), loss=train_cfg["loss"], seed=train_cfg["seed"],
+            command=run_cfg.get("command", ""), resumes=run_cfg.get("resumes", []),
+            hosts=run_cfg.get("hosts", []), wall_seconds=round(wall, 1),
+            images_per_second=round(images_seen / busy, 1) if busy else 0.0,
+            train_seconds=round(busy, 1), train_config=train_cfg,
+            fid_curve=fid_curve(run_dir, int(state["step"]))),
+        parent=parent or run_cfg.get("parent"),
+        parity={k: float(v) for k, v in parity.items()},
+        opset=OPSET,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        ganserve_version=ganserve.__version__,
+        export_seconds=round(export_s, 2),
+    )

@@ -119,198 +119,275 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
-          data: ImageData, *, resume: bool = False, preset: str = "", command: str = "",
-          data_path: str | None = None, resumes: list[str] | None = None,
-          progress: Callable[[Progress], None] | None = None,
-          should_cancel: Callable[[], bool] | None = None,
-          evaluator: Evaluator | None = None) -> TrainResult:
-    """Train ``family`` on ``data`` into ``run_dir`` for ``cfg.steps`` steps in total."""
-    run_dir = Path(run_dir)
-    ckpt_path = run_dir / CHECKPOINT_NAME
+@dataclass
+class Nets:
+    """What one training step updates."""
+    G: torch.nn.Module
+    D: torch.nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+
+
+@dataclass
+class Batches:
+    """Where a step draws its real images (uint8 NCHW) and labels from."""
+    images_u8: torch.Tensor
+    labels: torch.Tensor | None
+    batch: int
+    num_classes: int            # K; 0 for unconditional families
+
+
+def d_step(nets: Nets, cfg: TrainConfig, data: Batches, step: int,
+           amp: Callable[[], Any], aux: bool) -> dict[str, float]:
+    """One discriminator update: the loss, the AC-GAN term, the gradient penalty or lazy R1.
+    (The order of the random draws is part of resume's bit-exactness: keep it.)"""
+    G, D, B, K = nets.G, nets.D, data.batch, data.num_classes
+    idx = torch.randint(len(data.images_u8), (B,))
+    real = data.images_u8[idx].float() * (2 / 255) - 1
+    c_real = data.labels[idx] if (data.labels is not None and K) else None
+    z = torch.randn(B, G.z_dim)
+    c_fake = torch.randint(K, (B,)) if K else None
+    with torch.no_grad(), amp():
+        fake = G(z, c_fake)
+    with amp():
+        if aux:
+            d_real, cls_real = D(real, c_real, return_aux=True)
+            cls_real = cls_real.float()
+        else:
+            d_real = D(real, c_real)
+        d_real, d_fake = d_real.float(), D(fake, c_fake).float()
+    loss_D = losses.d_loss(cfg.loss, d_real, d_fake)
+    stats = {"loss_D": loss_D.item(), "D_real": d_real.mean().item(),
+             "D_fake": d_fake.mean().item()}
+    if aux:     # AC-GAN: D learns to name the class of real images
+        aux_d = F.cross_entropy(cls_real, c_real)
+        loss_D = loss_D + cfg.aux_class_weight * aux_d
+        stats["aux_D"] = aux_d.item()
+    if cfg.loss == "wgan-gp":
+        gp = losses.gradient_penalty(D, real, fake, c_fake if K else None)
+        loss_D = loss_D + cfg.gp_weight * gp
+        stats["gp"] = gp.item()
+    if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
+        r1 = losses.r1_penalty(D, real, c_real)
+        loss_D = loss_D + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
+        stats["r1"] = r1.item()
+    nets.opt_D.zero_grad(set_to_none=True)
+    loss_D.backward()
+    nets.opt_D.step()
+    return stats
+
+
+def g_step(nets: Nets, cfg: TrainConfig, data: Batches, amp: Callable[[], Any],
+           aux: bool) -> dict[str, float]:
+    """One generator update against the frozen discriminator."""
+    G, D, B, K = nets.G, nets.D, data.batch, data.num_classes
+    stats: dict[str, float] = {}
+    z = torch.randn(B, G.z_dim)
+    c_fake = torch.randint(K, (B,)) if K else None
+    D.requires_grad_(False)
+    if aux:     # ... and G learns to make fakes D names as the requested class
+        with amp():
+            d_out, cls_fake = D(G(z, c_fake), c_fake, return_aux=True)
+        aux_g = F.cross_entropy(cls_fake.float(), c_fake)
+        loss_G = losses.g_loss(cfg.loss, d_out.float()) + cfg.aux_class_weight * aux_g
+        stats["aux_G"] = aux_g.item()
+    else:
+        with amp():
+            d_out = D(G(z, c_fake), c_fake)
+        loss_G = losses.g_loss(cfg.loss, d_out.float())
+    nets.opt_G.zero_grad(set_to_none=True)
+    loss_G.backward()
+    nets.opt_G.step()
+    D.requires_grad_(True)
+    stats["loss_G"] = loss_G.item()
+    return stats
+
+
+class _Run:
+    """One training run's state (networks, optimizers, counters) and the things it writes.
+    ``train`` drives it; the pieces are methods so each fits on a screen."""
+
+    def __init__(self, run_dir: Path, family: str, model_cfg: Any, cfg: TrainConfig,
+                 data: ImageData, resume: bool, evaluator: Evaluator | None):
+        _check_run(run_dir, family, model_cfg, cfg, data, resume)
+        self.run_dir, self.cfg, self.evaluator = run_dir, cfg, evaluator
+        self.ckpt_path = run_dir / CHECKPOINT_NAME
+        torch.manual_seed(cfg.seed)
+        G, D = build(family, model_cfg)
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        self.nets = Nets(G, D, _adam(G, cfg.lr_g, cfg), _adam(D, cfg.lr_d, cfg))
+        self.batches = Batches(torch.from_numpy(data.images),
+                               torch.from_numpy(data.labels) if data.labels is not None
+                               else None, cfg.batch, model_cfg.num_classes)
+        self.step, self.images_seen, self.wall, self.busy = 0, 0, 0.0, 0.0
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples").mkdir(exist_ok=True)
+        if resume:
+            self._restore()
+        self.last_snap = {"step": -1, "evaluated": False}
+        self.last: dict[str, float] = {}
+        self.run_config: dict[str, Any] = {}
+
+    def _restore(self) -> None:
+        state = load_checkpoint(self.ckpt_path)
+        n = self.nets
+        for module, key in ((n.G, "G"), (n.D, "D"), (self.G_ema, "G_ema"), (n.opt_G, "opt_G"),
+                            (n.opt_D, "opt_D")):
+            module.load_state_dict(state[key])
+        self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
+        self.wall = float(state.get("wall_seconds", 0.0))
+        self.busy = float(state.get("train_seconds", self.wall))
+        torch.set_rng_state(state["rng"])
+        _truncate_metrics(self.run_dir / METRICS, self.step)
+        log.info("resumed %s at step %d", self.run_dir, self.step)
+
+    def checkpoint(self) -> Path:
+        n = self.nets
+        return save_checkpoint(self.ckpt_path, {
+            "G": n.G.state_dict(), "D": n.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+            "opt_G": n.opt_G.state_dict(), "opt_D": n.opt_D.state_dict(),
+            "step": self.step, "images_seen": self.images_seen, "wall_seconds": self.wall,
+            "train_seconds": self.busy,
+            "rng": torch.get_rng_state(), "config": json.dumps(self.run_config),
+        })
+
+    def snapshot(self, final: bool = False) -> None:
+        cfg, step, run_dir = self.cfg, self.step, self.run_dir
+        G_inf = inference_copy(self.G_ema)
+        grid = progress_grid(G_inf, cfg.sample_seeds)
+        save_png(grid, run_dir / "samples" / f"step-{step:07d}.png")
+        save_png(grid, run_dir / "samples" / "latest.png")
+        plot_losses(run_dir / METRICS, run_dir / "loss.png")
+        evaluate = self.evaluator is not None and cfg.eval_every and (
+            step % cfg.eval_every == 0 or step == cfg.steps or final)
+        self.last_snap.update(step=step, evaluated=bool(evaluate))
+        if evaluate:
+            result = self.evaluator(G_inf)
+            with open(run_dir / METRICS, "a") as f:
+                f.write(json.dumps({"step": step, **result}) + "\n")
+            plot_fid(run_dir / METRICS, run_dir / "fid.png", result.get("fid_floor"))
+            log.info("step %d: %s", step, result)
+
+    def log_row(self, window: dict[str, list[float]], ips: float,
+                progress: Callable[[Progress], None] | None) -> None:
+        self.last = {k: float(np.mean(v)) for k, v in window.items()}
+        row = {"step": self.step, "images_seen": self.images_seen,
+               "images_per_s": round(ips, 2), "wall_seconds": round(self.wall, 2),
+               **{k: round(v, 6) for k, v in self.last.items()}}
+        with open(self.run_dir / METRICS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if progress is not None:
+            progress(Progress(self.step, self.cfg.steps, self.images_seen, ips, self.wall,
+                              self.last))
+
+    def one_step(self, amp: Callable[[], Any], aux: bool) -> dict[str, float]:
+        cfg, B = self.cfg, self.cfg.batch
+        stats = d_step(self.nets, cfg, self.batches, self.step, amp, aux)
+        stats |= g_step(self.nets, cfg, self.batches, amp, aux)
+        self.images_seen += B
+        self.step += 1
+        update_ema(self.G_ema, self.nets.G,
+                   ema_beta(B, self.images_seen, cfg.ema_half_life_images, cfg.ema_rampup))
+        if not all(np.isfinite(v) for v in stats.values()):
+            self.checkpoint()
+            raise RunError(f"step {self.step}: non-finite loss {stats}; checkpoint kept at "
+                           f"{self.ckpt_path} (lower the learning rate and --resume)")
+        return stats
+
+    # The loop itself: stop conditions, a step, then what is due at this step (log row,
+    # samples and FID, checkpoint). Kept in one place so the order reads top to bottom.
+    def loop(self, progress: Callable[[Progress], None] | None,
+             should_cancel: Callable[[], bool] | None) -> tuple[bool, bool]:
+        """Run until the last step, the time budget or a stop; -> (cancelled, out_of_time)."""
+        cfg = self.cfg
+        bf16, aux = cfg.precision == "bf16", cfg.aux_class_weight > 0
+
+        def amp() -> torch.autocast:
+            """bf16 autocast around the G/D passes when asked; R1, Adam stay fp32."""
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16)
+
+        window: dict[str, list[float]] = {}
+        win_t, win_imgs = time.perf_counter(), 0
+        started, wall_at_start = time.perf_counter(), self.wall
+        self.nets.G.train()
+        self.nets.D.train()
+        budget_s = cfg.time_budget_minutes * 60
+        while self.step < cfg.steps:
+            if budget_s and wall_at_start + (time.perf_counter() - started) >= budget_s:
+                log.info("time budget of %.1f min reached at step %d/%d: finishing the run",
+                         cfg.time_budget_minutes, self.step, cfg.steps)
+                return False, True
+            if should_cancel is not None and should_cancel():
+                return True, False
+            t_step = time.perf_counter()
+            stats = self.one_step(amp, aux)
+            self.busy += time.perf_counter() - t_step
+            for k, v in stats.items():
+                window.setdefault(k, []).append(v)
+            win_imgs += cfg.batch
+            self.wall = wall_at_start + (time.perf_counter() - started)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                now = time.perf_counter()
+                self.log_row(window, win_imgs / max(now - win_t, 1e-9), progress)
+                window, win_t, win_imgs = {}, now, 0
+            if self.step % cfg.sample_every == 0 or (cfg.eval_every
+                                                     and self.step % cfg.eval_every == 0):
+                self.snapshot()
+            if self.step % cfg.checkpoint_every == 0:
+                self.checkpoint()
+        return False, False
+
+    def finish(self, cancelled: bool, out_of_time: bool, started: float,
+               wall_at_start: float) -> TrainResult:
+        self.wall = wall_at_start + (time.perf_counter() - started)
+        path = self.checkpoint()
+        cfg, snap = self.cfg, self.last_snap
+        if not cancelled and (snap["step"] != self.step
+                              or (self.evaluator is not None and cfg.eval_every
+                                  and not snap["evaluated"])):
+            self.snapshot(final=True)
+        ips = self.images_seen / self.busy if self.busy > 0 else 0.0
+        log.info("%s at step %d/%d (%.0f s, %.1f images/s)",
+                 "cancelled" if cancelled else "finished", self.step, cfg.steps, self.wall, ips)
+        return TrainResult(self.run_dir, self.step, cancelled, path, self.wall, self.busy, ips,
+                           self.last, out_of_time)
+
+
+def _adam(module: torch.nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=cfg.betas, eps=cfg.adam_eps)
+
+
+def _check_run(run_dir: Path, family: str, model_cfg: Any, cfg: TrainConfig,
+               data: ImageData, resume: bool) -> None:
     if model_cfg.num_classes and data.labels is None:
         raise RunError(f"{family} is conditional: its data needs labels "
                        f"({data.source} has none)")
     if (data.resolution, data.channels) != (model_cfg.resolution, model_cfg.channels):
         raise RunError(f"data is {data.channels}x{data.resolution}px, model expects "
                        f"{model_cfg.channels}x{model_cfg.resolution}px")
-    if not resume and ckpt_path.exists():
+    if not resume and (run_dir / CHECKPOINT_NAME).exists():
         raise RunError(f"{run_dir} already holds a run; pass --resume to continue it "
                        "or choose another --out")
-
-    torch.manual_seed(cfg.seed)
-    G, D = build(family, model_cfg)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, eps=cfg.adam_eps)
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, eps=cfg.adam_eps)
-    step, images_seen, wall, busy = 0, 0, 0.0, 0.0
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
-    if resume:
-        state = load_checkpoint(ckpt_path)
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        G_ema.load_state_dict(state["G_ema"])
-        opt_G.load_state_dict(state["opt_G"])
-        opt_D.load_state_dict(state["opt_D"])
-        step, images_seen = int(state["step"]), int(state["images_seen"])
-        wall = float(state.get("wall_seconds", 0.0))
-        busy = float(state.get("train_seconds", wall))
-        torch.set_rng_state(state["rng"])
-        _truncate_metrics(run_dir / METRICS, step)
-        log.info("resumed %s at step %d", run_dir, step)
-    hosts = read_run_config(run_dir).get("hosts", []) if resume else []
-    run_config = write_run_config(run_dir, family, model_cfg, cfg, data, preset, command,
-                                  data_path, resumes, hosts + [host_info()])
-
-    def checkpoint() -> Path:
-        return save_checkpoint(ckpt_path, {
-            "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
-            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "step": step, "images_seen": images_seen, "wall_seconds": wall,
-            "train_seconds": busy,
-            "rng": torch.get_rng_state(), "config": json.dumps(run_config),
-        })
-
-    last_snap = {"step": -1, "evaluated": False}
-
-    def snapshot(final: bool = False) -> None:
-        G_inf = inference_copy(G_ema)
-        grid = progress_grid(G_inf, cfg.sample_seeds)
-        save_png(grid, run_dir / "samples" / f"step-{step:07d}.png")
-        save_png(grid, run_dir / "samples" / "latest.png")
-        plot_losses(run_dir / METRICS, run_dir / "loss.png")
-        evaluate = evaluator is not None and cfg.eval_every and (
-            step % cfg.eval_every == 0 or step == cfg.steps or final)
-        last_snap.update(step=step, evaluated=bool(evaluate))
-        if evaluate:
-            result = evaluator(G_inf)
-            with open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps({"step": step, **result}) + "\n")
-            plot_fid(run_dir / METRICS, run_dir / "fid.png", result.get("fid_floor"))
-            log.info("step %d: %s", step, result)
-
-    images_u8 = torch.from_numpy(data.images)
-    labels = torch.from_numpy(data.labels) if data.labels is not None else None
-    n_data, B, K = len(images_u8), cfg.batch, model_cfg.num_classes
-    aux = cfg.aux_class_weight > 0
-    if aux and not getattr(model_cfg, "aux_classifier", False):
+    if cfg.aux_class_weight > 0 and not getattr(model_cfg, "aux_classifier", False):
         raise RunError("aux_class_weight > 0 needs a cgan with aux_classifier=True")
-    bf16 = cfg.precision == "bf16"
 
-    def amp() -> torch.autocast:
-        """bf16 autocast around the G/D passes when asked; R1 and the optimizers stay fp32."""
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16)
 
-    window: dict[str, list[float]] = {}
-    win_t, win_imgs, last = time.perf_counter(), 0, {}
-    started = time.perf_counter()
-    wall_at_start = wall
-    cancelled = False
-    G.train()
-    D.train()
+def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
+          data: ImageData, *, resume: bool = False, preset: str = "", command: str = "",
+          data_path: str | None = None, resumes: list[str] | None = None,
+          progress: Callable[[Progress], None] | None = None,
+          should_cancel: Callable[[], bool] | None = None,
+          evaluator: Evaluator | None = None) -> TrainResult:
+    """Train ``family`` on ``data`` into ``run_dir`` for ``cfg.steps`` steps in total.
 
-    budget_s = cfg.time_budget_minutes * 60
-    out_of_time = False
-    while step < cfg.steps:
-        if budget_s and wall_at_start + (time.perf_counter() - started) >= budget_s:
-            out_of_time = True
-            log.info("time budget of %.1f min reached at step %d/%d: finishing the run",
-                     cfg.time_budget_minutes, step, cfg.steps)
-            break
-        if should_cancel is not None and should_cancel():
-            cancelled = True
-            break
-        t_step = time.perf_counter()
-        # ---- D step
-        idx = torch.randint(n_data, (B,))
-        real = images_u8[idx].float() * (2 / 255) - 1
-        c_real = labels[idx] if (labels is not None and K) else None
-        z = torch.randn(B, G.z_dim)
-        c_fake = torch.randint(K, (B,)) if K else None
-        with torch.no_grad(), amp():
-            fake = G(z, c_fake)
-        with amp():
-            if aux:
-                d_real, cls_real = D(real, c_real, return_aux=True)
-                cls_real = cls_real.float()
-            else:
-                d_real = D(real, c_real)
-            d_real, d_fake = d_real.float(), D(fake, c_fake).float()
-        loss_D = losses.d_loss(cfg.loss, d_real, d_fake)
-        stats = {"loss_D": loss_D.item(), "D_real": d_real.mean().item(),
-                 "D_fake": d_fake.mean().item()}
-        if aux:     # AC-GAN: D learns to name the class of real images
-            aux_d = F.cross_entropy(cls_real, c_real)
-            loss_D = loss_D + cfg.aux_class_weight * aux_d
-            stats["aux_D"] = aux_d.item()
-        if cfg.loss == "wgan-gp":
-            gp = losses.gradient_penalty(D, real, fake, c_fake if K else None)
-            loss_D = loss_D + cfg.gp_weight * gp
-            stats["gp"] = gp.item()
-        if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
-            r1 = losses.r1_penalty(D, real, c_real)
-            loss_D = loss_D + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
-            stats["r1"] = r1.item()
-        opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        opt_D.step()
-        # ---- G step
-        z = torch.randn(B, G.z_dim)
-        c_fake = torch.randint(K, (B,)) if K else None
-        D.requires_grad_(False)
-        if aux:     # ... and G learns to make fakes D names as the requested class
-            with amp():
-                d_out, cls_fake = D(G(z, c_fake), c_fake, return_aux=True)
-            aux_g = F.cross_entropy(cls_fake.float(), c_fake)
-            loss_G = losses.g_loss(cfg.loss, d_out.float()) + cfg.aux_class_weight * aux_g
-            stats["aux_G"] = aux_g.item()
-        else:
-            with amp():
-                d_out = D(G(z, c_fake), c_fake)
-            loss_G = losses.g_loss(cfg.loss, d_out.float())
-        opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt_G.step()
-        D.requires_grad_(True)
-        stats["loss_G"] = loss_G.item()
-        # ---- EMA and bookkeeping
-        images_seen += B
-        step += 1
-        update_ema(G_ema, G, ema_beta(B, images_seen, cfg.ema_half_life_images, cfg.ema_rampup))
-        busy += time.perf_counter() - t_step
-        for k, v in stats.items():
-            window.setdefault(k, []).append(v)
-        win_imgs += B
-        if not all(np.isfinite(v) for v in stats.values()):
-            checkpoint()
-            raise RunError(f"step {step}: non-finite loss {stats}; checkpoint kept at "
-                           f"{ckpt_path} (lower the learning rate and --resume)")
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            now = time.perf_counter()
-            ips = win_imgs / max(now - win_t, 1e-9)
-            wall = wall_at_start + (now - started)
-            last = {k: float(np.mean(v)) for k, v in window.items()}
-            row = {"step": step, "images_seen": images_seen, "images_per_s": round(ips, 2),
-                   "wall_seconds": round(wall, 2), **{k: round(v, 6) for k, v in last.items()}}
-            with open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            if progress is not None:
-                progress(Progress(step, cfg.steps, images_seen, ips, wall, last))
-            window, win_t, win_imgs = {}, now, 0
-        if step % cfg.sample_every == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
-            snapshot()
-        if step % cfg.checkpoint_every == 0:
-            wall = wall_at_start + (time.perf_counter() - started)
-            checkpoint()
-
-    wall = wall_at_start + (time.perf_counter() - started)
-    path = checkpoint()
-    if not cancelled and (last_snap["step"] != step
-                          or (evaluator is not None and cfg.eval_every
-                              and not last_snap["evaluated"])):
-        snapshot(final=True)
-    ips = images_seen / busy if busy > 0 else 0.0
-    log.info("%s at step %d/%d (%.0f s, %.1f images/s)",
-             "cancelled" if cancelled else "finished", step, cfg.steps, wall, ips)
-    return TrainResult(run_dir, step, cancelled, path, wall, busy, ips, last, out_of_time)
+    ``progress`` is called at each log row; ``should_cancel`` is checked before every step
+    (a stop writes a checkpoint and returns ``cancelled``); ``evaluator`` scores G-EMA at
+    the FID points."""
+    run_dir = Path(run_dir)
+    run = _Run(run_dir, family, model_cfg, cfg, data, resume, evaluator)
+    hosts = read_run_config(run_dir).get("hosts", []) if resume else []
+    run.run_config = write_run_config(run_dir, family, model_cfg, cfg, data, preset, command,
+                                      data_path, resumes, hosts + [host_info()])
+    started, wall_at_start = time.perf_counter(), run.wall
+    cancelled, out_of_time = run.loop(progress, should_cancel)
+    return run.finish(cancelled, out_of_time, started, wall_at_start)
