@@ -7,6 +7,7 @@ run without torch installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -264,6 +265,16 @@ def _train_options(args: argparse.Namespace):
                         command="ganserve " + shlex.join(args.argv), names=names)
 
 
+def _projected_steps(p, cfg) -> int:
+    """The step the run will end at: --steps, or sooner when --time-budget runs out first
+    (so the bar's ETA is the real one)."""
+    budget_s = cfg.time_budget_minutes * 60
+    if not budget_s or p.images_per_s <= 0:
+        return p.total_steps
+    steps_per_s = p.images_per_s / cfg.batch
+    return max(p.step, min(p.total_steps, int(p.step + (budget_s - p.elapsed_s) * steps_per_s)))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from training.plan import plan_training, run_plan
 
@@ -293,17 +304,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def progress(p) -> None:
         if bar is None:
-            log.info("step %d/%d  %.0f img/s  %s", p.step, p.total_steps, p.images_per_s,
-                     " ".join(f"{k} {v:.3f}" for k, v in p.losses.items()))
+            if p.step % cfg.log_every == 0 or p.step == p.total_steps:
+                log.info("step %d/%d  %.0f img/s  %s", p.step, p.total_steps, p.images_per_s,
+                         " ".join(f"{k} {v:.3f}" for k, v in p.losses.items()))
             return
-        bar.n = p.step
+        bar.total = _projected_steps(p, cfg)
         bar.set_postfix({"img/s": f"{p.images_per_s:.0f}",
                          **{k: f"{v:.3f}" for k, v in p.losses.items()
-                            if k in ("loss_G", "loss_D", "r1", "gp")}}, refresh=True)
+                            if k in ("loss_G", "loss_D", "r1", "gp")}}, refresh=False)
+        bar.update(p.step - bar.n)      # redraws at tqdm's own pace
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:
-        result = run_plan(plan, progress=progress, should_cancel=lambda: stop["requested"],
-                          evaluator=evaluator)
+        # log lines go above the bar instead of being glued onto it
+        with logging_redirect_tqdm() if bar is not None else contextlib.nullcontext():
+            result = run_plan(plan, progress=progress,
+                              should_cancel=lambda: stop["requested"], evaluator=evaluator)
     finally:
         signal.signal(signal.SIGINT, old)
         if bar is not None:
@@ -315,6 +332,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.out_of_time:
         print(f"time budget of {cfg.time_budget_minutes:g} min reached at step "
               f"{result.step}/{cfg.steps}")
+    print(f"samples: {run_dir / 'samples' / 'latest.png'} (and step-*.png beside it)\n"
+          f"publish it: ganserve export {run_dir} --name NAME")
     print(f"trained {args.family} to step {result.step} in {result.wall_seconds:.0f} s "
           f"({result.images_per_s:.1f} images/s); run folder {run_dir}")
     return 0

@@ -49,7 +49,9 @@ def find_spec(path: str | Path) -> Path:
         p = p.with_suffix(".json")
     if not p.is_file():
         raise ManifestError(f"{p}: no extractor spec (an {SPEC_NAME} declaring the ONNX file "
-                            "and its preprocessing)")
+                            "and its preprocessing); pass --extractor FOLDER (default: "
+                            "MODELS_DIR/_evaluators/fashion-mnist, built by `ganserve "
+                            "build-evaluator`)")
     return p
 
 

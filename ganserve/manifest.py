@@ -199,5 +199,16 @@ def resolve_version_dir(path: str | Path) -> Path:
     versions = list_versions(p)
     if versions:
         return p / versions[-1]
-    raise ManifestError(f"{p}: not a model version folder (no {MANIFEST_NAME}) "
-                        "and no version folders inside")
+    raise ManifestError(_not_a_version(p))
+
+
+def _not_a_version(p: Path) -> str:
+    """Why ``p`` is not a model version, and what to do instead."""
+    if (p / "checkpoint.pt").is_file() or (p / "config.json").is_file():
+        return (f"{p} is a training run, not a model version: export it first with "
+                f"`ganserve export {p} --name NAME`, then evaluate models/NAME")
+    siblings = list_versions(p.parent)
+    if VERSION_RE.match(p.name) and siblings:
+        return f"{p.parent.name} has no version {p.name}; versions: {', '.join(siblings)}"
+    return (f"{p}: not a model version folder (no {MANIFEST_NAME}) and no version folders "
+            "inside")

@@ -205,3 +205,14 @@ def test_cli_serve_on_a_busy_port_is_one_line(tmp_path, capsys):
         rc = main(["serve", "--models-dir", str(tmp_path), "--port", str(port)])
     err = capsys.readouterr().err
     assert rc == 1 and f"127.0.0.1:{port}" in err and "another --port" in err
+
+
+def test_cli_messages_say_what_to_do_next(tmp_path, baby_exports, capsys):
+    store = baby_exports["dcgan"].parent
+    assert main(["evaluate", str(store / "7"), "--n", "10"]) == 1
+    assert "has no version 7; versions: 1" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert main(["evaluate", str(run), "--n", "10"]) == 1
+    assert "export it first" in capsys.readouterr().err

@@ -50,7 +50,8 @@ class Progress:
     images_seen: int
     images_per_s: float
     elapsed_s: float
-    losses: dict[str, float] = field(default_factory=dict)
+    losses: dict[str, float] = field(default_factory=dict)   # means over the last log window
+    samples: Path | None = None       # the latest progress grid, once one was written
 
 
 @dataclass
@@ -226,6 +227,7 @@ class _Run:
             self._restore()
         self.last_snap = {"step": -1, "evaluated": False}
         self.last: dict[str, float] = {}
+        self.ips = 0.0
         self.run_config: dict[str, Any] = {}
 
     def _restore(self) -> None:
@@ -276,9 +278,14 @@ class _Run:
                **{k: round(v, 6) for k, v in self.last.items()}}
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(row) + "\n")
+        self.ips = ips
+        self.report(progress)
+
+    def report(self, progress: Callable[[Progress], None] | None) -> None:
         if progress is not None:
-            progress(Progress(self.step, self.cfg.steps, self.images_seen, ips, self.wall,
-                              self.last))
+            latest = self.run_dir / "samples" / "latest.png"
+            progress(Progress(self.step, self.cfg.steps, self.images_seen, self.ips, self.wall,
+                              self.last, latest if latest.is_file() else None))
 
     def one_step(self, amp: Callable[[], Any], aux: bool) -> dict[str, float]:
         cfg, B = self.cfg, self.cfg.batch
@@ -330,6 +337,8 @@ class _Run:
                 now = time.perf_counter()
                 self.log_row(window, win_imgs / max(now - win_t, 1e-9), progress)
                 window, win_t, win_imgs = {}, now, 0
+            else:
+                self.report(progress)       # every step, with the last window's numbers
             if self.step % cfg.sample_every == 0 or (cfg.eval_every
                                                      and self.step % cfg.eval_every == 0):
                 self.snapshot()
