@@ -61,6 +61,23 @@ def read_image_folder(root: Path, channels: int = 1) -> ImageData:
     if not images:
         raise DataError(f"{root}: no PNG/JPEG images found (looked in "
                         f"{'class subfolders' if subdirs else 'the folder itself'})")
+    _check_is_a_dataset(root, class_names, labels, len(images), skipped)
     return ImageData(images=np.stack(images), source=str(root), skipped=skipped,
                      labels=np.asarray(labels, np.int64) if class_names else None,
                      class_names=class_names)
+
+
+def _check_is_a_dataset(root: Path, class_names: list[str], labels: list[int], n_images: int,
+                        skipped: int) -> None:
+    """Refuse a folder that only happens to hold some images (``--data /tmp``): every class
+    subfolder must hold images, and images must outnumber the other files."""
+    hint = ("point --data at an image dataset: one subfolder of PNG/JPEG images per class, "
+            "or a folder of images")
+    empty = sorted(set(range(len(class_names))) - set(labels))
+    if empty:
+        shown = ", ".join(class_names[i] for i in empty[:5])
+        raise DataError(f"{root} is not an image dataset: {len(empty)} of its "
+                        f"{len(class_names)} subfolders hold no images ({shown}...); {hint}")
+    if skipped > n_images:
+        raise DataError(f"{root} is not an image dataset: {skipped} of its "
+                        f"{skipped + n_images} files are not images; {hint}")

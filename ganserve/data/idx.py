@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from ganserve.data.base import DataError, ImageData
 
+log = logging.getLogger(__name__)
+
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-DIGIT_CLASSES = [str(i) for i in range(10)]
 SPLITS = {"train": "train", "test": "t10k", "t10k": "t10k"}
 
 
@@ -52,11 +55,27 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
-def class_names_for(folder: Path) -> list[str]:
+# IDX files carry no class names. Known data sets are recognized by their labels' content
+# (sha256 of the label bytes, whatever the compression or the folder's name).
+KNOWN_LABELS = {
+    "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7": FASHION_CLASSES,
+    "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9": FASHION_CLASSES,
+}
+
+
+def class_names_for(folder: Path, labels: np.ndarray) -> list[str]:
+    """A ``classes.txt`` beside the files, else a known data set's names (by the labels'
+    content), else "0".."K-1" with a warning: never a guess from the folder's path."""
     custom = folder / "classes.txt"
     if custom.is_file():
         return [ln.strip() for ln in custom.read_text().splitlines() if ln.strip()]
-    return FASHION_CLASSES if "fashion" in str(folder.resolve()).lower() else DIGIT_CLASSES
+    known = KNOWN_LABELS.get(hashlib.sha256(labels.astype(np.uint8).tobytes()).hexdigest())
+    if known is not None:
+        return list(known)
+    k = int(labels.max(initial=-1)) + 1
+    log.warning("%s: the data names no classes; using 0..%d (put a classes.txt, one name a "
+                "line, beside the IDX files to name them)", folder, k - 1)
+    return [str(i) for i in range(k)]
 
 
 def read_idx_folder(folder: Path, split: str = "train") -> ImageData:
@@ -76,7 +95,7 @@ def read_idx_folder(folder: Path, split: str = "train") -> ImageData:
         labels = read_idx(lab_path).astype(np.int64)
         if labels.shape != (len(images),):
             raise DataError(f"{lab_path}: {labels.shape[0]} labels for {len(images)} images")
-        names = class_names_for(folder)
+        names = class_names_for(folder, labels)
         if labels.max(initial=0) >= len(names):
             raise DataError(f"{lab_path}: label {labels.max()} but only {len(names)} class names")
     return ImageData(images=np.ascontiguousarray(images[:, None]), labels=labels,

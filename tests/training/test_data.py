@@ -1,4 +1,5 @@
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,11 +21,23 @@ def test_idx_folder_gz_reads_pads_and_names_classes(idx_dir):
     assert x.dtype == np.float32 and x.min() >= -1.0 and x.max() <= 1.0
 
 
-def test_idx_folder_raw_and_test_split(tmp_path):
+def test_idx_folder_raw_and_test_split_names_no_class_from_its_path(tmp_path, caplog):
     write_idx(tmp_path / "fashion", "t10k", *make_images(12), gz=False)
     write_idx(tmp_path / "fashion", "train", *make_images(8), gz=False)
     d = load_images(tmp_path / "fashion", split="test")
-    assert len(d) == 12 and d.class_names == FASHION_CLASSES
+    # a folder called "fashion" is not Fashion-MNIST: the names come from the data
+    assert len(d) == 12 and d.class_names == [str(i) for i in range(10)]
+    assert "names no classes" in caplog.text
+
+
+def test_fashion_mnist_is_recognized_by_its_labels_wherever_it_lies(tmp_path):
+    import shutil
+    src = Path("/usr/share/datasets/fashion-mnist")
+    if not src.is_dir():
+        pytest.skip("dataset-fashion-mnist not installed (CI installs it)")
+    for f in src.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    assert load_images(tmp_path, limit=10).class_names == FASHION_CLASSES
 
 
 def test_idx_corrupt_file_names_path(tmp_path):
@@ -129,3 +142,19 @@ def test_unsupported_file_type(tmp_path):
     (tmp_path / "data.csv").write_text("1,2")
     with pytest.raises(DataError, match="unsupported data file"):
         load_images(tmp_path / "data.csv")
+
+
+def test_a_folder_that_is_not_a_dataset_is_refused(tmp_path):
+    from PIL import Image
+    (tmp_path / "photos").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "photos" / "a.png")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "x.log").write_text("x")
+    with pytest.raises(DataError, match="not an image dataset: 1 of its 2 subfolders"):
+        load_images(tmp_path)
+    (tmp_path / "logs" / "x.log").unlink()
+    (tmp_path / "logs").rmdir()
+    for i in range(3):
+        (tmp_path / "photos" / f"n{i}.txt").write_text("x")
+    with pytest.raises(DataError, match="3 of its 4 files are not images"):
+        load_images(tmp_path)
