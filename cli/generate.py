@@ -90,11 +90,25 @@ def style_mix(lv: LoadedVersion, rows: list[int], cols: list[int], styles: str, 
               scale: int, outdir: Path) -> Path:
     from ganserve.latent_space import parse_styles
 
-    layers = parse_styles(styles, lv.manifest.num_ws)
+    try:
+        layers = parse_styles(styles, lv.manifest.num_ws)
+    except ValueError as e:
+        raise GenerateError(f"--styles: {e}") from None
     gen = asyncio.run(generation.style_mix(lv, rows, cols, layers, psi, NO_DEADLINE))
     out = outdir / "style-mix.png"
     out.write_bytes(_png(lv, gen, len(cols) + 1, scale))
     return out
+
+
+class GenerateError(ValueError):
+    """A request ``ganserve generate`` cannot make (a bad seed list or style spec)."""
+
+
+def _seeds(text: str, what: str) -> list[int]:
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise GenerateError(f"{what}: {e}") from None
 
 
 def run(args: argparse.Namespace, models_dir: Path) -> list[Path]:
@@ -105,7 +119,8 @@ def run(args: argparse.Namespace, models_dir: Path) -> list[Path]:
         return [interpolate(lv, a, b, args)]
     if args.style_mix:
         generation.require(lv, "style-mix")
-        return [style_mix(lv, parse_seeds(args.row_seeds), parse_seeds(args.col_seeds),
-                          args.styles, args.psi, args.scale, args.outdir)]
-    return sample(lv, parse_seeds(args.seeds), args.psi, args.class_, args.scale, args.outdir,
-                  args.grid, args.cols)
+        return [style_mix(lv, _seeds(args.row_seeds, "--row-seeds"),
+                          _seeds(args.col_seeds, "--col-seeds"), args.styles, args.psi,
+                          args.scale, args.outdir)]
+    return sample(lv, _seeds(args.seeds, "--seeds"), args.psi, args.class_, args.scale,
+                  args.outdir, args.grid, args.cols)

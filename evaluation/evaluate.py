@@ -63,6 +63,10 @@ DEFAULT_EXTRACTOR = Path("_evaluators") / "fashion-mnist"
 NO_DATA = "no real images (--no-data)"
 
 
+
+class EvaluationError(ValueError):
+    """An evaluation that cannot run as asked (the message says why)."""
+
 def default_extractor(version_dir: Path) -> Path:
     """The store's own evaluator: MODELS_DIR/_evaluators/fashion-mnist."""
     return version_dir.resolve().parent.parent / DEFAULT_EXTRACTOR
@@ -151,9 +155,9 @@ def evaluate(version_dir: str | Path, n: int = 10_000, extractor: str | Path | N
     """
     vdir = resolve_version_dir(version_dir)
     if n < 2:
-        raise ValueError("--n must be at least 2")
+        raise EvaluationError("--n must be at least 2")
     if seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {seed}")
+        raise EvaluationError(f"--seed must be >= 0, got {seed}")
     m = load_manifest(vdir)
     real = None if data_free else load_real_data(data, m, need_train=extras)
     t0 = time.perf_counter()

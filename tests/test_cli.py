@@ -216,3 +216,15 @@ def test_cli_messages_say_what_to_do_next(tmp_path, baby_exports, capsys):
     (run / "config.json").write_text("{}")
     assert main(["evaluate", str(run), "--n", "10"]) == 1
     assert "export it first" in capsys.readouterr().err
+
+
+def test_cli_a_bug_shows_its_traceback(monkeypatch):
+    """No catch-all: a ValueError from a bug is not turned into a one-line message."""
+    import cli.generate
+
+    def broken(args, models_dir):
+        raise ValueError("a bug deep inside")
+
+    monkeypatch.setattr(cli.generate, "run", broken)
+    with pytest.raises(ValueError, match="a bug deep inside"):
+        main(["generate", "fashion-dcgan"])

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganserve.data import ImageData, load_images
+from ganserve.data import DataError, ImageData, load_images
 from ganserve.data.base import as_float
 from ganserve.features import SPEC_NAME, ExtractorSpec, FeatureExtractor
 from ganserve.manifest import atomic_write_text, sha256_file
@@ -126,7 +126,7 @@ def build_evaluator(data_path: str | Path | None, out_dir: str | Path, epochs: i
     train = load_images(data_path, split="train", limit=limit)
     test = load_images(data_path, split="test", limit=limit)
     if train.labels is None or test.labels is None:
-        raise ValueError("the evaluation classifier needs labeled train and test splits")
+        raise DataError("the evaluation classifier needs labeled train and test splits")
     model = train_classifier(train, test, epochs=epochs, seed=seed, log_fn=log_fn)
     acc = accuracy(model, test)
     export_classifier(model, out / "classifier.onnx", train.channels, train.resolution)

@@ -82,8 +82,11 @@ def _checked_model_config(family: str, args: dict[str, Any]) -> Any:
         TypeAdapter(cls).validate_python(args)
     except ValidationError as e:
         err = e.errors()[0]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not err["loc"]:              # the config's own check (__post_init__)
+            raise PlanError(f"{family} model config: {msg}") from None
         name = ".".join(str(p) for p in err["loc"])
-        raise PlanError(f"model field {name}={err.get('input')!r}: {err['msg']}") from None
+        raise PlanError(f"model field {name}={err.get('input')!r}: {msg}") from None
     try:
         cfg = config_from_dict(family, args)
         build(family, cfg)
@@ -124,6 +127,15 @@ def _fresh(opts: TrainOptions) -> tuple[dict, dict]:
 
 def plan_training(opts: TrainOptions) -> TrainPlan:
     """Resolve and check everything, then load the data: the plan ``train`` runs."""
+    try:
+        return _plan(opts)
+    except PlanError:
+        raise
+    except ValueError as e:     # a config's own validation (presets, TrainConfig fields)
+        raise PlanError(str(e)) from e
+
+
+def _plan(opts: TrainOptions) -> TrainPlan:
     if not opts.resume and (opts.out / "checkpoint.pt").exists():
         raise PlanError(f"{opts.out} already holds a run; resume it or choose another "
                         "run folder")
