@@ -277,6 +277,7 @@ def _projected_steps(p, cfg) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from training.plan import plan_training, run_plan
+    from training.run_folder import RunFolder
 
     plan = plan_training(_train_options(args))
     cfg, run_dir = plan.train_cfg, plan.out
@@ -332,7 +333,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.out_of_time:
         print(f"time budget of {cfg.time_budget_minutes:g} min reached at step "
               f"{result.step}/{cfg.steps}")
-    print(f"samples: {run_dir / 'samples' / 'latest.png'} (and step-*.png beside it)\n"
+    print(f"samples: {RunFolder(run_dir).latest_samples} (and step-*.png beside it)\n"
           f"publish it: ganserve export {run_dir} --name NAME")
     print(f"trained {args.family} to step {result.step} in {result.wall_seconds:.0f} s "
           f"({result.images_per_s:.1f} images/s); run folder {run_dir}")

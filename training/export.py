@@ -36,11 +36,12 @@ from ganserve.manifest import (
     next_version,
     write_manifest,
 )
-from training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from training.checkpoint import load_checkpoint
 from training.loop import read_run_config
 from training.networks import build, config_from_dict, config_to_dict
 from training.networks.common import OnnxGraph
 from training.plots import read_jsonl
+from training.run_folder import RunFolder
 from training.sampling import inference_copy
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def fid_curve(run_dir: Path, last_step: int) -> list[dict]:
     """The in-training FID points up to the exported step, so the manifest keeps the curve
     after the run folder is gone (a later resume may have re-logged some steps: last wins)."""
     points: dict[int, dict] = {}
-    for r in read_jsonl(run_dir / "metrics.jsonl"):
+    for r in read_jsonl(RunFolder(run_dir).metrics):
         if "fid" in r and r.get("step", last_step + 1) <= last_step:
             points[int(r["step"])] = {"step": int(r["step"]), "fid": r["fid"],
                                       "fid_n": r.get("fid_n")}
@@ -122,7 +123,7 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
         raise ExportError(f"{final} exists; versions are immutable, pick another --version")
 
     run_cfg = read_run_config(run_dir)
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    state = load_checkpoint(RunFolder(run_dir).checkpoint)
     family = run_cfg["family"]
     model_cfg = config_from_dict(family, run_cfg["model"])
     G, D = build(family, model_cfg)

@@ -26,17 +26,16 @@ import torch.nn.functional as F
 from ganserve.data import ImageData
 from ganserve.images import save_png
 from training import losses
-from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig, train_config_to_dict
 from training.ema import ema_beta, update_ema
 from training.networks import build, config_to_dict
 from training.plots import plot_fid, plot_losses, read_jsonl
+from training.run_folder import RunFolder
 from training.sampling import inference_copy, progress_grid
 
 log = logging.getLogger(__name__)
 
-RUN_CONFIG = "config.json"
-METRICS = "metrics.jsonl"
 
 
 class RunError(Exception):
@@ -103,15 +102,15 @@ def write_run_config(run_dir: Path, family: str, model_cfg: Any, train_cfg: Trai
         # one entry per session: the first run, then each --resume
         "hosts": list(hosts or []),
     }
-    (run_dir / RUN_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+    RunFolder(run_dir).write_config(cfg)
     return cfg
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / RUN_CONFIG
-    if not path.is_file():
-        raise RunError(f"{run_dir}: not a training run (no {RUN_CONFIG})")
-    return json.loads(path.read_text())
+    cfg = RunFolder(Path(run_dir)).read_config()
+    if cfg is None:
+        raise RunError(f"{run_dir}: not a training run (no {RunFolder(Path(run_dir)).config.name})")
+    return cfg
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -212,7 +211,8 @@ class _Run:
                  data: ImageData, resume: bool, evaluator: Evaluator | None):
         _check_run(run_dir, family, model_cfg, cfg, data, resume)
         self.run_dir, self.cfg, self.evaluator = run_dir, cfg, evaluator
-        self.ckpt_path = run_dir / CHECKPOINT_NAME
+        self.folder = RunFolder(run_dir)
+        self.ckpt_path = self.folder.checkpoint
         torch.manual_seed(cfg.seed)
         G, D = build(family, model_cfg)
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
@@ -221,8 +221,7 @@ class _Run:
                                torch.from_numpy(data.labels) if data.labels is not None
                                else None, cfg.batch, model_cfg.num_classes)
         self.step, self.images_seen, self.wall, self.busy = 0, 0, 0.0, 0.0
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "samples").mkdir(exist_ok=True)
+        self.folder.create()
         if resume:
             self._restore()
         self.last_snap = {"step": -1, "evaluated": False}
@@ -240,7 +239,7 @@ class _Run:
         self.wall = float(state.get("wall_seconds", 0.0))
         self.busy = float(state.get("train_seconds", self.wall))
         torch.set_rng_state(state["rng"])
-        _truncate_metrics(self.run_dir / METRICS, self.step)
+        _truncate_metrics(self.folder.metrics, self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
 
     def checkpoint(self) -> Path:
@@ -254,20 +253,20 @@ class _Run:
         })
 
     def snapshot(self, final: bool = False) -> None:
-        cfg, step, run_dir = self.cfg, self.step, self.run_dir
+        cfg, step, folder = self.cfg, self.step, self.folder
         G_inf = inference_copy(self.G_ema)
         grid = progress_grid(G_inf, cfg.sample_seeds)
-        save_png(grid, run_dir / "samples" / f"step-{step:07d}.png")
-        save_png(grid, run_dir / "samples" / "latest.png")
-        plot_losses(run_dir / METRICS, run_dir / "loss.png")
+        save_png(grid, folder.samples_at(step))
+        save_png(grid, folder.latest_samples)
+        plot_losses(folder.metrics, folder.loss_plot)
         evaluate = self.evaluator is not None and cfg.eval_every and (
             step % cfg.eval_every == 0 or step == cfg.steps or final)
         self.last_snap.update(step=step, evaluated=bool(evaluate))
         if evaluate:
             result = self.evaluator(G_inf)
-            with open(run_dir / METRICS, "a") as f:
+            with open(folder.metrics, "a") as f:
                 f.write(json.dumps({"step": step, **result}) + "\n")
-            plot_fid(run_dir / METRICS, run_dir / "fid.png", result.get("fid_floor"))
+            plot_fid(folder.metrics, folder.fid_plot, result.get("fid_floor"))
             log.info("step %d: %s", step, result)
 
     def log_row(self, window: dict[str, list[float]], ips: float,
@@ -276,14 +275,14 @@ class _Run:
         row = {"step": self.step, "images_seen": self.images_seen,
                "images_per_s": round(ips, 2), "wall_seconds": round(self.wall, 2),
                **{k: round(v, 6) for k, v in self.last.items()}}
-        with open(self.run_dir / METRICS, "a") as f:
+        with open(self.folder.metrics, "a") as f:
             f.write(json.dumps(row) + "\n")
         self.ips = ips
         self.report(progress)
 
     def report(self, progress: Callable[[Progress], None] | None) -> None:
         if progress is not None:
-            latest = self.run_dir / "samples" / "latest.png"
+            latest = self.folder.latest_samples
             progress(Progress(self.step, self.cfg.steps, self.images_seen, self.ips, self.wall,
                               self.last, latest if latest.is_file() else None))
 
@@ -374,7 +373,7 @@ def _check_run(run_dir: Path, family: str, model_cfg: Any, cfg: TrainConfig,
     if (data.resolution, data.channels) != (model_cfg.resolution, model_cfg.channels):
         raise RunError(f"data is {data.channels}x{data.resolution}px, model expects "
                        f"{model_cfg.channels}x{model_cfg.resolution}px")
-    if not resume and (run_dir / CHECKPOINT_NAME).exists():
+    if not resume and RunFolder(run_dir).holds_run():
         raise RunError(f"{run_dir} already holds a run; pass --resume to continue it "
                        "or choose another --out")
     if cfg.aux_class_weight > 0 and not getattr(model_cfg, "aux_classifier", False):

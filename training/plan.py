@@ -25,6 +25,7 @@ from ganserve.families import family as family_spec
 from training.config import TrainConfig, preset, train_config_from_dict
 from training.loop import TrainResult, read_run_config, train
 from training.networks import build, config_fields, config_from_dict, family_module
+from training.run_folder import RunFolder
 
 # TrainConfig fields a run keeps for life (resume refuses to change them), and those it may
 FIXED_TRAIN_FIELDS = ("batch", "loss", "seed", "precision", "r1_gamma", "lr_g", "lr_d",
@@ -136,7 +137,7 @@ def plan_training(opts: TrainOptions) -> TrainPlan:
 
 
 def _plan(opts: TrainOptions) -> TrainPlan:
-    if not opts.resume and (opts.out / "checkpoint.pt").exists():
+    if not opts.resume and RunFolder(opts.out).holds_run():
         raise PlanError(f"{opts.out} already holds a run; resume it or choose another "
                         "run folder")
     if opts.resume:
