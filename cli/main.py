@@ -141,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=_positive, help="images per step")
     t.add_argument("--lr", type=_positive_float, help="learning rate of G and D")
     t.add_argument("--lr-d", type=_positive_float, help="learning rate of D (default: --lr)")
-    t.add_argument("--loss", choices=["logistic", "wgan-gp"])
-    t.add_argument("--seed", type=int)
+    t.add_argument("--loss", choices=["logistic", "wgan-gp"],
+                   help="non-saturating logistic, or WGAN with gradient penalty")
+    t.add_argument("--seed", type=int, help="seed of the weight init and the batches")
     t.add_argument("--aux-class-weight", type=float,
                    help="cgan: add an AC-GAN class loss with this weight (e.g. 1.0)")
     t.add_argument("--time-budget", type=_positive_float, metavar="MINUTES",
@@ -156,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "config, e.g. d_architecture=orig or mapping_lr_mult=0.1 (repeatable; "
                    "VALUE is read as JSON, else as a string)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.add_argument("--init-from", metavar="VERSION",
+                   help="fine-tune: start from a published version's weights and model "
+                        "config (models/NAME/V, or models/NAME for its latest)")
     t.add_argument("--limit", type=_positive, help="use only the first N images")
     t.add_argument("--eval-every", type=int, help="steps between FID points (0 = off)")
     t.add_argument("--extractor", default="models/_evaluators/fashion-mnist",
@@ -168,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", required=True, help="model name in the store")
     e.add_argument("--version", help="integer version (default: next free)")
     e.add_argument("--to", default="models", help="model store folder (default ./models)")
-    e.add_argument("--parity-tol", type=_positive_float, default=1e-4)
+    e.add_argument("--parity-tol", type=_positive_float, default=1e-4,
+                   help="largest |ONNX Runtime - PyTorch| allowed before publishing")
 
     v = add("evaluate", help="score a model version (FID, KID, P/R, coverage) "
                        "into a record beside it",
@@ -200,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "from GANSERVE_* environment variables (see README).",
                        )
     s.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on")
     s.add_argument("--workers", type=_positive, default=1,
                    help="worker processes (uvicorn servers under ganserve's supervisor)")
 
@@ -220,10 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED_A", "SEED_B"),
                    help="frames between two seeds instead of samples")
     g.add_argument("--steps", type=_positive, default=8, help="interpolation frames")
-    g.add_argument("--space", choices=["z", "w"], default="z")
-    g.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
-    g.add_argument("--format", choices=["png", "gif", "webp"], default="png")
-    g.add_argument("--frame-ms", type=_positive, default=100)
+    g.add_argument("--space", choices=["z", "w"], default="z",
+                   help="interpolate in z, or in w (StyleGAN-like families)")
+    g.add_argument("--method", choices=["slerp", "lerp"], default="slerp",
+                   help="interpolation path")
+    g.add_argument("--format", choices=["png", "gif", "webp"], default="png",
+                   help="interpolation: a PNG strip or an animation")
+    g.add_argument("--frame-ms", type=_positive, default=100, help="animation: ms per frame")
     g.add_argument("--style-mix", action="store_true", help="a style-mixing grid (StyleGAN)")
     g.add_argument("--row-seeds", default="85,100,75", help="style-mix rows")
     g.add_argument("--col-seeds", default="55,821,1789,293", help="style-mix columns")
@@ -232,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = add("build-evaluator", help="train the evaluation classifier and its "
                        "reference statistics")
     b.add_argument("--data", help="labeled IDX folder (default Fashion-MNIST)")
-    b.add_argument("--out", default="models/_evaluators/fashion-mnist")
-    b.add_argument("--epochs", type=_positive, default=8)
+    b.add_argument("--out", default="models/_evaluators/fashion-mnist",
+                   help="where the classifier, its spec and reference statistics go")
+    b.add_argument("--epochs", type=_positive, default=8, help="training epochs")
     b.add_argument("--limit", type=_positive, help="use only the first N images per split")
     return p
 
@@ -259,7 +268,11 @@ def _train_options(args: argparse.Namespace):
         overrides["lr_g"] = args.lr
         if args.lr_d is None:          # --lr sets both learning rates
             overrides["lr_d"], names["lr_d"] = args.lr, "--lr"
+    from ganserve.manifest import resolve_version_dir
+
+    init_from = resolve_version_dir(args.init_from) if args.init_from else None
     return TrainOptions(family=args.family, out=Path(args.out), preset=args.preset,
+                        init_from=init_from,
                         train=overrides, model=dict(args.model_arg), data=args.data,
                         limit=args.limit, resume=args.resume,
                         command="ganserve " + shlex.join(args.argv), names=names)

@@ -88,9 +88,11 @@ def write_run_config(run_dir: Path, family: str, model_cfg: Any, train_cfg: Trai
                      data: ImageData, preset: str, command: str,
                      data_path: str | None = None,
                      resumes: list[str] | None = None,
-                     hosts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                     hosts: list[dict[str, Any]] | None = None,
+                     parent: str | None = None) -> dict[str, Any]:
     cfg = {
         "family": family,
+        "parent": parent,               # NAME/VERSION this run fine-tunes, or None
         "preset": preset,
         "model": config_to_dict(model_cfg),
         "train": train_config_to_dict(train_cfg),
@@ -208,7 +210,8 @@ class _Run:
     ``train`` drives it; the pieces are methods so each fits on a screen."""
 
     def __init__(self, run_dir: Path, family: str, model_cfg: Any, cfg: TrainConfig,
-                 data: ImageData, resume: bool, evaluator: Evaluator | None):
+                 data: ImageData, resume: bool, evaluator: Evaluator | None,
+                 init_from: Path | None = None):
         _check_run(run_dir, family, model_cfg, cfg, data, resume)
         self.run_dir, self.cfg, self.evaluator = run_dir, cfg, evaluator
         self.folder = RunFolder(run_dir)
@@ -224,6 +227,8 @@ class _Run:
         self.folder.create()
         if resume:
             self._restore()
+        elif init_from is not None:
+            self._init_weights(init_from)
         self.last_snap = {"step": -1, "evaluated": False}
         self.last: dict[str, float] = {}
         self.ips = 0.0
@@ -241,6 +246,18 @@ class _Run:
         torch.set_rng_state(state["rng"])
         _truncate_metrics(self.folder.metrics, self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
+
+    def _init_weights(self, version_dir: Path) -> None:
+        """Fine-tuning: start from a published version's G, D and G-EMA (not its optimizer
+        state, which the store does not keep)."""
+        from safetensors.torch import load_file
+
+        from ganserve.manifest import load_manifest
+
+        weights = load_manifest(version_dir).weights
+        for module, role in ((self.nets.G, "G"), (self.nets.D, "D"), (self.G_ema, "G_ema")):
+            module.load_state_dict(load_file(str(version_dir / weights[role])))
+        log.info("starting from the weights of %s", version_dir)
 
     def checkpoint(self) -> Path:
         n = self.nets
@@ -385,17 +402,20 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
           data_path: str | None = None, resumes: list[str] | None = None,
           progress: Callable[[Progress], None] | None = None,
           should_cancel: Callable[[], bool] | None = None,
-          evaluator: Evaluator | None = None) -> TrainResult:
+          evaluator: Evaluator | None = None, init_from: Path | None = None,
+          parent: str | None = None) -> TrainResult:
     """Train ``family`` on ``data`` into ``run_dir`` for ``cfg.steps`` steps in total.
 
     ``progress`` is called at each log row; ``should_cancel`` is checked before every step
     (a stop writes a checkpoint and returns ``cancelled``); ``evaluator`` scores G-EMA at
     the FID points."""
     run_dir = Path(run_dir)
-    run = _Run(run_dir, family, model_cfg, cfg, data, resume, evaluator)
-    hosts = read_run_config(run_dir).get("hosts", []) if resume else []
+    run = _Run(run_dir, family, model_cfg, cfg, data, resume, evaluator, init_from)
+    previous = read_run_config(run_dir) if resume else {}
     run.run_config = write_run_config(run_dir, family, model_cfg, cfg, data, preset, command,
-                                      data_path, resumes, hosts + [host_info()])
+                                      data_path, resumes,
+                                      previous.get("hosts", []) + [host_info()],
+                                      previous.get("parent", parent))
     started, wall_at_start = time.perf_counter(), run.wall
     cancelled, out_of_time = run.loop(progress, should_cancel)
     return run.finish(cancelled, out_of_time, started, wall_at_start)

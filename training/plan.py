@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from ganserve.data import ImageData, load_images
 from ganserve.families import families
 from ganserve.families import family as family_spec
+from ganserve.manifest import Manifest, load_manifest
 from training.config import TrainConfig, preset, train_config_from_dict
 from training.loop import TrainResult, read_run_config, train
 from training.networks import build, config_fields, config_from_dict, family_module
@@ -52,6 +53,8 @@ class TrainOptions:
     # how the caller names a field in messages (the CLI: "lr_g" -> "--lr"; "model" is the
     # model-config overrides as a whole)
     names: dict[str, str] = field(default_factory=dict)
+    # fine-tune: start from this published version's weights and model config
+    init_from: Path | None = None
 
     def name(self, key: str) -> str:
         return self.names.get(key, key)
@@ -69,6 +72,8 @@ class TrainPlan:
     command: str
     data_path: str | None
     resumes: list[str] = field(default_factory=list)
+    init_from: Path | None = None       # the version folder whose weights start the run
+    parent: str | None = None           # its NAME/VERSION, recorded in the export
 
 
 def _checked_model_config(family: str, args: dict[str, Any]) -> Any:
@@ -112,8 +117,21 @@ def _resumed(opts: TrainOptions) -> tuple[dict, dict, str, str | None, list[str]
             [*rc.get("resumes", []), opts.command], rc.get("command", opts.command))
 
 
+def _fine_tuned_model(opts: TrainOptions) -> tuple[dict[str, Any], Manifest]:
+    """The model config of the version a fine-tune starts from (it cannot change)."""
+    m = load_manifest(opts.init_from)
+    if m.family != opts.family:
+        raise PlanError(f"{m.name}/{m.version} is a {m.family} model, not {opts.family}")
+    if opts.model:
+        raise PlanError(f"a fine-tune keeps {m.name}/{m.version}'s architecture; drop "
+                        f"{opts.name('model')}")
+    return dict(m.model_args), m
+
+
 def _fresh(opts: TrainOptions) -> tuple[dict, dict]:
     model_args, train_args = preset(opts.family, opts.preset)
+    if opts.init_from is not None:
+        model_args = _fine_tuned_model(opts)[0]
     model_args.update(opts.model)
     train_args.update({k: v for k, v in opts.train.items() if v is not None})
     if train_args.get("aux_class_weight") and not family_spec(opts.family).conditional:
@@ -152,7 +170,8 @@ def _plan(opts: TrainOptions) -> TrainPlan:
         | ({"num_classes": 2} if conditional and not opts.resume else {}))
     data = load_images(data_path, resolution=probe.resolution, channels=probe.channels,
                        limit=opts.limit)
-    if not opts.resume:
+    parent = _check_fine_tune_data(opts, data) if opts.init_from is not None else None
+    if not opts.resume and opts.init_from is None:
         model_args["class_names"] = list(data.class_names)
         if conditional:
             if data.labels is None:
@@ -161,7 +180,17 @@ def _plan(opts: TrainOptions) -> TrainPlan:
                                 "or class subfolders)")
             model_args["num_classes"] = data.num_classes
     return TrainPlan(opts.family, opts.out, config_from_dict(opts.family, model_args),
-                     train_cfg, data, opts.resume, preset_name, command, data_path, resumes)
+                     train_cfg, data, opts.resume, preset_name, command, data_path, resumes,
+                     opts.init_from if not opts.resume else None, parent)
+
+
+def _check_fine_tune_data(opts: TrainOptions, data: ImageData) -> str:
+    """A conditional model fine-tunes on data labelled with its own classes."""
+    m = load_manifest(opts.init_from)
+    if m.conditional and (data.labels is None or data.class_names != m.class_names):
+        raise PlanError(f"{data.source}'s classes ({', '.join(data.class_names) or 'none'}) "
+                        f"are not {m.name}/{m.version}'s ({', '.join(m.class_names)})")
+    return f"{m.name}/{m.version}"
 
 
 def run_plan(plan: TrainPlan, **hooks: Any) -> TrainResult:
@@ -169,4 +198,5 @@ def run_plan(plan: TrainPlan, **hooks: Any) -> TrainResult:
     ``training.loop.train``)."""
     return train(plan.out, plan.family, plan.model_cfg, plan.train_cfg, plan.data,
                  resume=plan.resume, preset=plan.preset, command=plan.command,
-                 data_path=plan.data_path, resumes=plan.resumes, **hooks)
+                 data_path=plan.data_path, resumes=plan.resumes, init_from=plan.init_from,
+                 parent=plan.parent, **hooks)
