@@ -15,6 +15,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import ganserve
 from ganserve.families import families
@@ -74,34 +75,24 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
+def _number(parse: Any, ok: Any, what: str, rule: str, noun: str = "") -> Any:
+    """An argparse type: ``parse`` the text, check ``ok``; both failures are usage errors
+    (exit 2) that say what was expected."""
+    def convert(text: str) -> Any:
+        try:
+            v = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{noun}must be {rule}, got {text}")
+        return v
+    return convert
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
-
-
-def _psi(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 2], got {text!r}") from None
-    if not 0.0 <= v <= 2.0:
-        raise argparse.ArgumentTypeError(f"truncation psi must be in [0, 2], got {text}")
-    return v
+_positive = _number(int, lambda v: v >= 1, "a whole number >= 1", ">= 1")
+_positive_float = _number(float, lambda v: v > 0, "a number > 0", "> 0")
+_psi = _number(float, lambda v: 0.0 <= v <= 2.0, "a number in [0, 2]", "in [0, 2]",
+               "truncation psi ")
 
 
 def _model_arg(text: str) -> tuple[str, object]:

@@ -17,14 +17,19 @@ def toy_family():
     families._FAMILIES.pop("toy-mlp")          # leave the process as the other tests expect
 
 
-def test_a_registered_new_family_is_served_with_its_capabilities(store, tmp_path, toy_family):
+def _relabelled(store, tmp_path, name: str, family: str):
+    """A store holding a copy of the baby DCGAN export as ``name`` of ``family``."""
     root = tmp_path / "store"
-    shutil.copytree(store / "baby-dcgan", root / "toy")
-    manifest = root / "toy" / "1" / "manifest.json"
+    shutil.copytree(store / "baby-dcgan", root / name)
+    manifest = root / name / "1" / "manifest.json"
     m = json.loads(manifest.read_text())
-    m.update(name="toy", family="toy-mlp")
+    m.update(name=name, family=family)
     manifest.write_text(json.dumps(m))
-    with make_client(root) as c:
+    return root
+
+
+def test_a_registered_new_family_is_served_with_its_capabilities(store, tmp_path, toy_family):
+    with make_client(_relabelled(store, tmp_path, "toy", "toy-mlp")) as c:
         wait_ready(c)
         info = c.get("/v1/models/toy").json()
         assert info["family"] == "toy-mlp" and info["capabilities"] == ["sample", "interpolate"]
@@ -40,13 +45,7 @@ def test_a_registered_new_family_is_served_with_its_capabilities(store, tmp_path
 
 
 def test_a_manifest_of_an_unknown_family_is_refused_and_named(store, tmp_path):
-    root = tmp_path / "store"
-    shutil.copytree(store / "baby-dcgan", root / "mystery")
-    manifest = root / "mystery" / "1" / "manifest.json"
-    m = json.loads(manifest.read_text())
-    m.update(name="mystery", family="biggan")
-    manifest.write_text(json.dumps(m))
-    with make_client(root) as c:
+    with make_client(_relabelled(store, tmp_path, "mystery", "biggan")) as c:
         wait_ready(c)
         v = c.get("/v1/models/mystery").json()["versions"][0]
         assert v["status"] == "failed" and "unknown model family 'biggan'" in v["error"]
