@@ -62,6 +62,7 @@ def sample(lv: LoadedVersion, seeds: list[int], psi: float, cls: str | None, sca
            outdir: Path, grid: bool, cols: int | None) -> list[Path]:
     index = generation.resolve_class(lv, cls) if cls is not None else None
     gen = asyncio.run(generation.sample(lv, seeds, index, psi, NO_DEADLINE))
+    outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for i, seed in enumerate(seeds):
         written.append(outdir / f"seed{seed:04d}.png")
@@ -72,17 +73,20 @@ def sample(lv: LoadedVersion, seeds: list[int], psi: float, cls: str | None, sca
     return written
 
 
-def interpolate(lv: LoadedVersion, a: int, b: int, args: argparse.Namespace) -> Path:
+def interpolate(lv: LoadedVersion, a: int, b: int, outdir: Path, steps: int = 8,
+                space: str = "z", method: str = "slerp", psi: float = 1.0, scale: int = 1,
+                fmt: str = "png", frame_ms: int = 100) -> Path:
+    """Frames from seed ``a`` to seed ``b``: a PNG strip, or an animated gif / webp."""
     req = generation.Interpolation(generation.Source(seed=a), generation.Source(seed=b),
-                                   args.steps, args.space, args.method, args.psi)
+                                   steps, space, method, psi)
     gen = asyncio.run(generation.interpolate(lv, req, NO_DEADLINE))
-    out = args.outdir / f"interpolate-{a}-{b}.{args.format}"
-    if args.format in ("gif", "webp"):
-        resp = asyncio.run(rendering.animation_response(lv, gen, args.scale, args.format,
-                                                        args.frame_ms))
+    outdir.mkdir(parents=True, exist_ok=True)
+    out = outdir / f"interpolate-{a}-{b}.{fmt}"
+    if fmt in ("gif", "webp"):
+        resp = asyncio.run(rendering.animation_response(lv, gen, scale, fmt, frame_ms))
         out.write_bytes(resp.body)
     else:
-        out.write_bytes(_png(lv, gen, args.steps, args.scale))
+        out.write_bytes(_png(lv, gen, steps, scale))
     return out
 
 
@@ -95,6 +99,7 @@ def style_mix(lv: LoadedVersion, rows: list[int], cols: list[int], styles: str, 
     except ValueError as e:
         raise GenerateError(f"--styles: {e}") from None
     gen = asyncio.run(generation.style_mix(lv, rows, cols, layers, psi, NO_DEADLINE))
+    outdir.mkdir(parents=True, exist_ok=True)
     out = outdir / "style-mix.png"
     out.write_bytes(_png(lv, gen, len(cols) + 1, scale))
     return out
@@ -116,7 +121,8 @@ def run(args: argparse.Namespace, models_dir: Path) -> list[Path]:
     args.outdir.mkdir(parents=True, exist_ok=True)
     if args.interpolate:
         a, b = args.interpolate
-        return [interpolate(lv, a, b, args)]
+        return [interpolate(lv, a, b, args.outdir, args.steps, args.space, args.method,
+                            args.psi, args.scale, args.format, args.frame_ms)]
     if args.style_mix:
         generation.require(lv, "style-mix")
         return [style_mix(lv, _seeds(args.row_seeds, "--row-seeds"),

@@ -247,7 +247,7 @@ TRAIN_FLAGS = {"batch": "batch", "loss": "loss", "seed": "seed", "precision": "p
 
 # TrainConfig field -> the flag that sets it, for the plan's messages
 FLAG_NAMES = {field: "--" + flag.replace("_", "-") for flag, field in TRAIN_FLAGS.items()} | {
-    "lr_g": "--lr", "model": "--model-arg"}
+    "lr_g": "--lr", "model": "--model-arg", "resume": "--resume"}
 
 
 def _train_options(args: argparse.Namespace):

@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     @classmethod
     def _models_dir_exists(cls, v: Path) -> Path:
         if not v.is_dir():
-            raise ValueError(f"models_dir {v} is not a folder (set GANSERVE_MODELS_DIR)")
+            raise ValueError(f"models_dir {v} is not a folder (--models-dir or "
+                             "GANSERVE_MODELS_DIR)")
         return v
 
 

@@ -156,8 +156,8 @@ def plan_training(opts: TrainOptions) -> TrainPlan:
 
 def _plan(opts: TrainOptions) -> TrainPlan:
     if not opts.resume and RunFolder(opts.out).holds_run():
-        raise PlanError(f"{opts.out} already holds a run; resume it or choose another "
-                        "run folder")
+        raise PlanError(f"{opts.out} already holds a run; resume it ({opts.name('resume')}) "
+                        "or choose another run folder")
     if opts.resume:
         model_args, train_args, preset_name, data_path, resumes, command = _resumed(opts)
     else:

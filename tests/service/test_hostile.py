@@ -318,3 +318,10 @@ def test_class_on_unconditional_interpolation_is_400(client):
             "start": {"seed": 1, "class": "class1"}, "end": {"seed": 2}, "space": space}),
             400, "unsupported_for_family")
         assert "cgan" in body["message"]
+
+
+def test_sample_png_refuses_unknown_or_repeated_query_parameters(client):
+    body = error(client.get(f"/v1/models/{DC}/sample.png?sed=1"), 422, "invalid_input", "sed")
+    assert "did you mean 'seed'" in body["message"]
+    error(client.get(f"/v1/models/{DC}/sample.png?seed=1&seed=2"), 422, "invalid_input",
+          "seed")

@@ -6,6 +6,7 @@ against the configured limit before any work is done.
 
 from __future__ import annotations
 
+import difflib
 import secrets
 from typing import Annotated, Any
 
@@ -198,6 +199,23 @@ async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
                          grid_json=True)
 
 
+SAMPLE_PNG_PARAMS = ("seed", "truncation_psi", "psi", "class", "scale", "version")
+
+
+def _check_query(request: Request) -> None:
+    """A misspelled or repeated query parameter is an error, as an unknown body field is
+    (``?sed=1`` used to give a random seed)."""
+    keys = [k for k, _ in request.query_params.multi_items()]
+    for key in keys:
+        if key not in SAMPLE_PNG_PARAMS:
+            close = difflib.get_close_matches(key, SAMPLE_PNG_PARAMS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidInput(f"{key[:64]}: unknown query parameter{hint} Parameters: "
+                               f"{', '.join(SAMPLE_PNG_PARAMS)}", field=key[:64])
+        if keys.count(key) > 1:
+            raise InvalidInput(f"{key}: given more than once", field=key)
+
+
 PsiQuery = Query(None, ge=0.0, le=2.0, allow_inf_nan=False,
                  description="truncation psi, as in the POST bodies (default 1)")
 
@@ -221,6 +239,7 @@ async def sample_png(request: Request, name: SampleName, registry: RegistryDep,
                                                 description="index or name, e.g. Sneaker"),
                      scale: int = Query(1, ge=1, le=SCALE_MAX),
                      version: str | None = Query(None, max_length=32)) -> Response:
+    _check_query(request)
     if psi is not None and truncation_psi is not None and psi != truncation_psi:
         raise InvalidInput("psi: give truncation_psi only (psi is its old name)", field="psi")
     chosen = truncation_psi if truncation_psi is not None else psi
