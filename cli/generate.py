@@ -19,8 +19,7 @@ import numpy as np
 from ganserve.latents import parse_seeds
 from ganserve.manifest import load_manifest, resolve_version_dir
 from service import generation, rendering
-from service.batcher import pad_rows
-from service.registry import LoadedVersion, load_version
+from service.registry import LoadedVersion, load_version, run_padded
 from service.settings import Settings
 
 NO_DEADLINE = float("inf")
@@ -33,9 +32,7 @@ class DirectRun:
     pad_to: int | None
 
     async def submit(self, feeds: dict[str, np.ndarray], deadline: float) -> np.ndarray:
-        n = len(next(iter(feeds.values())))
-        run_feeds = pad_rows(feeds, self.pad_to) if self.pad_to else feeds
-        return self.session.run(None, run_feeds)[0][:n]
+        return run_padded(self.session, feeds, self.pad_to)
 
 
 def open_version(model: str, models_dir: Path) -> LoadedVersion:

@@ -206,12 +206,16 @@ def _unknown_field_message(request: Request, loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in _LOC_ROOTS]
     name, where = parts[-1][:64], parts[:-1]
     known = _known_fields(_body_model(request), where)
+    return f"unknown field {name!r}{did_you_mean(name, known)} Fields here: {', '.join(known)}"
+
+
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """'; did you mean 'X'?' for the known name a client probably meant, else ''."""
     guess = SYNONYMS.get(name.lower())
     if guess not in known:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         guess = close[0] if close else None
-    hint = f"; did you mean {guess!r}?" if guess else ""
-    return f"unknown field {name!r}{hint} Fields here: {', '.join(known)}"
+    return f"; did you mean {guess!r}?" if guess else ""
 
 
 def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
@@ -229,18 +233,14 @@ def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
     leaf = next((p for p in reversed(field.split(".")) if not p.isdigit()), field)
     if kind == "string_pattern_mismatch":
         msg = PATTERN_HINTS.get(leaf, msg)
-    limit = _configured_limits(request).get(leaf)
-    if kind in ("less_than_equal", "too_long") and limit is not None:
-        msg = f"{e.get('input')} is over the limit of {limit}"[:200]    # not the schema's cap
-    return {"field": field, "message": msg}
-
-
-def _configured_limits(request: Request) -> dict[str, int]:
     settings = getattr(request.app.state, "settings", None)
-    if settings is None:
-        return {}
-    return {"scale": settings.max_scale, "n": settings.max_images,
-            "steps": settings.max_interpolation_steps}
+    limit = settings.request_limits().get(leaf) if settings is not None else None
+    if limit is not None and kind in ("less_than_equal", "too_long"):   # not the schema's cap
+        value = e.get("input")
+        shown = f"{len(value)} items" if kind == "too_long" and hasattr(value, "__len__") \
+            else str(value)
+        msg = f"{shown} is over the limit of {limit}"[:200]
+    return {"field": field, "message": msg}
 
 
 MAX_PROBLEMS = 20

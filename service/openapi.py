@@ -18,12 +18,6 @@ from ganserve.families import family
 from service.settings import Settings
 
 
-def _limits(settings: Settings) -> dict[str, int]:
-    return {"scale": settings.max_scale, "n": settings.max_images,
-            "seeds": settings.max_images, "steps": settings.max_interpolation_steps,
-            "row_seeds": settings.max_grid_cells, "col_seeds": settings.max_grid_cells}
-
-
 def _cap(schema: dict[str, Any], limit: int) -> None:
     """Lower a property's ``maximum`` (numbers) or ``maxItems`` (lists) to ``limit``."""
     for branch in schema.get("anyOf", []):
@@ -35,7 +29,7 @@ def _cap(schema: dict[str, Any], limit: int) -> None:
 
 
 def apply_limits(doc: dict[str, Any], settings: Settings) -> None:
-    limits = _limits(settings)
+    limits = settings.request_limits()
     for schema in doc.get("components", {}).get("schemas", {}).values():
         for name, prop in schema.get("properties", {}).items():
             if name in limits:

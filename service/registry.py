@@ -97,7 +97,8 @@ def _probe_feeds(gen: OnnxGenerator, graph: str, rows: int) -> dict[str, np.ndar
     return feeds
 
 
-def _run_padded(sess, feeds: dict[str, np.ndarray], pad_to: int | None) -> np.ndarray:
+def run_padded(sess, feeds: dict[str, np.ndarray], pad_to: int | None) -> np.ndarray:
+    """One ORT run of ``feeds``, padded to ``pad_to`` rows when set, trimmed back."""
     n = len(next(iter(feeds.values())))
     return sess.run(None, pad_rows(feeds, pad_to) if pad_to else feeds)[0][:n]
 
@@ -107,11 +108,11 @@ def probe_determinism(gen: OnnxGenerator, max_rows: int, pad_to: int | None) -> 
     for graph, sess in gen.sessions.items():
         big = max(PROBE_ROWS, min(max_rows, 64))
         feeds = _probe_feeds(gen, graph, big)
-        full = _run_padded(sess, feeds, pad_to)
-        alone = np.concatenate([_run_padded(sess, {k: v[i:i + 1] for k, v in feeds.items()},
+        full = run_padded(sess, feeds, pad_to)
+        alone = np.concatenate([run_padded(sess, {k: v[i:i + 1] for k, v in feeds.items()},
                                             pad_to) for i in range(PROBE_ROWS)])
         perm = np.random.default_rng(0).permutation(big)
-        shuffled = _run_padded(sess, {k: v[perm] for k, v in feeds.items()}, pad_to)
+        shuffled = run_padded(sess, {k: v[perm] for k, v in feeds.items()}, pad_to)
         if not (np.array_equal(full[:PROBE_ROWS], alone)
                 and np.array_equal(shuffled, full[perm])):
             return False
@@ -147,7 +148,7 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
                     deterministic)
     # warm-up at the largest batch, so the first real request does not pay allocation
     for graph, sess in gen.sessions.items():
-        _run_padded(sess, _probe_feeds(gen, graph, settings.max_batch_rows), pad_to)
+        run_padded(sess, _probe_feeds(gen, graph, settings.max_batch_rows), pad_to)
     return LoadedVersion(name, version, vdir, m, gen, provider, deterministic, pad_to,
                          time.monotonic() - t0)
 

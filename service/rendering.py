@@ -41,7 +41,7 @@ def _headers(lv: LoadedVersion, gen: Generated) -> dict[str, str]:
 def _pixels(gen: Generated) -> np.ndarray:
     """uint8 images; a non-finite output (an extreme explicit latent) becomes mid-grey, not
     an undefined cast."""
-    return to_uint8(np.clip(np.nan_to_num(gen.images, nan=0.0), -1.0, 1.0))
+    return to_uint8(np.nan_to_num(np.clip(gen.images, -1.0, 1.0), copy=False, nan=0.0))
 
 
 def _grid(images_u8: np.ndarray, cols: int | None, scale: int) -> np.ndarray:

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
         return v
 
 
+    def request_limits(self) -> dict[str, int]:
+        """Request field -> its configured limit (a number's maximum, a list's length): what
+        the served OpenAPI document states and what validation messages cite."""
+        return {"scale": self.max_scale, "n": self.max_images, "seeds": self.max_images,
+                "steps": self.max_interpolation_steps, "row_seeds": self.max_grid_cells,
+                "col_seeds": self.max_grid_cells}
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

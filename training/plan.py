@@ -117,21 +117,21 @@ def _resumed(opts: TrainOptions) -> tuple[dict, dict, str, str | None, list[str]
             [*rc.get("resumes", []), opts.command], rc.get("command", opts.command))
 
 
-def _fine_tuned_model(opts: TrainOptions) -> tuple[dict[str, Any], Manifest]:
-    """The model config of the version a fine-tune starts from (it cannot change)."""
+def _fine_tune_base(opts: TrainOptions) -> Manifest:
+    """The manifest of the version a fine-tune starts from; its architecture cannot change."""
     m = load_manifest(opts.init_from)
     if m.family != opts.family:
         raise PlanError(f"{m.name}/{m.version} is a {m.family} model, not {opts.family}")
     if opts.model:
         raise PlanError(f"a fine-tune keeps {m.name}/{m.version}'s architecture; drop "
                         f"{opts.name('model')}")
-    return dict(m.model_args), m
+    return m
 
 
-def _fresh(opts: TrainOptions) -> tuple[dict, dict]:
+def _fresh(opts: TrainOptions, base: Manifest | None) -> tuple[dict, dict]:
     model_args, train_args = preset(opts.family, opts.preset)
-    if opts.init_from is not None:
-        model_args = _fine_tuned_model(opts)[0]
+    if base is not None:
+        model_args = dict(base.model_args)
     model_args.update(opts.model)
     train_args.update({k: v for k, v in opts.train.items() if v is not None})
     if train_args.get("aux_class_weight") and not family_spec(opts.family).conditional:
@@ -158,10 +158,11 @@ def _plan(opts: TrainOptions) -> TrainPlan:
     if not opts.resume and RunFolder(opts.out).holds_run():
         raise PlanError(f"{opts.out} already holds a run; resume it ({opts.name('resume')}) "
                         "or choose another run folder")
+    base = _fine_tune_base(opts) if opts.init_from is not None and not opts.resume else None
     if opts.resume:
         model_args, train_args, preset_name, data_path, resumes, command = _resumed(opts)
     else:
-        model_args, train_args = _fresh(opts)
+        model_args, train_args = _fresh(opts, base)
         preset_name, data_path, resumes, command = opts.preset, opts.data, [], opts.command
     train_cfg = train_config_from_dict(train_args)
     conditional = family_spec(opts.family).conditional
@@ -170,8 +171,8 @@ def _plan(opts: TrainOptions) -> TrainPlan:
         | ({"num_classes": 2} if conditional and not opts.resume else {}))
     data = load_images(data_path, resolution=probe.resolution, channels=probe.channels,
                        limit=opts.limit)
-    parent = _check_fine_tune_data(opts, data) if opts.init_from is not None else None
-    if not opts.resume and opts.init_from is None:
+    parent = _check_fine_tune_data(base, data) if base is not None else None
+    if not opts.resume and base is None:
         model_args["class_names"] = list(data.class_names)
         if conditional:
             if data.labels is None:
@@ -181,12 +182,11 @@ def _plan(opts: TrainOptions) -> TrainPlan:
             model_args["num_classes"] = data.num_classes
     return TrainPlan(opts.family, opts.out, config_from_dict(opts.family, model_args),
                      train_cfg, data, opts.resume, preset_name, command, data_path, resumes,
-                     opts.init_from if not opts.resume else None, parent)
+                     opts.init_from if base is not None else None, parent)
 
 
-def _check_fine_tune_data(opts: TrainOptions, data: ImageData) -> str:
+def _check_fine_tune_data(m: Manifest, data: ImageData) -> str:
     """A conditional model fine-tunes on data labelled with its own classes."""
-    m = load_manifest(opts.init_from)
     if m.conditional and (data.labels is None or data.class_names != m.class_names):
         raise PlanError(f"{data.source}'s classes ({', '.join(data.class_names) or 'none'}) "
                         f"are not {m.name}/{m.version}'s ({', '.join(m.class_names)})")

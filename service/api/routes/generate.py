@@ -6,7 +6,6 @@ against the configured limit before any work is done.
 
 from __future__ import annotations
 
-import difflib
 import secrets
 from typing import Annotated, Any
 
@@ -27,7 +26,7 @@ from service.api.schemas import (
     SampleRequest,
     StyleMixRequest,
 )
-from service.errors import InvalidInput, error_responses
+from service.errors import InvalidInput, did_you_mean, error_responses
 from service.observability import IMAGES
 from service.outputs import GenerateResponse
 from service.registry import LoadedVersion
@@ -208,10 +207,10 @@ def _check_query(request: Request) -> None:
     keys = [k for k, _ in request.query_params.multi_items()]
     for key in keys:
         if key not in SAMPLE_PNG_PARAMS:
-            close = difflib.get_close_matches(key, SAMPLE_PNG_PARAMS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidInput(f"{key[:64]}: unknown query parameter{hint} Parameters: "
-                               f"{', '.join(SAMPLE_PNG_PARAMS)}", field=key[:64])
+            name = key[:64]
+            raise InvalidInput(f"{name}: unknown query parameter"
+                               f"{did_you_mean(name, SAMPLE_PNG_PARAMS)} Parameters: "
+                               f"{', '.join(SAMPLE_PNG_PARAMS)}", field=name)
         if keys.count(key) > 1:
             raise InvalidInput(f"{key}: given more than once", field=key)
 
