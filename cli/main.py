@@ -201,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_positive, default=1,
                    help="worker processes (uvicorn servers under ganserve's supervisor)")
 
+    w = add("worker", help="run a job worker: fine-tune and evaluate jobs from the broker",
+            epilog="examples:\n  GANSERVE_BROKER_URL=redis://localhost:6379/0 ganserve worker\n"
+            "  ganserve worker --queues eval --concurrency 2\n\nWith no GANSERVE_BROKER_URL the "
+            "worker serves embedded mode's SQLite broker in the data dir (what `ganserve "
+            "serve` starts by itself).")
+    w.add_argument("--queues", default="train,eval",
+                   help="queues to take jobs from: train (fine-tunes), eval")
+    w.add_argument("--concurrency", type=_positive, default=1,
+                   help="jobs at once (keep 1 per device for the train queue)")
+    w.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
+    w.add_argument("--data-dir", help="job folders and datasets (default $GANSERVE_DATA_DIR "
+                   "or ./data)")
+
     g = add("generate", help="images straight from the model store (no server)",
                        epilog=EPILOG_GENERATE)
     g.add_argument("model", help="NAME or NAME/VERSION in the store, or a version folder")
@@ -398,24 +411,94 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
+def _settings(cls: Any) -> Any:
+    """``cls()`` from the environment, or one CliError line naming each bad variable."""
     from pydantic import ValidationError
+
+    try:
+        return cls()
+    except ValidationError as e:
+        problems = "; ".join(f"GANSERVE_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
+                             for err in e.errors())
+        raise CliError(f"invalid settings: {problems}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+    import os
 
     if args.models_dir:
         os.environ["GANSERVE_MODELS_DIR"] = args.models_dir
     from service.server import serve
     from service.settings import get_settings
 
-    try:
-        get_settings()
-    except ValidationError as e:
-        problems = "; ".join(f"GANSERVE_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
-                             for err in e.errors())
-        raise CliError(f"invalid settings: {problems}") from None
+    settings = _settings(get_settings)
     _check_port(args.host, args.port)
-    serve(args.host, args.port, args.workers)
+    worker = None
+    if settings.embedded and settings.embedded_worker and importlib.util.find_spec("torch"):
+        from cli.embedded_worker import EmbeddedWorker
+        from ganserve.jobs.migrate import upgrade
+        from ganserve.jobs.store import make_engine
+
+        upgrade(make_engine(settings.resolved_database_url()))
+        worker = EmbeddedWorker(settings.log_level)
+        worker.start()
+    if worker is None:
+        serve(args.host, args.port, args.workers)
+        return 0
+    # uvicorn re-raises the signal it drained on (to die by it); with a worker to stop, it
+    # raises this handler's exception instead, so the worker is stopped before exiting
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_serving)
+    try:
+        serve(args.host, args.port, args.workers)
+    except _StopServing:
+        pass
+    finally:
+        worker.stop()
+    return 0
+
+
+class _StopServing(Exception):
+    pass
+
+
+def _stop_serving(signum: int, frame: Any) -> None:
+    raise _StopServing
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import importlib.util
+    import os
+    import shutil
+    import tempfile
+
+    for flag, var in (("models_dir", "GANSERVE_MODELS_DIR"), ("data_dir", "GANSERVE_DATA_DIR")):
+        if getattr(args, flag):
+            os.environ[var] = getattr(args, flag)
+    if importlib.util.find_spec("torch") is None:
+        raise CliError("the worker trains with torch, which is not installed: pip install "
+                       "torch==2.13.0 && pip install 'ganserve[train]'")
+    from ganserve.jobs.settings import JobSettings
+
+    settings = _settings(JobSettings)
+    # the prefork children's metrics are merged by the main process: one folder per worker,
+    # set before prometheus_client is imported
+    own = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own = tempfile.mkdtemp(prefix="ganserve-worker-prom-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own
+    try:
+        from jobs.worker import run_worker
+
+        queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+        try:
+            run_worker(settings, queues, args.concurrency, args.log_level)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+    finally:
+        if own:
+            shutil.rmtree(own, ignore_errors=True)
     return 0
 
 
@@ -434,7 +517,8 @@ def _check_port(host: str, port: int) -> None:
                            "ganserve running? pick another --port)") from None
 
 
-COMMANDS = {"train": cmd_train, "serve": cmd_serve, "generate": cmd_generate,
+COMMANDS = {"train": cmd_train, "serve": cmd_serve, "worker": cmd_worker,
+            "generate": cmd_generate,
             "export": cmd_export, "evaluate": cmd_evaluate,
             "build-evaluator": cmd_build_evaluator}
 

@@ -83,6 +83,28 @@ class DeadlineExceeded(ServiceError):
     status, code = 504, "deadline_exceeded"
 
 
+class JobNotFound(ServiceError):
+    status, code = 404, "job_not_found"
+
+
+class NoSamplesYet(ServiceError):
+    status, code = 404, "no_samples_yet"
+
+
+class JobConflict(ServiceError):
+    """Cancel of a finished job; an Idempotency-Key reused for another request."""
+    status, code = 409, "conflict"
+
+
+class JobsUnavailable(ServiceError):
+    """Jobs are off here (no training extras in embedded mode)."""
+    status, code = 503, "jobs_unavailable"
+
+
+class QueueUnreachable(ServiceError):
+    status, code = 503, "queue_unreachable"
+
+
 class BodyError(StarletteHTTPException):
     """A ServiceError raised while the body is read: FastAPI lets only HTTPExceptions out of
     its body reading, so the error travels wrapped and is unwrapped by the one mapping."""
@@ -108,13 +130,16 @@ class ErrorResponse(BaseModel):
 STATUS_DOCS: dict[int, str] = {
     400: "operation not supported by this model's family (the families that support it "
          "are named)",
-    404: "unknown model or version",
+    404: "unknown model, version or job (or no samples yet)",
     408: "the request body did not arrive within GANSERVE_BODY_TIMEOUT_S",
     413: "request body larger than GANSERVE_MAX_BODY_BYTES",
     415: "the body is not JSON: send Content-Type: application/json",
+    409: "conflict: the job already finished, or the Idempotency-Key was used for another "
+         "request",
     422: "invalid input (the field is named; a close match is suggested for unknown fields)",
     500: "unexpected server error (logged with the request id)",
-    503: "not ready (starting or draining), queue full or model unavailable; Retry-After",
+    503: "not ready (starting or draining), queue full, model unavailable, or (jobs) the job "
+         "queue unreachable or jobs off here; Retry-After",
     504: "deadline passed before the request ran",
 }
 # every route can answer these: a bug (500) and draining / starting (503)

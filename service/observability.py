@@ -32,6 +32,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ganserve.jobs.queue import QUEUES as JOB_QUEUES
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -71,8 +73,9 @@ class _Scrape(Collector):
     """The process's (or all processes') samples, filtered to loaded versions, plus
     ``ganserve_model_info`` from the registry."""
 
-    def __init__(self, source: Collector | CollectorRegistry, loaded: list[LoadedModel]):
-        self.source, self.loaded = source, loaded
+    def __init__(self, source: Collector | CollectorRegistry, loaded: list[LoadedModel],
+                 jobs: dict[tuple[str, str], int] | None = None):
+        self.source, self.loaded, self.jobs = source, loaded, jobs
         self.keys = {m.labels[:2] for m in loaded}
 
     def collect(self) -> Iterator[Metric]:
@@ -88,15 +91,27 @@ class _Scrape(Collector):
         for m in self.loaded:
             info.add_metric(list(m.labels), 1.0)
         yield info
+        if self.jobs is not None:
+            yield self._jobs()
+
+    def _jobs(self) -> GaugeMetricFamily:
+        """Queue lengths and running jobs, from the job records (every replica agrees)."""
+        fam = GaugeMetricFamily("ganserve_jobs", "jobs by queue and state (queued: the queue "
+                                "length; running)", labels=["queue", "state"])
+        for queue in JOB_QUEUES:
+            for state in ("queued", "running"):
+                fam.add_metric([queue, state], float(self.jobs.get((queue, state), 0)))
+        return fam
 
 
-def metrics_payload(loaded: Iterable[LoadedModel] = ()) -> tuple[bytes, str]:
+def metrics_payload(loaded: Iterable[LoadedModel] = (),
+                    jobs: dict[tuple[str, str], int] | None = None) -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         source: Collector | CollectorRegistry = multiprocess.MultiProcessCollector(None)
     else:
         source = REGISTRY
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Scrape(source, list(loaded)))
+    registry.register(_Scrape(source, list(loaded), jobs))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

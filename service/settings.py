@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from ganserve.jobs.settings import JobSettings
 
 
-class Settings(BaseSettings):
+class Settings(JobSettings):
+    """The API's settings: the jobs' (data dir, broker, database; shared with the workers)
+    and the serving ones."""
     model_config = SettingsConfigDict(env_prefix="GANSERVE_", extra="ignore",
                                       protected_namespaces=())
 
-    models_dir: Path = Field(Path("models"), description="the model store")
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA execution provider when available, else CPU")
     max_batch_rows: int = Field(64, ge=1, le=4096, description="rows per ONNX Runtime run")
@@ -44,6 +47,9 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(5.0, ge=0, description="model store poll period (0 = off)")
     drain_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: longest wait for "
                                    "requests in flight (0: none; they are cancelled)")
+    embedded_worker: bool = Field(True, description="embedded mode (no broker): serve "
+                                  "starts one job worker at low CPU priority")
+    max_job_list: int = Field(200, ge=1, le=10_000, description="largest page of GET /v1/jobs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")

@@ -1,5 +1,5 @@
 """The layers (pyproject.toml, [tool.importlinter]) hold, and breaking one fails with the
-name of the rule: cli on top; training | evaluation | service; the ganserve core below;
+name of the rule: cli on top; jobs | service; training | evaluation; the ganserve core below;
 no torch in the core, the evaluation or the service; no import cycles in a package."""
 
 import subprocess

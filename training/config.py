@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from training.augment import parse_policy
 from training.losses import LOSSES
 
 PRECISIONS = ("fp32", "bf16")
@@ -40,6 +41,10 @@ class TrainConfig:
     sample_seeds: int = 64              # fixed seeds 0..N-1 for the progress grids
     eval_every: int = 0                 # steps between in-training FID points (0 = off)
     eval_samples: int = 2000            # samples per in-training FID point
+    augment: str = ""                   # DiffAugment policy for D's inputs, e.g.
+                                        # "translation,cutout" ("" = none)
+    freeze_d: int = 0                   # Freeze-D: D's first N blocks (image side) keep
+                                        # their starting weights (fine-tuning)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,6 +61,9 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of "
                              f"{', '.join(PRECISIONS)}")
+        if self.freeze_d < 0:
+            raise ValueError(f"freeze_d must be >= 0, got {self.freeze_d}")
+        parse_policy(self.augment)
         if self.lr_g <= 0 or self.lr_d <= 0:
             raise ValueError("learning rates must be > 0")
         self.betas = tuple(self.betas)

@@ -110,8 +110,11 @@ def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
                version: str | None = None, parity_tol: float = 1e-4,
-               parent: str | None = None) -> Path:
-    """Export ``run_dir``'s last checkpoint as ``models_dir/name/version``; returns that path."""
+               parent: str | None = None, training_extra: dict[str, Any] | None = None
+               ) -> Path:
+    """Export ``run_dir``'s last checkpoint as ``models_dir/name/version``; returns that path.
+    ``training_extra`` adds fields to the manifest's training section (a job's id, dataset
+    and settings)."""
     run_dir, models_dir = Path(run_dir), Path(models_dir)
     if not NAME_RE.match(name):
         raise ExportError(f"model name {name!r}: use lowercase letters, digits, '.', '_', '-'")
@@ -144,6 +147,8 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
             save_file(_contiguous(module.state_dict()), str(tmp / weights[role]))
         manifest = _manifest(name, str(version), run_dir, run_cfg, state, model_cfg, G_inf,
                              graphs, weights, parity, parent, export_s)
+        if training_extra:
+            manifest.training = manifest.training.model_copy(update=training_extra)
         manifest.files = hash_files(tmp, [p.name for p in tmp.iterdir() if p.is_file()])
         write_manifest(tmp, manifest)
         for f in tmp.iterdir():

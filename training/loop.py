@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ganserve.data import ImageData
 from ganserve.images import save_png
 from training import losses
+from training.augment import Augment, make_augment
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig, train_config_to_dict
 from training.ema import ema_beta, update_ema
@@ -128,6 +129,16 @@ class Nets:
     D: torch.nn.Module
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
+    augment: Augment | None = None      # D's view of every image, real and fake
+    d_frozen: tuple[torch.nn.Parameter, ...] = ()    # Freeze-D: never trained
+
+    def d_sees(self, x: torch.Tensor) -> torch.Tensor:
+        return self.augment(x) if self.augment is not None else x
+
+    def d_trainable(self, on: bool) -> None:
+        self.D.requires_grad_(on)
+        for p in self.d_frozen:
+            p.requires_grad_(False)
 
 
 @dataclass
@@ -151,6 +162,7 @@ def d_step(nets: Nets, cfg: TrainConfig, data: Batches, step: int,
     c_fake = torch.randint(K, (B,)) if K else None
     with torch.no_grad(), amp():
         fake = G(z, c_fake)
+    real, fake = nets.d_sees(real), nets.d_sees(fake)
     with amp():
         if aux:
             d_real, cls_real = D(real, c_real, return_aux=True)
@@ -186,21 +198,21 @@ def g_step(nets: Nets, cfg: TrainConfig, data: Batches, amp: Callable[[], Any],
     stats: dict[str, float] = {}
     z = torch.randn(B, G.z_dim)
     c_fake = torch.randint(K, (B,)) if K else None
-    D.requires_grad_(False)
+    nets.d_trainable(False)
     if aux:     # ... and G learns to make fakes D names as the requested class
         with amp():
-            d_out, cls_fake = D(G(z, c_fake), c_fake, return_aux=True)
+            d_out, cls_fake = D(nets.d_sees(G(z, c_fake)), c_fake, return_aux=True)
         aux_g = F.cross_entropy(cls_fake.float(), c_fake)
         loss_G = losses.g_loss(cfg.loss, d_out.float()) + cfg.aux_class_weight * aux_g
         stats["aux_G"] = aux_g.item()
     else:
         with amp():
-            d_out = D(G(z, c_fake), c_fake)
+            d_out = D(nets.d_sees(G(z, c_fake)), c_fake)
         loss_G = losses.g_loss(cfg.loss, d_out.float())
     nets.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     nets.opt_G.step()
-    D.requires_grad_(True)
+    nets.d_trainable(True)
     stats["loss_G"] = loss_G.item()
     return stats
 
@@ -219,7 +231,10 @@ class _Run:
         torch.manual_seed(cfg.seed)
         G, D = build(family, model_cfg)
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-        self.nets = Nets(G, D, _adam(G, cfg.lr_g, cfg), _adam(D, cfg.lr_d, cfg))
+        frozen = _frozen_d_parameters(D, cfg.freeze_d)
+        self.nets = Nets(G, D, _adam(G, cfg.lr_g, cfg), _adam(D, cfg.lr_d, cfg),
+                         make_augment(cfg.augment), frozen)
+        self.nets.d_trainable(True)
         self.batches = Batches(torch.from_numpy(data.images),
                                torch.from_numpy(data.labels) if data.labels is not None
                                else None, cfg.batch, model_cfg.num_classes)
@@ -376,6 +391,21 @@ class _Run:
                  "cancelled" if cancelled else "finished", self.step, cfg.steps, self.wall, ips)
         return TrainResult(self.run_dir, self.step, cancelled, path, self.wall, self.busy, ips,
                            self.last, out_of_time)
+
+
+def _frozen_d_parameters(D: torch.nn.Module, n: int) -> tuple[torch.nn.Parameter, ...]:
+    """Freeze-D (Mo et al. 2020): the parameters of D's first ``n`` image-side blocks."""
+    if n == 0:
+        return ()
+    blocks = getattr(D, "image_side_blocks", None)
+    if blocks is None:
+        raise RunError(f"{type(D).__module__}'s discriminator names no blocks "
+                       "(image_side_blocks), so it cannot be partly frozen: use freeze_d=0")
+    found = blocks()
+    if n >= len(found):
+        raise RunError(f"freeze_d={n} would freeze all {len(found)} of D's blocks; "
+                       f"use at most {len(found) - 1}")
+    return tuple(p for b in found[:n] for p in b.parameters())
 
 
 def _adam(module: torch.nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.Adam:

@@ -55,6 +55,9 @@ class TrainOptions:
     names: dict[str, str] = field(default_factory=dict)
     # fine-tune: start from this published version's weights and model config
     init_from: Path | None = None
+    # images already loaded (and narrowed) by the caller, used instead of reading ``data``,
+    # which then only names them in the run's records
+    images: ImageData | None = None
 
     def name(self, key: str) -> str:
         return self.names.get(key, key)
@@ -169,8 +172,9 @@ def _plan(opts: TrainOptions) -> TrainPlan:
     probe = _checked_model_config(opts.family, {
         k: v for k, v in model_args.items() if k not in ("num_classes", "class_names")}
         | ({"num_classes": 2} if conditional and not opts.resume else {}))
-    data = load_images(data_path, resolution=probe.resolution, channels=probe.channels,
-                       limit=opts.limit)
+    _check_freeze_d(opts.family, probe, train_cfg.freeze_d, opts.name("freeze_d"))
+    data = opts.images if opts.images is not None else load_images(
+        data_path, resolution=probe.resolution, channels=probe.channels, limit=opts.limit)
     parent = _check_fine_tune_data(base, data) if base is not None else None
     if not opts.resume and base is None:
         model_args["class_names"] = list(data.class_names)
@@ -183,6 +187,19 @@ def _plan(opts: TrainOptions) -> TrainPlan:
     return TrainPlan(opts.family, opts.out, config_from_dict(opts.family, model_args),
                      train_cfg, data, opts.resume, preset_name, command, data_path, resumes,
                      opts.init_from if base is not None else None, parent)
+
+
+def _check_freeze_d(family: str, model_cfg: Any, n: int, name: str) -> None:
+    """Freeze-D needs fewer frozen blocks than D has (and a D that names its blocks)."""
+    if n == 0:
+        return
+    _, D = build(family, model_cfg)
+    blocks = getattr(D, "image_side_blocks", None)
+    if blocks is None:
+        raise PlanError(f"{family}'s discriminator cannot be partly frozen: drop {name}")
+    if n >= len(blocks()):
+        raise PlanError(f"{name}={n}: {family}'s D has {len(blocks())} blocks at this size; "
+                        f"freeze at most {len(blocks()) - 1}")
 
 
 def _check_fine_tune_data(m: Manifest, data: ImageData) -> str:

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -20,23 +19,11 @@ from pydantic import (
 )
 
 from ganserve.latents import SEED_MAX
+from ganserve.strict import FiniteFloat, Int, Strict
 
 # Hard ceilings of the schema; the configured (lower or equal) limits replace them in the
 # served OpenAPI document and are enforced per request.
 SCALE_MAX, IMAGES_MAX, STEPS_MAX, LATENT_MAX = 64, 4096, 1024, 4096
-
-
-def _json_int(v: object) -> object:
-    """JSON Schema's integer: 3 and 3.0 are integers; true, "3" and 3.5 are not."""
-    if isinstance(v, float) and not isinstance(v, bool) and v.is_integer():
-        return int(v)
-    return v
-
-
-def Int(ge: int, le: int, **field: Any) -> Any:
-    """A strict int in [ge, le] that also takes an integral JSON number (3.0), as JSON Schema
-    does. (The bounds must sit inside, before the converter, to reach the JSON schema.)"""
-    return Annotated[int, Field(ge=ge, le=le, **field), BeforeValidator(_json_int)]
 
 
 Seed = Int(0, SEED_MAX, description="0 .. 2^32-1")
@@ -46,7 +33,6 @@ SEED_LIST_PATTERN = rf"^\s*{_SPAN}(\s*,\s*{_SPAN})*\s*$"
 SeedList = Annotated[str, StringConstraints(pattern=SEED_LIST_PATTERN, max_length=4096),
                      Field(description="NVIDIA-style seed list, e.g. '0-7' or '1,5,9-12'")]
 Seeds = Annotated[list[Seed], Field(min_length=1, max_length=IMAGES_MAX)] | SeedList
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 def _class_name(v: str) -> str:
@@ -63,10 +49,6 @@ Psi = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False,
                              description="truncation psi in [0, 2]; 1 = none. StyleGAN: in w "
                                          "(w_avg + psi (w - w_avg)); other families: "
                                          "truncated normal z (see README)")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class Common(Strict):
@@ -200,3 +182,44 @@ class Health(BaseModel):
 class ModelReady(BaseModel):
     name: str
     ready: bool
+
+
+# ------------------------------------------------------------------------------- jobs
+JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobTypeName = Literal["fine-tune", "evaluate"]
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    samples: str | None = None
+    cancel: str
+
+
+class JobOut(BaseModel):
+    """A job's record: what was asked, where it stands, how it ended."""
+    id: str
+    type: JobTypeName
+    state: JobStateName
+    model: str
+    version: str | None = Field(None, description="the version the job starts from / scores")
+    request: dict[str, Any] = Field(description="the submitted body, defaults filled in")
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str
+    cancel_requested: bool = False
+    attempts: int = Field(0, description="deliveries that started it (> 1: it resumed after "
+                          "a worker stopped)")
+    progress: dict[str, Any] | None = Field(None, description="fine-tune: stage, step, "
+                                            "total_steps, images_per_s, eta_s, losses")
+    result: dict[str, Any] | None = Field(None, description="fine-tune: the new model and "
+                                          "version, its quality figures; evaluate: the "
+                                          "numbers")
+    error: str | None = None
+    links: JobLinks
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    next: str | None = Field(None, description="cursor of the next page (pass as ?cursor=)")

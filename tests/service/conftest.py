@@ -72,6 +72,9 @@ def wait_ready(client, timeout: float = 30.0) -> None:
 
 
 def make_client(models_dir: Path, **overrides) -> TestClient:
+    """An in-process app; its job records and broker (embedded mode, no worker) live in a
+    fresh data dir unless ``data_dir`` is given."""
+    overrides.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="ganserve-data-")))
     settings = Settings(models_dir=models_dir, poll_interval_s=0, **overrides)
     return TestClient(create_app(settings))
 
@@ -95,8 +98,12 @@ class ServerProcess:
     def __init__(self, models_dir: Path, workers: int = 1, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # job records in a fresh data dir; no embedded job worker unless a test asks for one
+        self.data_dir = Path(tempfile.mkdtemp(prefix="ganserve-data-"))
         e = {**os.environ, "GANSERVE_MODELS_DIR": str(models_dir), "GANSERVE_LOG_LEVEL":
-             "WARNING", "GANSERVE_INTRA_OP_THREADS": "1", "OMP_NUM_THREADS": "1", **env}
+             "WARNING", "GANSERVE_INTRA_OP_THREADS": "1", "OMP_NUM_THREADS": "1",
+             "GANSERVE_DATA_DIR": str(self.data_dir), "GANSERVE_EMBEDDED_WORKER": "false",
+             **env}
         e.pop("PROMETHEUS_MULTIPROC_DIR", None)
         # the log goes to a file: a pipe nobody reads would block a busy server
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the server)

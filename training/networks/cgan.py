@@ -149,6 +149,10 @@ class Discriminator(nn.Module):
                              "(set aux_classifier=True in the cgan config)")
         return logit, self.aux(phi)
 
+    def image_side_blocks(self) -> list[nn.Module]:
+        """D's blocks from the image side inwards (what Freeze-D freezes first)."""
+        return list(self.body.blocks)
+
 
 # Model and training settings per preset: (model config fields, TrainConfig fields). `baby`
 # trains a few steps in seconds (tests); `fashion32` is what the shipped model trained with.

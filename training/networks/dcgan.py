@@ -139,6 +139,10 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.body(x)).flatten()
 
+    def image_side_blocks(self) -> list[nn.Module]:
+        """D's blocks from the image side inwards (what Freeze-D freezes first)."""
+        return list(self.body.blocks)
+
 
 # Model and training settings per preset: (model config fields, TrainConfig fields). `baby`
 # trains a few steps in seconds (tests); `fashion32` is what the shipped model trained with.

@@ -376,6 +376,10 @@ class Discriminator(nn.Module):
         self.fc = FullyConnected(c4 * 16, c4, activation=True)
         self.out = FullyConnected(c4, 1)
 
+    def image_side_blocks(self) -> list[nn.Module]:
+        """D's blocks from the image side inwards (what Freeze-D freezes first)."""
+        return [self.from_rgb, *self.blocks]
+
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = self.blocks(self.from_rgb(x))
         x = self.conv(self.mbstd(x))

@@ -1,0 +1,80 @@
+"""Settings shared by the API and the workers (prefix ``GANSERVE_``): where data, records and
+the broker live, and the job timing rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BROKER_FILE = "broker.sqlite"
+DATABASE_FILE = "jobs.sqlite"
+
+
+class JobSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GANSERVE_", extra="ignore",
+                                      protected_namespaces=())
+
+    models_dir: Path = Field(Path("models"), description="the model store")
+    data_dir: Path = Field(Path("data"), description="job folders, datasets, and in embedded "
+                           "mode the broker and job database files")
+    broker_url: str | None = Field(None, description="Celery broker, e.g. "
+                                   "redis://host:6379/0; unset: embedded mode (a SQLite "
+                                   "broker in the data dir, one worker started by serve)")
+    database_url: str | None = Field(None, description="job records (SQLAlchemy URL, e.g. "
+                                     "postgresql+psycopg://user@host/db); unset: SQLite in "
+                                     "the data dir")
+    job_heartbeat_s: float = Field(2.0, gt=0, le=300, description="a running job's lease "
+                                   "heartbeat period")
+    job_lease_s: float = Field(30.0, gt=0, le=3600, description="a job whose heartbeat is "
+                               "older than this is taken over (its worker died) and resumes "
+                               "from its last checkpoint")
+    job_soft_time_limit_s: float = Field(6 * 3600.0, gt=0, description="a job running this "
+                                         "long fails with a time-limit error")
+    job_time_limit_s: float = Field(6 * 3600.0 + 300, gt=0, description="hard limit: the "
+                                    "worker process running the job is killed")
+    broker_timeout_s: float = Field(2.0, gt=0, le=60, description="connecting to the broker "
+                                    "to submit a job: longer, and the submission gets 503")
+    max_fine_tune_steps: int = Field(100_000, ge=1, description="largest steps a fine-tune "
+                                     "job may ask for")
+    max_eval_samples: int = Field(50_000, ge=2, description="largest n of an evaluate job")
+    worker_metrics_port: int = Field(9101, ge=0, le=65535, description="a worker's "
+                                     "Prometheus /metrics port (0 = off)")
+
+    @model_validator(mode="after")
+    def _limits_ordered(self) -> JobSettings:
+        if self.job_time_limit_s <= self.job_soft_time_limit_s:
+            raise ValueError("job_time_limit_s must be above job_soft_time_limit_s")
+        if self.job_lease_s <= 2 * self.job_heartbeat_s:
+            raise ValueError("job_lease_s must be more than twice job_heartbeat_s")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """No broker configured: the broker is a SQLite file and serve runs a worker."""
+        return not self.broker_url
+
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"sqla+sqlite:///{(self.data_dir / BROKER_FILE).resolve()}"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
+
+    @property
+    def visibility_timeout_s(self) -> float:
+        """Above the longest job: the broker never redelivers a job that is still running
+        (a dead worker's job is taken over through its lease instead, within job_lease_s)."""
+        return self.job_time_limit_s + 600
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"

@@ -1,0 +1,91 @@
+"""What a job asks for: the bodies of ``POST /v1/jobs/fine-tune`` and ``/v1/jobs/evaluate``,
+stored as the job row's ``spec`` and read back by the worker."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from ganserve.strict import Int, Strict
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+VersionStr = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}$")]
+LearningRate = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+BUILTIN_DATASETS = ("fashion-mnist",)
+EVAL_METRICS = ("fid", "kid", "precision", "recall", "classes", "memorization", "truncation",
+                "style_mixing")
+# metrics only the full evaluation computes (`ganserve evaluate` without --quick)
+EXTRA_METRICS = ("memorization", "truncation", "style_mixing")
+
+
+class DatasetRef(Strict):
+    """A built-in dataset by ``name``, or a dataset in the data dir's ``datasets/`` folder by
+    ``path`` (an IDX folder, an .npz, or an image folder with class subfolders); narrowed to
+    ``classes`` (by name) and then to its first ``limit`` images. Uploaded datasets will be
+    referred to by ``id``."""
+    name: Literal["fashion-mnist"] | None = Field(None, description="a built-in dataset")
+    path: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None, description="relative to GANSERVE_DATA_DIR/datasets")
+    classes: Annotated[list[Name], Field(min_length=1, max_length=1000)] | None = Field(
+        None, description="keep only these classes (by name)")
+    limit: Int(1, 10_000_000, description="keep the first N images (after classes)") | None \
+        = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetRef:
+        if (self.name is None) == (self.path is None):
+            raise ValueError("give exactly one of name (a built-in dataset: "
+                             f"{', '.join(BUILTIN_DATASETS)}) or path")
+        return self
+
+    def describe(self) -> str:
+        what = self.name or self.path or ""
+        if self.classes:
+            what += f" [{', '.join(self.classes)}]"
+        return what + (f" (first {self.limit})" if self.limit else "")
+
+
+class FineTuneSpec(Strict):
+    model_config = Strict.model_config | {"json_schema_extra": {"examples": [
+        {"model": "fashion-dcgan", "dataset": {"name": "fashion-mnist", "classes": ["Bag"],
+                                               "limit": 1000}, "steps": 20}]}}
+
+    model: Name
+    version: VersionStr | None = Field(None, description="the base version (default: latest)")
+    dataset: DatasetRef
+    steps: Int(1, 10_000_000, description="optimizer steps (capped by "
+               "GANSERVE_MAX_FINE_TUNE_STEPS)") = 1500
+    batch: Int(1, 1024, description="images per step (default: the base model's)") | None = None
+    lr_g: LearningRate | None = Field(None, description="G's Adam rate (default: the "
+                                      "fine-tune default of the family)")
+    lr_d: LearningRate | None = Field(None, description="D's Adam rate")
+    seed: Int(0, 2**31 - 1) = 0
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")] | None = \
+        Field(None, description="publish as this model name (default: the base model's, "
+              "next version)")
+    freeze_d: Int(0, 64, description="Freeze-D: keep D's first N blocks (from the image "
+                  "side) at the base model's weights") = 0
+    augment: bool = Field(True, description="differentiable augmentation (translation, "
+                          "cutout) of real and fake images for D: fewer images overfit less")
+    sample_every: Int(1, 1_000_000, description="steps between progress grids") = 100
+    checkpoint_every: Int(1, 1_000_000, description="steps between checkpoints") = 100
+
+
+class EvaluateSpec(Strict):
+    model_config = Strict.model_config | {"json_schema_extra": {"examples": [
+        {"model": "fashion-dcgan", "n": 2000, "seed": 0}]}}
+
+    model: Name
+    version: VersionStr | None = Field(None, description="default: latest")
+    n: Int(2, 10_000_000, description="samples (capped by GANSERVE_MAX_EVAL_SAMPLES)") = 10_000
+    seed: Int(0, 2**31 - 1, description="first seed") = 0
+    metrics: Annotated[list[Literal[EVAL_METRICS]], Field(min_length=1)] | None = Field(
+        None, description="what to compute (default: all that apply); memorization, "
+        "truncation and style_mixing make it the full (slower) evaluation")
+    reference: DatasetRef | None = Field(None, description="the real images (default: "
+                                         "Fashion-MNIST's test split)")
+
+    @property
+    def extras(self) -> bool:
+        return self.metrics is None or any(m in EXTRA_METRICS for m in self.metrics)

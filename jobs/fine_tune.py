@@ -1,0 +1,179 @@
+"""The fine-tune job: base version's weights -> training on the dataset -> a new version.
+
+Checkpoints land in the job's folder every ``checkpoint_every`` steps, so a redelivered job
+(its worker died, or shut down) resumes where it stopped. The export runs the parity check
+and the quality scoring in a staging folder; the version appears in the store with one
+rename, under a per-model lock that also picks its number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ganserve.data import DataError, ImageData
+from ganserve.data.idx import looks_like_idx_folder
+from ganserve.evaluations import evaluations_dir
+from ganserve.jobs.datasets import dataset_path, load_dataset, narrow
+from ganserve.jobs.records import Job
+from ganserve.jobs.specs import FineTuneSpec
+from ganserve.manifest import Manifest, load_manifest, next_version
+from jobs import metrics
+from jobs.lease import Lease
+from jobs.runner import JobError, Stopped, WorkerContext
+from training.export import export_run
+from training.loop import Progress
+from training.networks import family_module
+from training.plan import PlanError, TrainOptions, plan_training, run_plan
+from training.run_folder import RunFolder
+
+log = logging.getLogger(__name__)
+AUGMENT_POLICY = "translation,cutout"
+EVALUATOR = Path("_evaluators") / "fashion-mnist"
+
+
+def train_overrides(spec: FineTuneSpec, family: str) -> dict[str, Any]:
+    """TrainConfig fields of a fine-tune: the family's fine-tune defaults (``FINE_TUNE`` in
+    its model file), then what the request set."""
+    out: dict[str, Any] = dict(getattr(family_module(family), "FINE_TUNE", {}))
+    out |= {"steps": spec.steps, "seed": spec.seed, "sample_every": spec.sample_every,
+            "checkpoint_every": spec.checkpoint_every, "freeze_d": spec.freeze_d,
+            "augment": AUGMENT_POLICY if spec.augment else "", "eval_every": 0,
+            "time_budget_minutes": 0.0, "log_every": min(10, spec.sample_every)}
+    out |= {k: v for k, v in (("batch", spec.batch), ("lr_g", spec.lr_g),
+                              ("lr_d", spec.lr_d)) if v is not None}
+    return out
+
+
+def base_preset(m: Manifest) -> str:
+    presets = family_module(m.family).PRESETS
+    return m.training.preset if m.training.preset in presets else next(iter(presets))
+
+
+def progress_record(p: Progress, batch: int, stage: str = "training") -> dict[str, Any]:
+    steps_per_s = p.images_per_s / batch if batch else 0.0
+    eta = (p.total_steps - p.step) / steps_per_s if steps_per_s > 0 else None
+    return {"stage": stage, "step": p.step, "total_steps": p.total_steps,
+            "images_per_s": round(p.images_per_s, 2), "elapsed_s": round(p.elapsed_s, 1),
+            "eta_s": round(eta, 1) if eta is not None else None,
+            "losses": {k: round(v, 5) for k, v in p.losses.items()},
+            "samples": p.samples is not None}
+
+
+def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
+    spec = FineTuneSpec.model_validate(job.spec)
+    base = ctx.settings.models_dir / spec.model / str(job.version)
+    try:
+        m = load_manifest(base)
+        data = load_dataset(spec.dataset, ctx.settings.datasets_dir,
+                            resolution=m.resolution, channels=m.channels)
+    except (DataError, OSError, ValueError) as e:
+        raise JobError(f"cannot read the base model or the dataset: {e}") from e
+    run = ctx.job_folder(job.id) / "run"
+    resume = RunFolder(run).holds_run()
+    opts = TrainOptions(family=m.family, out=run, preset=base_preset(m),
+                        train={} if resume else train_overrides(spec, m.family),
+                        resume=resume, init_from=None if resume else base, images=data,
+                        data=spec.dataset.describe(), command=f"fine-tune job {job.id}")
+    try:
+        plan = plan_training(opts)
+    except PlanError as e:
+        raise JobError(str(e)) from e
+    batch = plan.train_cfg.batch
+
+    def progress(p: Progress) -> None:
+        metrics.IMAGES_PER_S.set(p.images_per_s)
+        lease.progress(progress_record(p, batch))
+
+    result = run_plan(plan, progress=progress, should_cancel=lease.should_stop)
+    if result.cancelled:
+        raise Stopped(lease.stop_reason() or "cancelled")
+    done = {"step": result.step, "total_steps": plan.train_cfg.steps, "eta_s": 0,
+            "images_per_s": round(result.images_per_s, 2), "losses": result.last}
+    lease.progress({"stage": "exporting", **done}, force=True)
+    version_dir, quality = publish(ctx, job, spec, m, run, data)
+    lease.progress({"stage": "published", **done}, force=True)
+    (run / RunFolder(run).checkpoint.name).unlink(missing_ok=True)   # the version holds it now
+    return {"model": version_dir.parent.name, "version": version_dir.name,
+            "parent": f"{m.name}/{m.version}", "steps": result.step,
+            "images_per_s": round(result.images_per_s, 2),
+            "train_seconds": round(result.train_seconds, 1),
+            "wall_seconds": round(result.wall_seconds, 1), "losses": result.last,
+            "quality": quality}
+
+
+@contextlib.contextmanager
+def model_lock(ctx: WorkerContext, name: str) -> Iterator[None]:
+    """One publisher per model name at a time on this data dir (it picks the number)."""
+    locks = ctx.settings.data_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def publish(ctx: WorkerContext, job: Job, spec: FineTuneSpec, m: Manifest, run: Path,
+            data: ImageData) -> tuple[Path, dict[str, Any]]:
+    """Export (parity-checked), score, then move the version into the store in one rename."""
+    name, models = spec.name or m.name, ctx.settings.models_dir
+    staging = ctx.job_folder(job.id) / "export"
+    with model_lock(ctx, name):
+        version = next_version(models / name)
+        shutil.rmtree(staging, ignore_errors=True)
+        extra = {"job": {"id": job.id, "type": job.type, "dataset": spec.dataset.model_dump(
+            exclude_none=True), "settings": spec.model_dump(exclude={"dataset"},
+                                                            exclude_none=True)}}
+        staged = export_run(run, staging, name, version, parent=f"{m.name}/{m.version}",
+                            training_extra=extra)
+        quality = score(ctx, spec, staged, data)
+        final = models / name / version
+        final.parent.mkdir(parents=True, exist_ok=True)
+        records = evaluations_dir(staged)
+        if records.is_dir():
+            evaluations_dir(final).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(records, evaluations_dir(final))
+        os.rename(staged, final)
+    shutil.rmtree(staging, ignore_errors=True)
+    log.info("job %s: published %s/%s (from %s/%s)", job.id, name, version, m.name, m.version)
+    return final, quality
+
+
+def score(ctx: WorkerContext, spec: FineTuneSpec, version_dir: Path,
+          data: ImageData) -> dict[str, Any]:
+    """The quality figures of the new version against its tuning images."""
+    from evaluation.fine_tune import fine_tune_quality
+
+    extractor = ctx.settings.models_dir / EVALUATOR
+    if not extractor.is_dir():
+        return {"skipped": f"no classifier at {extractor}"}
+    m = load_manifest(version_dir)
+    unseen = unseen_images(ctx, spec, m)
+    out = fine_tune_quality(version_dir, data, unseen, spec.dataset.classes or [],
+                            extractor=extractor)
+    if unseen is None:
+        out["near_copy_skipped"] = "the dataset has no held-out images of these classes"
+    return out
+
+
+def unseen_images(ctx: WorkerContext, spec: FineTuneSpec, m: Manifest) -> ImageData | None:
+    """Real images of the same classes that the job did not train on: the test split of an
+    IDX dataset (Fashion-MNIST), else None."""
+    path = dataset_path(spec.dataset, ctx.settings.datasets_dir)
+    if not (path.is_dir() and looks_like_idx_folder(path)):
+        return None
+    try:
+        test = load_dataset(spec.dataset.model_copy(update={"limit": None}),
+                            ctx.settings.datasets_dir, resolution=m.resolution,
+                            channels=m.channels, split="test")
+    except DataError:
+        return None
+    return narrow(test, None, 5000)

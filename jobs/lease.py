@@ -1,0 +1,86 @@
+"""A running job's lease: a heartbeat thread, and the stop conditions the loop checks.
+
+The loop asks ``should_stop()`` before every step. It becomes true when the job is cancelled
+(the row's flag, read at most every ``CANCEL_POLL_S``), when the lease is lost (another
+worker took the job over: this one must not write anything more), or when the worker shuts
+down (the job checkpoints and is resumed by the next worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ganserve.jobs.store import JobStore
+
+log = logging.getLogger(__name__)
+CANCEL_POLL_S = 0.5
+PROGRESS_EVERY_S = 1.0
+
+
+class Lease:
+    def __init__(self, store: JobStore, job_id: str, owner: str, heartbeat_s: float,
+                 shutdown: threading.Event):
+        self.store, self.job_id, self.owner = store, job_id, owner
+        self.heartbeat_s, self.shutdown = heartbeat_s, shutdown
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id[:8]}",
+                                        daemon=True)
+        self._last_cancel_poll = 0.0
+        self._last_progress = 0.0
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                ours, cancel = self.store.heartbeat(self.job_id, self.owner)
+            except Exception as e:       # the database blinked: try again next beat
+                log.warning("job %s: heartbeat failed: %s", self.job_id, e)
+                continue
+            if cancel:
+                self.cancelled.set()
+            if not ours:
+                log.warning("job %s: lease lost to another worker; stopping", self.job_id)
+                self.lost.set()
+                return
+
+    def stop_reason(self) -> str | None:
+        """'cancelled', 'lost', 'shutdown' or None (go on)."""
+        now = time.monotonic()
+        if not self.cancelled.is_set() and now - self._last_cancel_poll >= CANCEL_POLL_S:
+            self._last_cancel_poll = now
+            job = self.store.get(self.job_id)
+            if job is None or job.cancel_requested:
+                self.cancelled.set()
+        if self.lost.is_set():
+            return "lost"
+        if self.cancelled.is_set():
+            return "cancelled"
+        if self.shutdown.is_set():
+            return "shutdown"
+        return None
+
+    def should_stop(self) -> bool:
+        return self.stop_reason() is not None
+
+    def progress(self, progress: dict[str, Any], force: bool = False) -> None:
+        """Write progress to the row, at most every PROGRESS_EVERY_S unless ``force``."""
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        try:
+            self.store.set_progress(self.job_id, self.owner, progress)
+        except Exception as e:
+            log.warning("job %s: progress not stored: %s", self.job_id, e)

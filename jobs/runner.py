@@ -1,0 +1,178 @@
+"""Running one delivered job: take the lease, run the work, record how it ended.
+
+Every outcome lands in the job row: succeeded with a result, failed with a message a user can
+act on (the traceback goes to the log under the job id), cancelled (files removed), or left
+for another worker (shutdown: it resumes from its checkpoint; lease lost: someone else has it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+
+from ganserve.jobs.records import Job, JobState
+from ganserve.jobs.settings import JobSettings
+from ganserve.jobs.store import JobStore
+from jobs import metrics
+from jobs.lease import Lease
+
+log = logging.getLogger(__name__)
+
+
+class JobError(Exception):
+    """A job that cannot succeed as asked; the message tells the user what to change."""
+
+
+class Stopped(Exception):
+    """The loop stopped early: ``reason`` is 'cancelled', 'lost' or 'shutdown'."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class WorkerContext:
+    settings: JobSettings
+    store: JobStore
+    celery: Celery
+    shutdown: Any           # a multiprocessing.Event: set in the main process, seen by children
+
+    def job_folder(self, job_id: str) -> Path:
+        return self.settings.jobs_dir / job_id
+
+
+Work = Callable[[Job, Lease, WorkerContext], dict[str, Any]]
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def remove_job_files(ctx: WorkerContext, job_id: str) -> None:
+    shutil.rmtree(ctx.job_folder(job_id), ignore_errors=True)
+
+
+def run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
+    """The body of every task: deliveries of a finished, cancelled or leased job do nothing."""
+    job = ctx.store.get(job_id)
+    if job is None:
+        log.warning("job %s: no such job (deleted?); message dropped", job_id)
+        return
+    if job.terminal:
+        log.info("job %s: already %s; duplicate delivery dropped", job_id, job.state)
+        if job.state == JobState.CANCELLED:
+            remove_job_files(ctx, job_id)
+        return
+    if job.cancel_requested:
+        ctx.store.finish(job_id, None, JobState.CANCELLED, error="cancelled before it started")
+        remove_job_files(ctx, job_id)
+        return
+    owner = owner_id()
+    claimed = ctx.store.claim(job_id, owner, ctx.settings.job_lease_s)
+    if claimed is None:
+        log.info("job %s: another worker holds its lease; duplicate delivery dropped", job_id)
+        return
+    log.info("job %s: %s %s started (attempt %d)", job_id, claimed.type, claimed.model,
+             claimed.attempts)
+    with Lease(ctx.store, job_id, owner, ctx.settings.job_heartbeat_s, ctx.shutdown) as lease, \
+            metrics.running(claimed.type):
+        _run_claimed(ctx, claimed, lease, owner, work)
+
+
+def _run_claimed(ctx: WorkerContext, job: Job, lease: Lease, owner: str, work: Work) -> None:
+    store, jid = ctx.store, job.id
+    try:
+        result = work(job, lease, ctx)
+    except Stopped as e:
+        _stopped(ctx, job, owner, e.reason)
+        return
+    except SoftTimeLimitExceeded:
+        msg = (f"the job ran past GANSERVE_JOB_SOFT_TIME_LIMIT_S "
+               f"({ctx.settings.job_soft_time_limit_s:.0f} s); ask for fewer steps")
+        _ended(store.finish(jid, owner, JobState.FAILED, error=msg), job, JobState.FAILED)
+        return
+    except JobError as e:
+        log.warning("job %s failed: %s", jid, e)
+        _ended(store.finish(jid, owner, JobState.FAILED, error=str(e)), job, JobState.FAILED)
+        return
+    except Exception as e:
+        log.exception("job %s failed with an internal error", jid)
+        msg = (f"internal error ({type(e).__name__}: {str(e)[:300]}); the worker's log has "
+               f"the traceback under job {jid}")
+        _ended(store.finish(jid, owner, JobState.FAILED, error=msg), job, JobState.FAILED)
+        return
+    _ended(store.finish(jid, owner, JobState.SUCCEEDED, result=result), job,
+           JobState.SUCCEEDED)
+
+
+def _stopped(ctx: WorkerContext, job: Job, owner: str, reason: str) -> None:
+    if reason == "cancelled":
+        moved = ctx.store.finish(job.id, owner, JobState.CANCELLED, error="cancelled by request")
+        remove_job_files(ctx, job.id)
+        _ended(moved, job, JobState.CANCELLED)
+    elif reason == "shutdown":
+        ctx.store.release(job.id, owner)
+        log.info("job %s: worker shutting down; checkpoint kept, the job resumes on the next "
+                 "worker", job.id)
+    else:
+        log.info("job %s: lease lost; this worker leaves it to the new holder", job.id)
+
+
+def _ended(moved: bool, job: Job, state: JobState) -> None:
+    if moved:
+        log.info("job %s: %s", job.id, state.value)
+        metrics.finished(job.type, state.value, job.started_at)
+    else:
+        log.info("job %s: ended as %s here, but its row had already moved on", job.id,
+                 state.value)
+
+
+class Reaper(threading.Thread):
+    """In each worker's main process: finds running jobs whose heartbeat went stale (their
+    worker died) and sends them to the queue again; they resume from their checkpoint."""
+
+    def __init__(self, ctx: WorkerContext, publish: Callable[[Job], None]):
+        super().__init__(name="job-reaper", daemon=True)
+        self.ctx, self.publish = ctx, publish
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        period = max(1.0, self.ctx.settings.job_lease_s / 2)
+        while True:
+            try:
+                self.sweep()
+            except Exception as e:
+                log.warning("job reaper: %s", e)
+            if self.stop.wait(period):
+                return
+
+    def sweep(self) -> None:
+        store, lease_s = self.ctx.store, self.ctx.settings.job_lease_s
+        for job in store.stale(lease_s):
+            if job.cancel_requested:
+                if store.finish(job.id, None, JobState.CANCELLED,
+                                error="cancelled by request"):
+                    remove_job_files(self.ctx, job.id)
+                continue
+            if not store.requeue_stale(job, lease_s):
+                continue
+            try:
+                self.publish(job)
+            except Exception as e:
+                log.warning("job %s: could not requeue (%s); will retry", job.id, e)
+                store.mark_stale(job.id)
+                continue
+            log.info("job %s: its worker stopped heartbeating; requeued to resume from its "
+                     "checkpoint", job.id)

@@ -1,0 +1,95 @@
+"""``ganserve worker``: a Celery worker (prefork) running fine-tune and evaluate jobs.
+
+The main process serves the worker's /metrics, runs the reaper (stale jobs back to the
+queue) and, on SIGTERM, tells running jobs to checkpoint and stop (they resume on the next
+worker); the children run the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from typing import Any
+
+from celery import Celery, signals
+
+from ganserve.jobs.migrate import upgrade
+from ganserve.jobs.queue import QUEUES, TASK_OF, make_celery, publish
+from ganserve.jobs.records import JobType
+from ganserve.jobs.settings import JobSettings
+from ganserve.jobs.store import JobStore
+from jobs.runner import Reaper, WorkerContext, run_job
+
+log = logging.getLogger(__name__)
+
+
+def create_worker_app(settings: JobSettings) -> tuple[Celery, WorkerContext]:
+    """The Celery app with the job tasks registered, and what they run with."""
+    from jobs.evaluate import evaluate_job
+    from jobs.fine_tune import fine_tune
+
+    app = make_celery(settings)
+    store = JobStore.from_url(settings.resolved_database_url())
+    ctx = WorkerContext(settings, store, app, multiprocessing.get_context("fork").Event())
+
+    @app.task(name=TASK_OF[JobType.FINE_TUNE], acks_late=True, reject_on_worker_lost=True)
+    def fine_tune_task(job_id: str) -> None:
+        run_job(ctx, job_id, fine_tune)
+
+    @app.task(name=TASK_OF[JobType.EVALUATE], acks_late=True, reject_on_worker_lost=True)
+    def evaluate_task(job_id: str) -> None:
+        run_job(ctx, job_id, evaluate_job)
+
+    return app, ctx
+
+
+def _connect_signals(ctx: WorkerContext, metrics_port: int) -> None:
+    reaper = Reaper(ctx, lambda job: publish(ctx.celery, job,
+                                             ctx.settings.broker_timeout_s))
+
+    @signals.worker_process_init.connect(weak=False)
+    def _child(**_: Any) -> None:
+        ctx.store.after_fork()
+
+    @signals.worker_ready.connect(weak=False)
+    def _ready(**_: Any) -> None:
+        if metrics_port:
+            from jobs import metrics
+            if metrics.serve(metrics_port):
+                log.info("worker metrics on :%d/metrics", metrics_port)
+        reaper.start()
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _shutting_down(**_: Any) -> None:
+        ctx.shutdown.set()          # running jobs checkpoint at their next step and stop
+        reaper.stop.set()
+
+
+def run_worker(settings: JobSettings, queues: list[str], concurrency: int,
+               loglevel: str = "INFO") -> None:
+    """Migrate the job database, then run the worker until SIGTERM/SIGINT."""
+    unknown = [q for q in queues if q not in QUEUES]
+    if unknown:
+        raise ValueError(f"unknown queue {', '.join(unknown)}; queues: {', '.join(QUEUES)}")
+    upgrade(JobStore.from_url(settings.resolved_database_url()).engine)
+    app, ctx = create_worker_app(settings)
+    _connect_signals(ctx, settings.worker_metrics_port)
+    mode = "embedded (SQLite broker)" if settings.embedded else "broker " + _safe(
+        settings.broker_url or "")
+    log.info("worker: queues %s, concurrency %d, %s, jobs in %s", ",".join(queues),
+             concurrency, mode, settings.jobs_dir)
+    app.worker_main(["worker", f"--queues={','.join(queues)}",
+                     f"--concurrency={concurrency}", "--pool=prefork",
+                     f"--loglevel={loglevel}", "--without-gossip", "--without-mingle",
+                     f"--hostname=ganserve-{os.getpid()}@%h"])
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for the log."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

@@ -1,0 +1,176 @@
+"""Jobs: submit a fine-tune or an evaluation, follow it, cancel it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from sse_starlette.sse import EventSourceResponse
+
+from ganserve.jobs.records import Job
+from ganserve.jobs.specs import EvaluateSpec, FineTuneSpec
+from service.api.deps import RegistryDep, require_json
+from service.api.schemas import JobLinks, JobList, JobOut, JobStateName, JobTypeName
+from service.errors import InvalidInput, NoSamplesYet, error_responses
+from service.jobs import JobService
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+EVENT_POLL_S = 0.5
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=255, pattern=r"^[\x21-\x7e]+$",
+    description="the same key (and body) returns the same job instead of a second one")]
+
+
+def get_jobs(request: Request) -> JobService:
+    return request.app.state.jobs
+
+
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat(timespec="seconds") if t is not None else None
+
+
+def job_out(job: Job) -> JobOut:
+    base = f"/v1/jobs/{job.id}"
+    return JobOut(id=job.id, type=job.type, state=job.state, model=job.model,
+                  version=job.version, request=job.spec, created_at=_iso(job.created_at),
+                  started_at=_iso(job.started_at), finished_at=_iso(job.finished_at),
+                  updated_at=_iso(job.updated_at), cancel_requested=job.cancel_requested,
+                  attempts=job.attempts, progress=job.progress, result=job.result,
+                  error=job.error,
+                  links=JobLinks(self=base, events=f"{base}/events", cancel=f"{base}/cancel",
+                                 samples=f"{base}/samples.png" if job.type == "fine-tune"
+                                 else None))
+
+
+def _accepted(job: Job, created: bool, response: Response) -> JobOut:
+    response.status_code = 202
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return job_out(job)
+
+
+@router.post("/fine-tune", status_code=202, response_model=JobOut,
+             dependencies=[Depends(require_json)],
+             responses=error_responses(404, 409, 413, 415, 422),
+             summary="Fine-tune a model version on a dataset; the new version is served "
+                     "when it succeeds")
+def submit_fine_tune(spec: FineTuneSpec, response: Response, jobs: JobsDep,
+                     _registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
+    return _accepted(*jobs.submit_fine_tune(spec, key), response)
+
+
+@router.post("/evaluate", status_code=202, response_model=JobOut,
+             dependencies=[Depends(require_json)],
+             responses=error_responses(404, 409, 413, 415, 422),
+             summary="Score a model version (FID, KID, precision/recall, classes...)")
+def submit_evaluate(spec: EvaluateSpec, response: Response, jobs: JobsDep,
+                    _registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
+    return _accepted(*jobs.submit_evaluate(spec, key), response)
+
+
+def _cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_cursor(text: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        t, jid = raw.split("|", 1)
+        return dt.datetime.fromisoformat(t), jid
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this API gave out (use the 'next' of a page)",
+                           field="cursor") from None
+
+
+@router.get("", response_model=JobList, responses=error_responses(422),
+            summary="Jobs, newest first, filtered by state, type and model")
+def list_jobs(request: Request, jobs: JobsDep, state: JobStateName | None = None,
+              type: JobTypeName | None = None,
+              model: Annotated[str | None, Query(max_length=128)] = None,
+              limit: Annotated[int, Query(ge=1, le=10_000)] = 20,
+              cursor: Annotated[str | None, Query(max_length=256)] = None) -> JobList:
+    cap = request.app.state.settings.max_job_list
+    if limit > cap:
+        raise InvalidInput(f"limit={limit} is above GANSERVE_MAX_JOB_LIST ({cap})",
+                           field="limit")
+    before = _parse_cursor(cursor) if cursor else None
+    page = jobs.store.list(state=state, type=type, model=model, limit=limit + 1,
+                           before=before)
+    more = len(page) > limit
+    page = page[:limit]
+    return JobList(jobs=[job_out(j) for j in page],
+                   next=_cursor(page[-1]) if more and page else None)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404),
+            summary="One job: state, progress, ETA, result or error")
+def get_job(job_id: str, jobs: JobsDep) -> JobOut:
+    return job_out(jobs.get(job_id))
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
+             responses=error_responses(404, 409),
+             summary="Cancel: a queued job never starts; a running one stops at its next "
+                     "step. No version is registered")
+def cancel_job(job_id: str, jobs: JobsDep) -> JobOut:
+    return job_out(jobs.cancel(job_id))
+
+
+@router.get("/{job_id}/samples.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}},
+                             "description": "the latest progress grid"},
+                       **error_responses(404)},
+            summary="A fine-tune's latest progress grid (fixed seeds)")
+def job_samples(job_id: str, jobs: JobsDep) -> FileResponse:
+    job = jobs.get(job_id)
+    path = jobs.settings.jobs_dir / job.id / "run" / "samples" / "latest.png"
+    if not path.is_file():
+        raise NoSamplesYet(f"job {job.id} ({job.state}) has no progress grid yet"
+                           + (" (evaluations make none)" if job.type == "evaluate" else ""))
+    return FileResponse(path, media_type="image/png",
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/{job_id}/events", response_class=Response,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "Server-Sent Events: 'progress' while the job "
+                                            "runs, 'state' on each change, then 'end' with "
+                                            "the final record"},
+                       **error_responses(404)},
+            summary="Follow a job as Server-Sent Events")
+async def job_events(job_id: str, request: Request, jobs: JobsDep) -> EventSourceResponse:
+    job = await run_in_threadpool(jobs.get, job_id)
+    return EventSourceResponse(_events(request, jobs, job), ping=15,
+                               headers={"Cache-Control": "no-cache",
+                                        "X-Accel-Buffering": "no"})
+
+
+async def _events(request: Request, jobs: JobService, job: Job) -> AsyncIterator[dict]:
+    last_state, last_update = None, None
+    while True:
+        if job.state != last_state:
+            yield {"event": "state", "data": json.dumps({"state": job.state, "id": job.id})}
+            last_state = job.state
+        if job.updated_at != last_update and job.progress is not None and not job.terminal:
+            yield {"event": "progress", "data": json.dumps(job.progress)}
+        last_update = job.updated_at
+        if job.terminal:
+            yield {"event": "end", "data": job_out(job).model_dump_json()}
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(EVENT_POLL_S)
+        job = await run_in_threadpool(jobs.get, job.id)

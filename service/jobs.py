@@ -1,0 +1,192 @@
+"""The API's side of jobs: check a submission against the model and the data, record it,
+put it on the queue; read, list and cancel records.
+
+Submissions are checked here, at once, so a wrong class name or a channel mismatch is a 4xx
+now and not a failed job an hour later. The record is written before the message is sent;
+if the broker does not take the message the record is removed and the client gets 503, so a
+job that exists is always on its way to a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+from typing import Any
+
+from prometheus_client import Counter
+
+from ganserve.data import DataError
+from ganserve.jobs import queue
+from ganserve.jobs.datasets import dataset_path, load_dataset
+from ganserve.jobs.migrate import upgrade
+from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
+from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec
+from ganserve.jobs.store import JobStore
+from ganserve.manifest import Manifest
+from service.errors import (
+    InvalidInput,
+    JobConflict,
+    JobNotFound,
+    JobsUnavailable,
+    QueueUnreachable,
+)
+from service.registry import LoadedVersion, Registry
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+SUBMITTED = Counter("ganserve_jobs_submitted_total", "jobs accepted, by type", ["type"])
+TRAINING_EXTRAS = "pip install 'ganserve[train]' (torch) on this host"
+
+
+def jobs_off_reason(settings: Settings) -> str | None:
+    """Why this service cannot run jobs, or None. Embedded mode runs jobs in a local worker,
+    which needs torch; with a broker configured, workers elsewhere run them."""
+    if settings.embedded and importlib.util.find_spec("torch") is None:
+        return (f"jobs are off: embedded mode runs them on this host, which lacks the training "
+                f"extras; {TRAINING_EXTRAS}, or set GANSERVE_BROKER_URL to a broker that "
+                "`ganserve worker` processes serve")
+    if settings.embedded and not settings.embedded_worker:
+        return ("jobs are off: embedded mode with GANSERVE_EMBEDDED_WORKER=false has no "
+                "worker; set GANSERVE_BROKER_URL to a broker with workers")
+    return None
+
+
+def request_hash(job_type: str, spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([job_type, spec], sort_keys=True).encode()).hexdigest()
+
+
+class JobService:
+    def __init__(self, settings: Settings, registry: Registry):
+        self.settings, self.registry = settings, registry
+        self.store = JobStore.from_url(settings.resolved_database_url())
+        self.off_reason = jobs_off_reason(settings)
+        self._celery = None
+
+    def start(self) -> None:
+        """Bring the job database's schema up to date (blocking; run in a thread)."""
+        upgrade(self.store.engine)
+
+    @property
+    def celery(self) -> Any:
+        if self._celery is None:
+            self._celery = queue.make_celery(self.settings)
+        return self._celery
+
+    # -- submitting ----------------------------------------------------------------------
+    def submit_fine_tune(self, spec: FineTuneSpec, key: str | None) -> tuple[Job, bool]:
+        self._require_on()
+        lv = self._base_version(spec.model, spec.version)
+        self._check_fine_tune(spec, lv)
+        return self._submit(JobType.FINE_TUNE, lv, spec.model_dump(mode="json"), key)
+
+    def submit_evaluate(self, spec: EvaluateSpec, key: str | None) -> tuple[Job, bool]:
+        self._require_on()
+        lv = self._base_version(spec.model, spec.version)
+        self._check_evaluate(spec, lv.manifest)
+        return self._submit(JobType.EVALUATE, lv, spec.model_dump(mode="json"), key)
+
+    def _require_on(self) -> None:
+        if self.off_reason is not None:
+            raise JobsUnavailable(self.off_reason)
+
+    def _base_version(self, name: str, version: str | None) -> LoadedVersion:
+        lv = self.registry.get(name, version)       # 404 / 503 in the project's shape
+        return lv
+
+    def _submit(self, job_type: JobType, lv: LoadedVersion, spec: dict[str, Any],
+                key: str | None) -> tuple[Job, bool]:
+        try:
+            job, created = self.store.create(job_type.value, QUEUE_OF[job_type], lv.name,
+                                             lv.version, spec, key,
+                                             request_hash(job_type.value, spec))
+        except IdempotencyConflict as e:
+            raise JobConflict(f"Idempotency-Key already used for another request (job "
+                              f"{e.job.id}); use a new key for a new job",
+                              field="Idempotency-Key", job=e.job.id) from None
+        if not created:
+            return job, False
+        try:
+            queue.publish(self.celery, job, self.settings.broker_timeout_s)
+        except queue.QueueUnreachable as e:
+            self.store.delete(job.id)
+            raise QueueUnreachable(f"{e}; the job was not created, try again shortly "
+                                   "(inference is unaffected)",
+                                   headers={"Retry-After": "5"}) from None
+        SUBMITTED.labels(job_type.value).inc()
+        log.info("job %s: %s of %s/%s queued", job.id, job_type.value, lv.name, lv.version)
+        return job, True
+
+    # -- checks --------------------------------------------------------------------------
+    def _check_fine_tune(self, spec: FineTuneSpec, lv: LoadedVersion) -> None:
+        m, s = lv.manifest, self.settings
+        if spec.steps > s.max_fine_tune_steps:
+            raise InvalidInput(f"steps={spec.steps} is above GANSERVE_MAX_FINE_TUNE_STEPS "
+                               f"({s.max_fine_tune_steps})", field="steps")
+        missing = [r for r in ("G", "D", "G_ema")
+                   if r not in m.weights or not (lv.dir / m.weights[r]).is_file()]
+        if missing:
+            raise InvalidInput(f"{lv.name}/{lv.version} has no training weights "
+                               f"({', '.join(missing)}) to start from; pick a version "
+                               "exported with them", field="version")
+        blocks = int(math.log2(m.resolution // 4))
+        if spec.freeze_d >= blocks:
+            raise InvalidInput(f"freeze_d={spec.freeze_d}: D has {blocks} blocks at "
+                               f"{m.resolution}px; freeze at most {blocks - 1}",
+                               field="freeze_d")
+        self._check_new_name(spec, m)
+        self._check_data(spec.dataset, m, "dataset")
+
+    def _check_new_name(self, spec: FineTuneSpec, m: Manifest) -> None:
+        if spec.name is None or spec.name == m.name:
+            return
+        other = self.registry.models.get(spec.name)
+        loaded = [e for e in (other or {}).values() if isinstance(e, LoadedVersion)]
+        if loaded and loaded[0].manifest.family != m.family:
+            raise InvalidInput(f"name {spec.name!r} is a {loaded[0].manifest.family} model; a "
+                               f"{m.family} fine-tune cannot add a version to it", field="name")
+
+    def _check_data(self, ref: DatasetRef, m: Manifest, field: str) -> None:
+        try:
+            data = load_dataset(ref, self.settings.datasets_dir, resolution=m.resolution,
+                                channels=m.channels)
+        except (DataError, OSError) as e:
+            raise InvalidInput(str(e), field=field) from None
+        if m.conditional and data.class_names != m.class_names:
+            raise InvalidInput(f"{m.name} is conditional on classes "
+                               f"{', '.join(m.class_names)}; {data.source} has "
+                               f"{', '.join(data.class_names) or 'no labels'}", field=field)
+
+    def _check_evaluate(self, spec: EvaluateSpec, m: Manifest) -> None:
+        if spec.n > self.settings.max_eval_samples:
+            raise InvalidInput(f"n={spec.n} is above GANSERVE_MAX_EVAL_SAMPLES "
+                               f"({self.settings.max_eval_samples})", field="n")
+        ref = spec.reference or DatasetRef(name="fashion-mnist")
+        if ref.classes or ref.limit:
+            raise InvalidInput("an evaluation compares against a whole dataset: give the "
+                               "reference's name or path only", field="reference")
+        try:
+            dataset_path(ref, self.settings.datasets_dir)
+            load_dataset(ref, self.settings.datasets_dir, resolution=m.resolution,
+                         channels=m.channels, split="test")
+        except (DataError, OSError) as e:
+            raise InvalidInput(str(e), field="reference") from None
+
+    # -- reading and cancelling ----------------------------------------------------------
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(job_id) if len(job_id) <= 64 else None
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}; see GET /v1/jobs", field="id")
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.terminal:
+            raise JobConflict(f"job {job_id} already {job.state}; nothing to cancel",
+                              state=job.state)
+        after = self.store.request_cancel(job_id)
+        log.info("job %s: cancel requested (%s -> %s)", job_id, job.state,
+                 after.state if after else "?")
+        return after or job

@@ -1,0 +1,201 @@
+"""Job fixtures: a store of baby models with the tiny classifier, a data dir holding a small
+IDX dataset, real brokers (the machine's Redis, or an own redis-server that a test may stop),
+the machine's PostgreSQL (a database per test), and real `ganserve worker` processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import sqlalchemy as sa
+
+from tests.service.conftest import REPO, ServerProcess, free_port
+from tests.service.conftest import store as store  # noqa: F401 (the baby store fixture)
+
+# the machine's Redis: this suite's database number (flushed after each test that used it)
+TEST_REDIS_DB = int(os.environ.get("GANSERVE_TEST_REDIS_DB", "11"))
+PG_ADMIN_URL = os.environ.get("GANSERVE_TEST_PG_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+FAST_LEASE = {"GANSERVE_JOB_LEASE_S": "5", "GANSERVE_JOB_HEARTBEAT_S": "1"}
+
+
+@pytest.fixture
+def job_models(store, extractor_dir, tmp_path) -> Path:
+    """A writable copy of the baby store, with the tiny classifier as the store's evaluator."""
+    models = tmp_path / "models"
+    shutil.copytree(store, models)
+    shutil.copytree(extractor_dir, models / "_evaluators" / "fashion-mnist")
+    return models
+
+
+@pytest.fixture
+def data_dir(idx_dir, tmp_path) -> Path:
+    """A data dir whose datasets/ holds the small IDX dataset as 'idx'."""
+    d = tmp_path / "data"
+    shutil.copytree(idx_dir, d / "datasets" / "idx")
+    return d
+
+
+@pytest.fixture
+def redis_url():
+    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+class OwnRedis:
+    """A redis-server of the test's own on a free port (never the machine's): stoppable."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--save", "",
+                                      "--appendonly", "no", "--bind", "127.0.0.1"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def own_redis():
+    r = OwnRedis()
+    r.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database on the machine's server, dropped afterwards."""
+    name = f"ganserve_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    sa.create_engine(url).dispose()
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+class WorkerProcess:
+    """``ganserve worker`` in its own process group, logging to a file."""
+
+    def __init__(self, env: dict[str, str], queues: str = "train,eval", concurrency: int = 1):
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the worker)
+            "w+", prefix="ganserve-worker-", suffix=".log")
+        e = {**os.environ, "OMP_NUM_THREADS": "1", "GANSERVE_WORKER_METRICS_PORT":
+             str(free_port()), **env}
+        e.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.metrics_port = int(e["GANSERVE_WORKER_METRICS_PORT"])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ganserve", "worker", "--queues", queues,
+             "--concurrency", str(concurrency)], cwd=REPO, env=e, stdout=self.log,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.output()}")
+            if " ready." in self.output():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"worker did not become ready: {self.output()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
+        self.kill()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def worker_factory():
+    workers: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], ready: bool = True, **kw) -> WorkerProcess:
+        w = WorkerProcess(env, **kw)
+        workers.append(w)
+        if ready:
+            w.wait_ready()
+        return w
+
+    yield start
+    for w in workers:
+        w.kill()
+
+
+@pytest.fixture
+def job_server():
+    servers: list[ServerProcess] = []
+
+    def start(models_dir: Path, env: dict[str, str], workers: int = 1) -> ServerProcess:
+        s = ServerProcess(models_dir, workers, GANSERVE_POLL_INTERVAL_S="0.5", **env)
+        servers.append(s)
+        s.wait_ready()
+        return s
+
+    yield start
+    for s in servers:
+        s.stop(signal.SIGKILL)
+
+
+def wait_job(url: str, job_id: str, states: tuple[str, ...], timeout: float = 120.0,
+             until=None) -> dict:
+    """Poll GET /v1/jobs/{id} until its state is one of ``states`` (and ``until(job)``)."""
+    t0 = time.monotonic()
+    job: dict = {}
+    while time.monotonic() - t0 < timeout:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=5).json()
+        if job["state"] in states and (until is None or until(job)):
+            return job
+        if job["state"] in ("succeeded", "failed", "cancelled") and job["state"] not in states:
+            raise AssertionError(f"job ended {job['state']}: {job}")
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} not in {states} after {timeout} s: {job}")
+
+
+def fine_tune_body(**over) -> dict:
+    """A baby fine-tune of baby-dcgan on one class of the small IDX dataset."""
+    return {"model": "baby-dcgan", "dataset": {"path": "idx", "classes": ["class3"]},
+            "steps": 12, "sample_every": 4, "checkpoint_every": 4, **over}

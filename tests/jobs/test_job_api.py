@@ -1,0 +1,199 @@
+"""The job API without a worker: submissions checked at once, records, idempotency, listing,
+cancel of a queued job, jobs switched off. (Embedded mode's SQLite broker takes the messages.)"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.jobs.conftest import fine_tune_body
+from tests.service.conftest import error, make_client, wait_ready
+
+
+@pytest.fixture
+def api(job_models, data_dir):
+    with make_client(job_models, data_dir=data_dir) as c:
+        wait_ready(c)
+        yield c
+
+
+def submit(api, body: dict, kind: str = "fine-tune", **headers):
+    return api.post(f"/v1/jobs/{kind}", json=body, headers=headers)
+
+
+def test_fine_tune_submission_queued_with_location(api):
+    r = submit(api, fine_tune_body())
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["state"] == "queued" and job["version"] == "1" and job["attempts"] == 0
+    assert job["request"]["dataset"] == {"name": None, "path": "idx", "classes": ["class3"],
+                                         "limit": None}
+    assert api.get(job["links"]["self"]).json()["id"] == job["id"]
+
+
+@pytest.mark.parametrize(("body", "status", "code", "field"), [
+    (fine_tune_body(model="nope"), 404, "model_not_found", "name"),
+    (fine_tune_body(version="9"), 404, "version_not_found", "version"),
+    (fine_tune_body(dataset={"path": "idx", "classes": ["Bagg"]}), 422, "invalid_input",
+     "dataset"),
+    (fine_tune_body(dataset={"path": "../../etc"}), 422, "invalid_input", "dataset"),
+    (fine_tune_body(dataset={"path": "/etc"}), 422, "invalid_input", "dataset"),
+    (fine_tune_body(dataset={"path": "missing"}), 422, "invalid_input", "dataset"),
+    (fine_tune_body(dataset={"name": "fashion-mnist", "path": "idx"}), 422, "invalid_input",
+     "dataset"),
+    (fine_tune_body(dataset={"name": "imagenet"}), 422, "invalid_input", "dataset.name"),
+    (fine_tune_body(steps=0), 422, "invalid_input", "steps"),
+    (fine_tune_body(steps=10_000_001), 422, "invalid_input", "steps"),
+    (fine_tune_body(steps=200_000), 422, "invalid_input", "steps"),   # over the setting
+    (fine_tune_body(lr_g=0), 422, "invalid_input", "lr_g"),
+    (fine_tune_body(freeze_d=3), 422, "invalid_input", "freeze_d"),
+    (fine_tune_body(name="Bad Name"), 422, "invalid_input", "name"),
+    (fine_tune_body(name="baby-cgan"), 422, "invalid_input", "name"),  # another family
+    (fine_tune_body(stpes=5), 422, "invalid_input", "stpes"),
+])
+def test_fine_tune_bad_submission_rejected(api, body, status, code, field):
+    body = error(submit(api, body), status, code, field)
+    assert api.get("/v1/jobs").json()["jobs"] == [], body
+
+
+def test_fine_tune_unknown_field_suggests_the_right_one(api):
+    body = error(submit(api, fine_tune_body(stpes=5)), 422, "invalid_input", "stpes")
+    assert "did you mean 'steps'" in body["message"]
+
+
+def test_fine_tune_conditional_model_needs_its_classes(api, data_dir):
+    npz = data_dir / "datasets" / "other.npz"
+    rng = np.random.default_rng(0)
+    np.savez(npz, x=rng.integers(0, 255, (20, 28, 28), dtype=np.uint8),
+             y=np.arange(20) % 2, class_names=np.array(["cat", "dog"]))
+    body = fine_tune_body(model="baby-cgan", dataset={"path": "other.npz"})
+    msg = error(submit(api, body), 422, "invalid_input", "dataset")["message"]
+    assert "class0" in msg and "cat" in msg
+
+
+def test_fine_tune_wrong_channels_rejected(api, data_dir):
+    folder = data_dir / "datasets" / "rgb"
+    folder.mkdir()
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(np.full((20, 20, 3), i * 60, np.uint8)).save(folder / f"{i}.png")
+    # a 1-channel model takes RGB images only through the documented conversion: accepted
+    assert submit(api, fine_tune_body(dataset={"path": "rgb"})).status_code == 202
+
+
+def test_non_json_submission_is_415(api):
+    r = api.post("/v1/jobs/fine-tune", content=b"model=x",
+                 headers={"content-type": "application/x-www-form-urlencoded"})
+    error(r, 415, "unsupported_media_type")
+
+
+def test_idempotency_key_returns_the_same_job(api):
+    first = submit(api, fine_tune_body(), **{"Idempotency-Key": "abc-1"})
+    again = submit(api, fine_tune_body(), **{"Idempotency-Key": "abc-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(api.get("/v1/jobs").json()["jobs"]) == 1
+
+
+def test_idempotency_key_reused_for_another_request_is_409(api):
+    submit(api, fine_tune_body(), **{"Idempotency-Key": "abc-2"})
+    body = error(submit(api, fine_tune_body(steps=13), **{"Idempotency-Key": "abc-2"}), 409,
+                 "conflict", "Idempotency-Key")
+    assert body["details"]["job"]
+
+
+def test_evaluate_submission_and_bad_input(api):
+    ok = submit(api, {"model": "baby-dcgan", "n": 64, "reference": {"path": "idx"}},
+                "evaluate")
+    assert ok.status_code == 202, ok.text
+    assert ok.json()["type"] == "evaluate" and ok.json()["links"]["samples"] is None
+    error(submit(api, {"model": "baby-dcgan", "n": 1}, "evaluate"), 422, "invalid_input", "n")
+    error(submit(api, {"model": "baby-dcgan", "n": 60_000, "reference": {"path": "idx"}},
+                 "evaluate"), 422, "invalid_input", "n")
+    error(submit(api, {"model": "baby-dcgan", "reference": {"path": "idx", "limit": 5}},
+                 "evaluate"), 422, "invalid_input", "reference")
+    error(submit(api, {"model": "baby-dcgan", "metrics": ["fid", "fidd"],
+                       "reference": {"path": "idx"}}, "evaluate"), 422, "invalid_input")
+
+
+def test_list_filters_newest_first_and_pages(api):
+    ids = [submit(api, fine_tune_body(seed=i)).json()["id"] for i in range(5)]
+    submit(api, {"model": "baby-dcgan", "n": 64, "reference": {"path": "idx"}}, "evaluate")
+    page = api.get("/v1/jobs", params={"type": "fine-tune", "limit": 2}).json()
+    assert [j["id"] for j in page["jobs"]] == ids[::-1][:2]
+    seen = [j["id"] for j in page["jobs"]]
+    while page["next"]:
+        page = api.get("/v1/jobs", params={"type": "fine-tune", "limit": 2,
+                                           "cursor": page["next"]}).json()
+        seen += [j["id"] for j in page["jobs"]]
+    assert seen == ids[::-1]
+    assert len(api.get("/v1/jobs", params={"state": "queued"}).json()["jobs"]) == 6
+    assert api.get("/v1/jobs", params={"model": "baby-cgan"}).json()["jobs"] == []
+    error(api.get("/v1/jobs", params={"cursor": "zzz"}), 422, "invalid_input", "cursor")
+    error(api.get("/v1/jobs", params={"state": "done"}), 422, "invalid_input", "state")
+    error(api.get("/v1/jobs", params={"limit": 201}), 422, "invalid_input", "limit")
+
+
+def test_cancel_queued_job_never_starts(api):
+    job = submit(api, fine_tune_body()).json()
+    r = api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 202 and r.json()["state"] == "cancelled"
+    error(api.post(f"/v1/jobs/{job['id']}/cancel"), 409, "conflict")
+
+
+def test_unknown_job_is_404(api):
+    for path in ("", "/cancel", "/samples.png", "/events"):
+        method = api.post if path == "/cancel" else api.get
+        error(method(f"/v1/jobs/0123abcd{path}"), 404, "job_not_found")
+
+
+def test_samples_before_any_is_404(api):
+    job = submit(api, fine_tune_body()).json()
+    error(api.get(f"/v1/jobs/{job['id']}/samples.png"), 404, "no_samples_yet")
+
+
+def test_events_of_a_finished_job_end_at_once(api):
+    job = submit(api, fine_tune_body()).json()
+    api.post(f"/v1/jobs/{job['id']}/cancel")
+    with api.stream("GET", f"/v1/jobs/{job['id']}/events") as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["cache-control"] == "no-cache"
+        text = "".join(r.iter_text())
+    assert "event: state" in text and "event: end" in text and '"cancelled"' in text
+
+
+def test_jobs_off_without_training_extras_is_503(job_models, data_dir, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    with make_client(job_models, data_dir=data_dir) as c:
+        wait_ready(c)
+        body = error(c.post("/v1/jobs/fine-tune", json=fine_tune_body()), 503,
+                     "jobs_unavailable")
+        assert "ganserve[train]" in body["message"] and "GANSERVE_BROKER_URL" in body["message"]
+        assert c.get("/v1/jobs").status_code == 200          # reads still work
+        assert c.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]}).status_code == 200
+
+
+def test_job_metrics_count_submissions_and_queues(api):
+    submit(api, fine_tune_body())
+    text = api.get("/metrics").text
+    assert 'ganserve_jobs{queue="train",state="queued"} 1.0' in text
+    assert 'ganserve_jobs_submitted_total{type="fine-tune"}' in text
+
+
+def test_records_survive_an_api_restart(job_models, data_dir):
+    with make_client(job_models, data_dir=data_dir) as c:
+        wait_ready(c)
+        jid = submit(c, fine_tune_body()).json()["id"]
+    with make_client(job_models, data_dir=data_dir) as c:
+        wait_ready(c)
+        assert c.get(f"/v1/jobs/{jid}").json()["state"] == "queued"
+    assert Path(data_dir / "jobs.sqlite").is_file()

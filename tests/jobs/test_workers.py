@@ -1,0 +1,221 @@
+"""Jobs end to end with real processes: `ganserve serve` + `ganserve worker` on the
+machine's Redis (or a redis-server of the test's own, which it stops), records in SQLite or
+the machine's PostgreSQL; embedded mode with no Redis at all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from ganserve.jobs.queue import make_celery, publish
+from ganserve.jobs.settings import JobSettings
+from ganserve.jobs.store import JobStore
+from ganserve.manifest import list_versions, load_manifest
+from tests.jobs.conftest import FAST_LEASE, REPO, fine_tune_body, wait_job
+
+pytestmark = pytest.mark.slow
+
+
+def env_for(models, data, broker: str | None, db: str | None = None, **extra) -> dict:
+    e = {"GANSERVE_MODELS_DIR": str(models), "GANSERVE_DATA_DIR": str(data), **extra}
+    if broker:
+        e["GANSERVE_BROKER_URL"] = broker
+    if db:
+        e["GANSERVE_DATABASE_URL"] = db
+    return e
+
+
+def submit(url: str, body: dict, kind: str = "fine-tune") -> dict:
+    r = httpx.post(f"{url}/v1/jobs/{kind}", json=body, timeout=30)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def sse_events(url: str, job_id: str, timeout: float = 120) -> list[tuple[str, dict]]:
+    out = []
+    with httpx.stream("GET", f"{url}/v1/jobs/{job_id}/events", timeout=timeout) as r:
+        assert r.status_code == 200
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event:
+                out.append((event, json.loads(line[6:])))
+                if event == "end":
+                    break
+    return out
+
+
+def wait_version(url: str, name: str, version: str, timeout: float = 30) -> dict:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        info = httpx.get(f"{url}/v1/models/{name}", timeout=5).json()
+        if any(v["version"] == version and v["status"] == "ready" for v in info["versions"]):
+            return info
+        time.sleep(0.2)
+    raise TimeoutError(f"{name}/{version} not served")
+
+
+def test_fine_tune_job_end_to_end_new_version_served(job_models, data_dir, redis_url,
+                                                     job_server, worker_factory):
+    env = env_for(job_models, data_dir, redis_url)
+    server = job_server(job_models, env)
+    worker = worker_factory(env)
+    job = submit(server.url, fine_tune_body())
+    events = sse_events(server.url, job["id"])
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "state" and kinds[-1] == "end" and "progress" in kinds
+    final = events[-1][1]
+    assert final["state"] == "succeeded", final
+    result = final["result"]
+    assert result["model"] == "baby-dcgan" and result["version"] == "2"
+    assert result["parent"] == "baby-dcgan/1" and result["steps"] == 12
+    assert {"precision", "recall", "target_share", "near_copy_share"} <= set(result["quality"])
+    assert final["progress"]["step"] == 12 and final["attempts"] == 1
+    # served with no restart, and it generates
+    wait_version(server.url, "baby-dcgan", "2")
+    r = httpx.post(f"{server.url}/v1/models/baby-dcgan/sample",
+                   json={"seeds": [1, 2], "version": "2"}, timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    m = load_manifest(job_models / "baby-dcgan" / "2")
+    assert m.parent == "baby-dcgan/1"
+    assert m.training.model_extra["job"]["id"] == job["id"]
+    assert m.training.model_extra["job"]["dataset"] == {"path": "idx", "classes": ["class3"]}
+    png = httpx.get(f"{server.url}/v1/jobs/{job['id']}/samples.png", timeout=5)
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (data_dir / "jobs" / job["id"] / "run" / "checkpoint.pt").exists()
+    metrics = httpx.get(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5).text
+    assert 'ganserve_jobs_finished_total{state="succeeded",type="fine-tune"} 1.0' in metrics
+    assert "ganserve_job_duration_seconds_count" in metrics
+
+
+def test_evaluate_job_equals_cli_numbers_on_postgresql(job_models, data_dir, redis_url,
+                                                       pg_url, job_server, worker_factory):
+    env = env_for(job_models, data_dir, redis_url, pg_url)
+    server = job_server(job_models, env)
+    worker_factory(env, queues="eval")
+    job = submit(server.url, {"model": "baby-dcgan", "n": 64, "seed": 3,
+                              "reference": {"path": "idx"}}, "evaluate")
+    done = wait_job(server.url, job["id"], ("succeeded",))
+    cli = subprocess.run([sys.executable, "-m", "ganserve", "evaluate",
+                          str(job_models / "baby-dcgan" / "1"), "--n", "64", "--seed", "3",
+                          "--data", str(data_dir / "datasets" / "idx"), "--json"],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    expected = json.loads(cli.stdout)
+    for key in ("fid", "kid", "kid_std", "precision", "recall", "class_histogram",
+                "memorization", "n", "seed"):
+        assert done["result"][key] == expected[key], key
+    assert (job_models / "baby-dcgan" / "_evaluations" / "1").is_dir()
+
+
+def test_cancel_running_fine_tune_leaves_no_version(job_models, data_dir, redis_url,
+                                                    job_server, worker_factory):
+    env = env_for(job_models, data_dir, redis_url)
+    server = job_server(job_models, env)
+    worker_factory(env)
+    job = submit(server.url, fine_tune_body(steps=90_000, checkpoint_every=50))
+    wait_job(server.url, job["id"], ("running",),
+             until=lambda j: (j["progress"] or {}).get("step", 0) > 20)
+    t0 = time.monotonic()
+    r = httpx.post(f"{server.url}/v1/jobs/{job['id']}/cancel", timeout=5)
+    assert r.status_code == 202 and r.json()["cancel_requested"]
+    done = wait_job(server.url, job["id"], ("cancelled",), timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert done["result"] is None
+    assert list_versions(job_models / "baby-dcgan") == ["1"]
+    assert not (data_dir / "jobs" / job["id"]).exists()
+
+
+def test_killed_worker_job_resumes_from_checkpoint_once(job_models, data_dir, redis_url,
+                                                        job_server, worker_factory):
+    env = env_for(job_models, data_dir, redis_url, **FAST_LEASE)
+    server = job_server(job_models, env)
+    first = worker_factory(env)
+    job = submit(server.url, fine_tune_body(steps=500, checkpoint_every=50,
+                                            sample_every=100))
+    wait_job(server.url, job["id"], ("running",),
+             until=lambda j: (j["progress"] or {}).get("step", 0) >= 120)
+    first.kill()
+    second = worker_factory(env)
+    done = wait_job(server.url, job["id"], ("succeeded",), timeout=120)
+    assert done["attempts"] == 2 and done["result"]["steps"] == 500
+    assert "resumed" in second.output() and "at step 0" not in second.output()
+    assert list_versions(job_models / "baby-dcgan") == ["1", "2"]
+
+
+def test_worker_sigterm_checkpoints_and_next_worker_resumes(job_models, data_dir, redis_url,
+                                                            job_server, worker_factory):
+    env = env_for(job_models, data_dir, redis_url, **FAST_LEASE)
+    server = job_server(job_models, env)
+    first = worker_factory(env)
+    job = submit(server.url, fine_tune_body(steps=400, checkpoint_every=1000))
+    wait_job(server.url, job["id"], ("running",),
+             until=lambda j: (j["progress"] or {}).get("step", 0) >= 60)
+    assert first.stop(timeout=30) == 0          # warm shutdown: the job checkpointed
+    assert "checkpoint kept" in first.output()
+    second = worker_factory(env)
+    done = wait_job(server.url, job["id"], ("succeeded",), timeout=120)
+    assert done["attempts"] == 2
+    assert "resumed" in second.output() and "at step 0" not in second.output()
+    assert list_versions(job_models / "baby-dcgan") == ["1", "2"]
+
+
+def test_duplicate_delivery_runs_the_job_once(job_models, data_dir, redis_url, job_server,
+                                              worker_factory):
+    env = env_for(job_models, data_dir, redis_url)
+    server = job_server(job_models, env)
+    job = submit(server.url, fine_tune_body(steps=40))
+    settings = JobSettings(models_dir=job_models, data_dir=data_dir, broker_url=redis_url)
+    record = JobStore.from_url(settings.resolved_database_url()).get(job["id"])
+    publish(make_celery(settings), record, 5)           # the same job, delivered twice
+    worker = worker_factory(env, concurrency=2)
+    done = wait_job(server.url, job["id"], ("succeeded",))
+    time.sleep(1)
+    assert done["attempts"] == 1
+    assert "duplicate delivery dropped" in worker.output()
+    assert list_versions(job_models / "baby-dcgan") == ["1", "2"]
+
+
+def test_broker_down_inference_ok_submission_503_then_recovers(job_models, data_dir,
+                                                              own_redis, job_server):
+    env = env_for(job_models, data_dir, own_redis.url)
+    server = job_server(job_models, env)
+    assert submit(server.url, fine_tune_body())["state"] == "queued"
+    own_redis.stop()
+    sample = httpx.post(f"{server.url}/v1/models/baby-dcgan/sample", json={"seeds": [1]},
+                        timeout=10)
+    assert sample.status_code == 200
+    t0 = time.monotonic()
+    r = httpx.post(f"{server.url}/v1/jobs/fine-tune", json=fine_tune_body(), timeout=30)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unreachable"
+    assert "unreachable" in r.json()["error"]["message"] and r.headers["retry-after"]
+    assert time.monotonic() - t0 < 10
+    listed = httpx.get(f"{server.url}/v1/jobs", timeout=5)
+    assert listed.status_code == 200 and len(listed.json()["jobs"]) == 1
+    own_redis.start()
+    t0 = time.monotonic()
+    while True:
+        r = httpx.post(f"{server.url}/v1/jobs/fine-tune", json=fine_tune_body(), timeout=30)
+        if r.status_code == 202 or time.monotonic() - t0 > 20:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 202, r.text
+
+
+def test_embedded_mode_end_to_end_without_redis(job_models, data_dir, job_server):
+    env = env_for(job_models, data_dir, None, GANSERVE_EMBEDDED_WORKER="true",
+                  GANSERVE_WORKER_METRICS_PORT="0", GANSERVE_LOG_LEVEL="INFO")
+    server = job_server(job_models, env)
+    job = submit(server.url, fine_tune_body())
+    done = wait_job(server.url, job["id"], ("succeeded",), timeout=120)
+    assert done["result"]["version"] == "2"
+    wait_version(server.url, "baby-dcgan", "2")
+    assert (data_dir / "broker.sqlite").is_file() and (data_dir / "jobs.sqlite").is_file()
+    assert server.stop() == 0
+    out = server.output()
+    assert "embedded mode" in out and "embedded worker stopped" in out
