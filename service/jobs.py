@@ -48,9 +48,6 @@ def jobs_off_reason(settings: Settings) -> str | None:
         return (f"jobs are off: embedded mode runs them on this host, which lacks the training "
                 f"extras; {TRAINING_EXTRAS}, or set GANSERVE_BROKER_URL to a broker that "
                 "`ganserve worker` processes serve")
-    if settings.embedded and not settings.embedded_worker:
-        return ("jobs are off: embedded mode with GANSERVE_EMBEDDED_WORKER=false has no "
-                "worker; set GANSERVE_BROKER_URL to a broker with workers")
     return None
 
 
@@ -163,6 +160,10 @@ class JobService:
         if spec.n > self.settings.max_eval_samples:
             raise InvalidInput(f"n={spec.n} is above GANSERVE_MAX_EVAL_SAMPLES "
                                f"({self.settings.max_eval_samples})", field="n")
+        if spec.extractor == "inception" and self.settings.inception_extractor is None:
+            raise InvalidInput("no Inception extractor here: set GANSERVE_INCEPTION_EXTRACTOR "
+                               "to a folder with its extractor.json and ONNX file (see the "
+                               "README), or use extractor 'classifier'", field="extractor")
         ref = spec.reference or DatasetRef(name="fashion-mnist")
         if ref.classes or ref.limit:
             raise InvalidInput("an evaluation compares against a whole dataset: give the "

@@ -72,7 +72,9 @@ async def _start_jobs(settings: Settings, registry: Registry) -> JobService:
     if jobs_service.off_reason:
         log.warning("%s", jobs_service.off_reason)
     elif settings.embedded:
-        log.info("jobs: embedded mode (SQLite broker and records in %s)", settings.data_dir)
+        log.info("jobs: embedded mode (SQLite broker and records in %s)%s", settings.data_dir,
+                 "" if settings.embedded_worker else "; GANSERVE_EMBEDDED_WORKER=false: jobs "
+                 "wait for a `ganserve worker` started with the same data dir")
     else:
         log.info("jobs: broker %s, records %s", _no_password(settings.broker_url or ""),
                  _no_password(settings.resolved_database_url()))

@@ -39,6 +39,9 @@ class JobSettings(BaseSettings):
     max_fine_tune_steps: int = Field(100_000, ge=1, description="largest steps a fine-tune "
                                      "job may ask for")
     max_eval_samples: int = Field(50_000, ge=2, description="largest n of an evaluate job")
+    inception_extractor: Path | None = Field(None, description="an Inception feature "
+                                             "extractor folder (extractor.json + ONNX, see "
+                                             "README) for evaluate jobs that ask for it")
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="a worker's "
                                      "Prometheus /metrics port (0 = off)")
 

@@ -85,6 +85,9 @@ class EvaluateSpec(Strict):
         "truncation and style_mixing make it the full (slower) evaluation")
     reference: DatasetRef | None = Field(None, description="the real images (default: "
                                          "Fashion-MNIST's test split)")
+    extractor: Literal["classifier", "inception"] = Field(
+        "classifier", description="feature space: the store's Fashion-MNIST classifier, or "
+        "Inception-v3 where GANSERVE_INCEPTION_EXTRACTOR names its local files")
 
     @property
     def extras(self) -> bool:

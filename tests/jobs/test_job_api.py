@@ -118,6 +118,9 @@ def test_evaluate_submission_and_bad_input(api):
                  "evaluate"), 422, "invalid_input", "n")
     error(submit(api, {"model": "baby-dcgan", "reference": {"path": "idx", "limit": 5}},
                  "evaluate"), 422, "invalid_input", "reference")
+    error(submit(api, {"model": "baby-dcgan", "extractor": "inception",
+                       "reference": {"path": "idx"}}, "evaluate"), 422, "invalid_input",
+          "extractor")
     error(submit(api, {"model": "baby-dcgan", "metrics": ["fid", "fidd"],
                        "reference": {"path": "idx"}}, "evaluate"), 422, "invalid_input")
 

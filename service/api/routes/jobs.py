@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sse_starlette.sse import EventSourceResponse
@@ -27,6 +27,11 @@ EVENT_POLL_S = 0.5
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=255, pattern=r"^[\x21-\x7e]+$",
     description="the same key (and body) returns the same job instead of a second one")]
+
+
+JobIdPath = Annotated[str, Path(max_length=64, description="a job id (GET /v1/jobs lists "
+                                "them)", openapi_examples={"a job id": {
+                                    "value": "0123456789abcdef0123456789abcdef"}})]
 
 
 def get_jobs(request: Request) -> JobService:
@@ -117,7 +122,7 @@ def list_jobs(request: Request, jobs: JobsDep, state: JobStateName | None = None
 
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(404),
             summary="One job: state, progress, ETA, result or error")
-def get_job(job_id: str, jobs: JobsDep) -> JobOut:
+def get_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
     return job_out(jobs.get(job_id))
 
 
@@ -125,7 +130,7 @@ def get_job(job_id: str, jobs: JobsDep) -> JobOut:
              responses=error_responses(404, 409),
              summary="Cancel: a queued job never starts; a running one stops at its next "
                      "step. No version is registered")
-def cancel_job(job_id: str, jobs: JobsDep) -> JobOut:
+def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
     return job_out(jobs.cancel(job_id))
 
 
@@ -134,7 +139,7 @@ def cancel_job(job_id: str, jobs: JobsDep) -> JobOut:
                              "description": "the latest progress grid"},
                        **error_responses(404)},
             summary="A fine-tune's latest progress grid (fixed seeds)")
-def job_samples(job_id: str, jobs: JobsDep) -> FileResponse:
+def job_samples(job_id: JobIdPath, jobs: JobsDep) -> FileResponse:
     job = jobs.get(job_id)
     path = jobs.settings.jobs_dir / job.id / "run" / "samples" / "latest.png"
     if not path.is_file():
@@ -151,7 +156,7 @@ def job_samples(job_id: str, jobs: JobsDep) -> FileResponse:
                                             "the final record"},
                        **error_responses(404)},
             summary="Follow a job as Server-Sent Events")
-async def job_events(job_id: str, request: Request, jobs: JobsDep) -> EventSourceResponse:
+async def job_events(job_id: JobIdPath, request: Request, jobs: JobsDep) -> EventSourceResponse:
     job = await run_in_threadpool(jobs.get, job_id)
     return EventSourceResponse(_events(request, jobs, job), ping=15,
                                headers={"Cache-Control": "no-cache",
