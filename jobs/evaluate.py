@@ -11,8 +11,8 @@ from ganserve.data import DataError
 from ganserve.jobs.datasets import dataset_path
 from ganserve.jobs.records import Job
 from ganserve.jobs.specs import EXTRA_METRICS, EvaluateSpec
-from jobs.lease import Lease
-from jobs.runner import JobError, Stopped, WorkerContext
+from jobs.lease import Lease, Stopped
+from jobs.runner import JobError, WorkerContext
 
 log = logging.getLogger(__name__)
 # result keys that belong to a metric a request may leave out
@@ -38,10 +38,11 @@ def evaluate_job(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     except (EvaluationError, DataError) as e:
         raise JobError(str(e)) from e
     reason = lease.stop_reason()
-    if reason is not None:         # cancelled while sampling: keep no record
+    if reason in ("cancelled", "lost"):     # cancelled (or taken over) meanwhile: no record
         if result.get("record"):
             Path(result["record"]).unlink(missing_ok=True)
         raise Stopped(reason)
+    # a shutdown that arrived after the work was done keeps it
     return only_requested(result, spec.metrics)
 
 

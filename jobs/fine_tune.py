@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ganserve.data import DataError, ImageData
 from ganserve.data.idx import looks_like_idx_folder
-from ganserve.evaluations import evaluations_dir
 from ganserve.jobs.datasets import dataset_path, load_dataset, narrow
 from ganserve.jobs.records import Job
 from ganserve.jobs.specs import FineTuneSpec
-from ganserve.manifest import Manifest, load_manifest, next_version
+from ganserve.manifest import Manifest, list_versions, load_manifest, next_version
 from jobs import metrics
-from jobs.lease import Lease
-from jobs.runner import JobError, Stopped, WorkerContext
+from jobs.lease import Lease, Stopped
+from jobs.runner import JobError, WorkerContext
 from training.export import export_run
 from training.loop import Progress
 from training.networks import family_module
@@ -35,6 +36,8 @@ from training.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 AUGMENT_POLICY = "translation,cutout"
+STAGING = "_staging"            # MODELS_DIR/_staging/JOB: skipped by the registry's scan
+QUALITY_FILE = "fine_tune_quality.json"
 EVALUATOR = Path("_evaluators") / "fashion-mnist"
 
 
@@ -91,17 +94,18 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
         metrics.IMAGES_PER_S.set(p.images_per_s)
         lease.progress(progress_record(p, batch))
 
-    result = run_plan(plan, progress=progress, should_cancel=lease.should_stop)
+    with device_lock(ctx, lease):
+        result = run_plan(plan, progress=progress, should_cancel=lease.should_stop)
     if result.cancelled:
         raise Stopped(lease.stop_reason() or "cancelled")
     done = {"step": result.step, "total_steps": plan.train_cfg.steps, "eta_s": 0,
             "images_per_s": round(result.images_per_s, 2), "losses": result.last}
     lease.progress({"stage": "exporting", **done}, force=True)
-    version_dir, quality = publish(ctx, job, spec, m, run, data)
+    version_dir, quality = publish(ctx, job, lease, spec, m, run, data)
     lease.progress({"stage": "published", **done}, force=True)
-    (run / RunFolder(run).checkpoint.name).unlink(missing_ok=True)   # the version holds it now
     return {"model": version_dir.parent.name, "version": version_dir.name,
             "parent": f"{m.name}/{m.version}", "steps": result.step,
+            "batch": plan.train_cfg.batch,
             "images_per_s": round(result.images_per_s, 2),
             "train_seconds": round(result.train_seconds, 1),
             "wall_seconds": round(result.wall_seconds, 1), "losses": result.last,
@@ -109,11 +113,9 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def model_lock(ctx: WorkerContext, name: str) -> Iterator[None]:
-    """One publisher per model name at a time on this data dir (it picks the number)."""
-    locks = ctx.settings.data_dir / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{name}.lock", "w") as f:
+def _flock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -121,35 +123,81 @@ def model_lock(ctx: WorkerContext, name: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def publish(ctx: WorkerContext, job: Job, spec: FineTuneSpec, m: Manifest, run: Path,
-            data: ImageData) -> tuple[Path, dict[str, Any]]:
-    """Export (parity-checked), score, then move the version into the store in one rename."""
+@contextlib.contextmanager
+def device_lock(ctx: WorkerContext, lease: Lease) -> Iterator[None]:
+    """One fine-tune trains on this host's device at a time, whatever the concurrency (an
+    evaluation beside it is fine); a second one waits here, its lease kept alive."""
+    path = ctx.settings.data_dir / "locks" / "train-device.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                lease.progress({"stage": "waiting for the device (another fine-tune "
+                                "trains on it)"})
+                lease.check()
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def published_by(models: Path, name: str, job_id: str) -> Path | None:
+    """The version an earlier attempt of this job already published, if any (a worker that
+    died between the rename and recording success must not publish a second one)."""
+    for v in list_versions(models / name):
+        with contextlib.suppress(Exception):
+            extra = load_manifest(models / name / v).training.model_extra or {}
+            if (extra.get("job") or {}).get("id") == job_id:
+                return models / name / v
+    return None
+
+
+def publish(ctx: WorkerContext, job: Job, lease: Lease, spec: FineTuneSpec, m: Manifest,
+            run: Path, data: ImageData) -> tuple[Path, dict[str, Any]]:
+    """Export (parity-checked) and score in a staging folder inside the store (one
+    filesystem, so the final move is one rename), then publish under the model's lock."""
     name, models = spec.name or m.name, ctx.settings.models_dir
-    staging = ctx.job_folder(job.id) / "export"
-    with model_lock(ctx, name):
-        version = next_version(models / name)
+    staging = models / STAGING / job.id
+    try:
+        with _flock(ctx.settings.data_dir / "locks" / f"model-{name}.lock"):
+            again = published_by(models, name, job.id)
+            if again is not None:
+                log.info("job %s: %s was published by an earlier attempt", job.id, again)
+                return again, _recorded_quality(again)
+            version = next_version(models / name)
+            shutil.rmtree(staging, ignore_errors=True)
+            staged = export_run(run, staging, name, version, parent=f"{m.name}/{m.version}",
+                                training_extra={"job": _job_record(job, spec)})
+            quality = score(ctx, spec, staged, data)
+            (staged / QUALITY_FILE).write_text(json.dumps(quality, indent=2) + "\n")
+            lease.check()               # cancelled or taken over while exporting: no version
+            final = models / name / version
+            os.rename(staged, final)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        extra = {"job": {"id": job.id, "type": job.type, "dataset": spec.dataset.model_dump(
-            exclude_none=True), "settings": spec.model_dump(exclude={"dataset"},
-                                                            exclude_none=True)}}
-        staged = export_run(run, staging, name, version, parent=f"{m.name}/{m.version}",
-                            training_extra=extra)
-        quality = score(ctx, spec, staged, data)
-        final = models / name / version
-        final.parent.mkdir(parents=True, exist_ok=True)
-        records = evaluations_dir(staged)
-        if records.is_dir():
-            evaluations_dir(final).parent.mkdir(parents=True, exist_ok=True)
-            os.rename(records, evaluations_dir(final))
-        os.rename(staged, final)
-    shutil.rmtree(staging, ignore_errors=True)
     log.info("job %s: published %s/%s (from %s/%s)", job.id, name, version, m.name, m.version)
     return final, quality
+
+
+def _job_record(job: Job, spec: FineTuneSpec) -> dict[str, Any]:
+    return {"id": job.id, "type": job.type,
+            "dataset": spec.dataset.model_dump(exclude_none=True),
+            "settings": spec.model_dump(exclude={"dataset"}, exclude_none=True)}
+
+
+def _recorded_quality(version_dir: Path) -> dict[str, Any]:
+    path = version_dir / QUALITY_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def score(ctx: WorkerContext, spec: FineTuneSpec, version_dir: Path,
           data: ImageData) -> dict[str, Any]:
     """The quality figures of the new version against its tuning images."""
+    from evaluation.evaluate import EvaluationError
     from evaluation.fine_tune import fine_tune_quality
 
     extractor = ctx.settings.models_dir / EVALUATOR
@@ -157,8 +205,11 @@ def score(ctx: WorkerContext, spec: FineTuneSpec, version_dir: Path,
         return {"skipped": f"no classifier at {extractor}"}
     m = load_manifest(version_dir)
     unseen = unseen_images(ctx, spec, m)
-    out = fine_tune_quality(version_dir, data, unseen, spec.dataset.classes or [],
-                            extractor=extractor)
+    try:
+        out = fine_tune_quality(version_dir, data, unseen, spec.dataset.classes or [],
+                                extractor=extractor)
+    except (EvaluationError, ValueError) as e:    # e.g. classes the classifier does not know
+        return {"skipped": str(e)}
     if unseen is None:
         out["near_copy_skipped"] = "the dataset has no held-out images of these classes"
     return out

@@ -13,11 +13,21 @@ import threading
 import time
 from typing import Any
 
+import sqlalchemy as sa
+
 from ganserve.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 CANCEL_POLL_S = 0.5
 PROGRESS_EVERY_S = 1.0
+
+
+class Stopped(Exception):
+    """The loop stopped early: ``reason`` is 'cancelled', 'lost' or 'shutdown'."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Lease:
@@ -45,7 +55,7 @@ class Lease:
         while not self._stop.wait(self.heartbeat_s):
             try:
                 ours, cancel = self.store.heartbeat(self.job_id, self.owner)
-            except Exception as e:       # the database blinked: try again next beat
+            except sa.exc.SQLAlchemyError as e:     # the database blinked: next beat
                 log.warning("job %s: heartbeat failed: %s", self.job_id, e)
                 continue
             if cancel:
@@ -60,9 +70,13 @@ class Lease:
         now = time.monotonic()
         if not self.cancelled.is_set() and now - self._last_cancel_poll >= CANCEL_POLL_S:
             self._last_cancel_poll = now
-            job = self.store.get(self.job_id)
-            if job is None or job.cancel_requested:
-                self.cancelled.set()
+            try:
+                job = self.store.get(self.job_id)
+            except sa.exc.SQLAlchemyError as e:    # a blip must not fail an hours-long job
+                log.warning("job %s: cancel check failed: %s", self.job_id, e)
+            else:
+                if job is None or job.cancel_requested:
+                    self.cancelled.set()
         if self.lost.is_set():
             return "lost"
         if self.cancelled.is_set():
@@ -72,7 +86,18 @@ class Lease:
         return None
 
     def should_stop(self) -> bool:
-        return self.stop_reason() is not None
+        """The training loop's cancel check. A lost lease raises instead: the loop must not
+        even write its final checkpoint, which is the new holder's now."""
+        reason = self.stop_reason()
+        if reason == "lost":
+            raise Stopped("lost")
+        return reason is not None
+
+    def check(self, *allowed: str) -> None:
+        """Raise Stopped unless the stop reason (if any) is one of ``allowed``."""
+        reason = self.stop_reason()
+        if reason is not None and reason not in allowed:
+            raise Stopped(reason)
 
     def progress(self, progress: dict[str, Any], force: bool = False) -> None:
         """Write progress to the row, at most every PROGRESS_EVERY_S unless ``force``."""
@@ -82,5 +107,5 @@ class Lease:
         self._last_progress = now
         try:
             self.store.set_progress(self.job_id, self.owner, progress)
-        except Exception as e:
+        except sa.exc.SQLAlchemyError as e:
             log.warning("job %s: progress not stored: %s", self.job_id, e)

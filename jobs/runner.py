@@ -21,25 +21,17 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ganserve.jobs.records import Job, JobState
+from ganserve.jobs.records import Job, JobState, now
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from jobs import metrics
-from jobs.lease import Lease
+from jobs.lease import Lease, Stopped
 
 log = logging.getLogger(__name__)
 
 
 class JobError(Exception):
     """A job that cannot succeed as asked; the message tells the user what to change."""
-
-
-class Stopped(Exception):
-    """The loop stopped early: ``reason`` is 'cancelled', 'lost' or 'shutdown'."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -75,14 +67,17 @@ def run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
         if job.state == JobState.CANCELLED:
             remove_job_files(ctx, job_id)
         return
-    if job.cancel_requested:
-        ctx.store.finish(job_id, None, JobState.CANCELLED, error="cancelled before it started")
-        remove_job_files(ctx, job_id)
-        return
     owner = owner_id()
     claimed = ctx.store.claim(job_id, owner, ctx.settings.job_lease_s)
     if claimed is None:
-        log.info("job %s: another worker holds its lease; duplicate delivery dropped", job_id)
+        log.info("job %s: another worker holds its lease (or it is being cancelled); "
+                 "duplicate delivery dropped", job_id)
+        return
+    if claimed.attempts > ctx.settings.job_max_attempts:
+        msg = (f"the job's worker stopped {claimed.attempts - 1} times without finishing it "
+               "(killed? out of memory?); see the worker logs for this job id")
+        _ended(ctx.store.finish(job_id, owner, JobState.FAILED, error=msg), claimed,
+               JobState.FAILED)
         return
     log.info("job %s: %s %s started (attempt %d)", job_id, claimed.type, claimed.model,
              claimed.attempts)
@@ -113,8 +108,15 @@ def _run_claimed(ctx: WorkerContext, job: Job, lease: Lease, owner: str, work: W
                f"the traceback under job {jid}")
         _ended(store.finish(jid, owner, JobState.FAILED, error=msg), job, JobState.FAILED)
         return
-    _ended(store.finish(jid, owner, JobState.SUCCEEDED, result=result), job,
-           JobState.SUCCEEDED)
+    if _ended(store.finish(jid, owner, JobState.SUCCEEDED, result=result), job,
+              JobState.SUCCEEDED):
+        after_success(ctx, jid)
+
+
+def after_success(ctx: WorkerContext, job_id: str) -> None:
+    """Once the row says succeeded: the checkpoint is no longer needed to resume (the
+    version holds the weights); the progress grids and metrics stay for the record."""
+    (ctx.job_folder(job_id) / "run" / "checkpoint.pt").unlink(missing_ok=True)
 
 
 def _stopped(ctx: WorkerContext, job: Job, owner: str, reason: str) -> None:
@@ -130,22 +132,28 @@ def _stopped(ctx: WorkerContext, job: Job, owner: str, reason: str) -> None:
         log.info("job %s: lease lost; this worker leaves it to the new holder", job.id)
 
 
-def _ended(moved: bool, job: Job, state: JobState) -> None:
+def _ended(moved: bool, job: Job, state: JobState) -> bool:
     if moved:
         log.info("job %s: %s", job.id, state.value)
         metrics.finished(job.type, state.value, job.started_at)
     else:
         log.info("job %s: ended as %s here, but its row had already moved on", job.id,
                  state.value)
+    return moved
 
 
 class Reaper(threading.Thread):
     """In each worker's main process: finds running jobs whose heartbeat went stale (their
-    worker died) and sends them to the queue again; they resume from their checkpoint."""
+    worker died) and sends them to the queue again, where they resume from their checkpoint;
+    and, while this worker is idle, queued jobs of its queues that waited far longer than an
+    idle worker takes to receive a message (their message was lost: the API died between
+    the record and the send, the broker restarted empty) and sends them again. Duplicates
+    are harmless: the lease lets one delivery run the job."""
 
-    def __init__(self, ctx: WorkerContext, publish: Callable[[Job], None]):
+    def __init__(self, ctx: WorkerContext, publish: Callable[[Job], None],
+                 queues: list[str], idle: Callable[[], bool]):
         super().__init__(name="job-reaper", daemon=True)
-        self.ctx, self.publish = ctx, publish
+        self.ctx, self.publish, self.queues, self.idle = ctx, publish, queues, idle
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -159,12 +167,36 @@ class Reaper(threading.Thread):
                 return
 
     def sweep(self) -> None:
+        self.sweep_stale()
+        if self.idle():
+            self.sweep_lost_messages()
+
+    def sweep_lost_messages(self) -> None:
+        after = max(60.0, 2 * self.ctx.settings.job_lease_s)
+        for job in self.ctx.store.waiting(self.queues, after):
+            if not self.ctx.store.touch_if_unchanged(job):
+                continue                    # another worker's reaper got there first
+            try:
+                self.publish(job)
+            except Exception as e:
+                log.warning("job %s: could not resend (%s); will retry", job.id, e)
+                continue
+            log.info("job %s: queued %.0f s with idle workers; its message was lost, sent "
+                     "again", job.id, (now() - job.updated_at).total_seconds())
+
+    def sweep_stale(self) -> None:
         store, lease_s = self.ctx.store, self.ctx.settings.job_lease_s
         for job in store.stale(lease_s):
             if job.cancel_requested:
                 if store.finish(job.id, None, JobState.CANCELLED,
                                 error="cancelled by request"):
                     remove_job_files(self.ctx, job.id)
+                continue
+            if job.attempts >= self.ctx.settings.job_max_attempts:
+                msg = (f"the job's worker stopped {job.attempts} times without finishing it "
+                       "(killed? out of memory?); see the worker logs for this job id")
+                if store.finish(job.id, None, JobState.FAILED, error=msg):
+                    metrics.finished(job.type, JobState.FAILED.value, job.started_at)
                 continue
             if not store.requeue_stale(job, lease_s):
                 continue

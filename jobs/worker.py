@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from typing import Any
 
 from celery import Celery, signals
@@ -44,13 +45,22 @@ def create_worker_app(settings: JobSettings) -> tuple[Celery, WorkerContext]:
     return app, ctx
 
 
-def _connect_signals(ctx: WorkerContext, metrics_port: int) -> None:
-    reaper = Reaper(ctx, lambda job: publish(ctx.celery, job,
-                                             ctx.settings.broker_timeout_s))
+def _idle() -> bool:
+    """No job running or reserved in this worker (main process view)."""
+    from celery.worker import state
+
+    return not state.active_requests and not state.reserved_requests
+
+
+def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -> None:
+    reaper = Reaper(ctx, lambda job: publish(ctx.celery, job), queues, _idle)
 
     @signals.worker_process_init.connect(weak=False)
     def _child(**_: Any) -> None:
         ctx.store.after_fork()
+        # a SIGTERM sent to the pool child itself (a cgroup-wide stop) also means "checkpoint
+        # and stop", not "die now and lose the steps since the last checkpoint"
+        signal.signal(signal.SIGTERM, lambda *_: ctx.shutdown.set())
 
     @signals.worker_ready.connect(weak=False)
     def _ready(**_: Any) -> None:
@@ -74,7 +84,7 @@ def run_worker(settings: JobSettings, queues: list[str], concurrency: int,
         raise ValueError(f"unknown queue {', '.join(unknown)}; queues: {', '.join(QUEUES)}")
     upgrade(JobStore.from_url(settings.resolved_database_url()).engine)
     app, ctx = create_worker_app(settings)
-    _connect_signals(ctx, settings.worker_metrics_port)
+    _connect_signals(ctx, settings.worker_metrics_port, queues)
     mode = "embedded (SQLite broker)" if settings.embedded else "broker " + _safe(
         settings.broker_url or "")
     log.info("worker: queues %s, concurrency %d, %s, jobs in %s", ",".join(queues),

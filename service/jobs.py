@@ -14,13 +14,16 @@ import importlib.util
 import json
 import logging
 import math
+import threading
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prometheus_client import Counter
 
-from ganserve.data import DataError
+from ganserve.data import DataError, ImageData, load_images
 from ganserve.jobs import queue
-from ganserve.jobs.datasets import dataset_path, load_dataset
+from ganserve.jobs.datasets import dataset_path, narrow
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
 from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec
@@ -55,11 +58,49 @@ def request_hash(job_type: str, spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([job_type, spec], sort_keys=True).encode()).hexdigest()
 
 
+class DatasetChecks:
+    """Submission-time dataset checks without re-reading a dataset per request: the labels
+    and class names of the last few datasets read (not their pixels), keyed by path, size,
+    channels, split and modification time."""
+
+    def __init__(self, datasets_dir: Path, keep: int = 4):
+        self.datasets_dir, self.keep = datasets_dir, keep
+        self._cache: dict[tuple, ImageData] = {}
+        self._lock = threading.Lock()
+
+    def load(self, ref: DatasetRef, resolution: int, channels: int, split: str) -> ImageData:
+        """A label-only ImageData of ``ref`` (narrowed): DataError says what is wrong."""
+        path = dataset_path(ref, self.datasets_dir)
+        key = (str(path), path.stat().st_mtime_ns, resolution, channels, split)
+        with self._lock:
+            whole = self._cache.get(key)
+        if whole is None:
+            data = load_images(path, resolution=resolution, channels=channels, split=split)
+            whole = ImageData(images=data.images[:1], labels=data.labels,
+                              class_names=data.class_names, source=data.source)
+            with self._lock:
+                if len(self._cache) >= self.keep:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = whole
+        if ref.classes is None and ref.limit is None:
+            return whole
+        if whole.labels is None:
+            if ref.classes:
+                raise DataError(f"{whole.source} has no labels, so it cannot be narrowed "
+                                f"to classes {', '.join(ref.classes)}")
+            return whole
+        idx = ImageData(images=np.zeros((len(whole.labels), 1, 1, 1), np.uint8),
+                        labels=whole.labels, class_names=whole.class_names,
+                        source=whole.source)
+        return narrow(idx, ref.classes, ref.limit)
+
+
 class JobService:
     def __init__(self, settings: Settings, registry: Registry):
         self.settings, self.registry = settings, registry
         self.store = JobStore.from_url(settings.resolved_database_url())
         self.off_reason = jobs_off_reason(settings)
+        self.datasets = DatasetChecks(settings.datasets_dir)
         self._celery = None
 
     def start(self) -> None:
@@ -75,15 +116,33 @@ class JobService:
     # -- submitting ----------------------------------------------------------------------
     def submit_fine_tune(self, spec: FineTuneSpec, key: str | None) -> tuple[Job, bool]:
         self._require_on()
+        replay = self._replay(JobType.FINE_TUNE, spec.model_dump(mode="json"), key)
+        if replay is not None:
+            return replay, False
         lv = self._base_version(spec.model, spec.version)
         self._check_fine_tune(spec, lv)
         return self._submit(JobType.FINE_TUNE, lv, spec.model_dump(mode="json"), key)
 
     def submit_evaluate(self, spec: EvaluateSpec, key: str | None) -> tuple[Job, bool]:
         self._require_on()
+        replay = self._replay(JobType.EVALUATE, spec.model_dump(mode="json"), key)
+        if replay is not None:
+            return replay, False
         lv = self._base_version(spec.model, spec.version)
         self._check_evaluate(spec, lv.manifest)
         return self._submit(JobType.EVALUATE, lv, spec.model_dump(mode="json"), key)
+
+    def _replay(self, job_type: JobType, spec: dict[str, Any], key: str | None) -> Job | None:
+        """The job an Idempotency-Key already made (before any check: a replay answers
+        the same job even if the model or data changed since); 409 for another request."""
+        if key is None:
+            return None
+        job = self.store.by_idempotency_key(key)
+        if job is not None and job.request_hash != request_hash(job_type.value, spec):
+            raise JobConflict(f"Idempotency-Key already used for another request (job "
+                              f"{job.id}); use a new key for a new job",
+                              field="Idempotency-Key", job=job.id)
+        return job
 
     def _require_on(self) -> None:
         if self.off_reason is not None:
@@ -106,7 +165,7 @@ class JobService:
         if not created:
             return job, False
         try:
-            queue.publish(self.celery, job, self.settings.broker_timeout_s)
+            queue.publish(self.celery, job)
         except queue.QueueUnreachable as e:
             self.store.delete(job.id)
             raise QueueUnreachable(f"{e}; the job was not created, try again shortly "
@@ -147,8 +206,7 @@ class JobService:
 
     def _check_data(self, ref: DatasetRef, m: Manifest, field: str) -> None:
         try:
-            data = load_dataset(ref, self.settings.datasets_dir, resolution=m.resolution,
-                                channels=m.channels)
+            data = self.datasets.load(ref, m.resolution, m.channels, "train")
         except (DataError, OSError) as e:
             raise InvalidInput(str(e), field=field) from None
         if m.conditional and data.class_names != m.class_names:
@@ -169,9 +227,7 @@ class JobService:
             raise InvalidInput("an evaluation compares against a whole dataset: give the "
                                "reference's name or path only", field="reference")
         try:
-            dataset_path(ref, self.settings.datasets_dir)
-            load_dataset(ref, self.settings.datasets_dir, resolution=m.resolution,
-                         channels=m.channels, split="test")
+            self.datasets.load(ref, m.resolution, m.channels, "test")
         except (DataError, OSError) as e:
             raise InvalidInput(str(e), field="reference") from None
 

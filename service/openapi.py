@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from ganserve.families import family
 from service.settings import Settings
 
+JOB_SCHEMAS = {"FineTuneSpec", "EvaluateSpec", "DatasetRef"}
+
 
 def _cap(schema: dict[str, Any], limit: int) -> None:
     """Lower a property's ``maximum`` (numbers) or ``maxItems`` (lists) to ``limit``."""
@@ -29,16 +31,20 @@ def _cap(schema: dict[str, Any], limit: int) -> None:
 
 
 def apply_limits(doc: dict[str, Any], settings: Settings) -> None:
-    limits = settings.request_limits()
-    for schema in doc.get("components", {}).get("schemas", {}).values():
+    """The generation limits apply by field name to the generation schemas; the job bodies
+    (whose ``steps``, ``n`` and ``limit`` mean other things) get their own."""
+    limits, scoped = settings.request_limits(), settings.job_limits()
+    for schema_name, schema in doc.get("components", {}).get("schemas", {}).items():
+        caps = scoped.get(schema_name, {} if schema_name in JOB_SCHEMAS else limits)
         for name, prop in schema.get("properties", {}).items():
-            if name in limits:
-                _cap(prop, limits[name])
-    for item in doc.get("paths", {}).values():
+            if name in caps:
+                _cap(prop, caps[name])
+    for path, item in doc.get("paths", {}).items():
+        caps = scoped["/v1/jobs"] if path.startswith("/v1/jobs") else limits
         for op in item.values():
             for param in op.get("parameters", []):
-                if param.get("in") == "query" and param["name"] in limits:
-                    _cap(param.get("schema", {}), limits[param["name"]])
+                if param.get("in") == "query" and param["name"] in caps:
+                    _cap(param.get("schema", {}), caps[param["name"]])
 
 
 def _example_model(capability: str, loaded: dict[str, str], preferred: list[str]) -> str | None:
@@ -48,7 +54,19 @@ def _example_model(capability: str, loaded: dict[str, str], preferred: list[str]
     return next((n for n in preferred if n in fits), fits[0] if fits else None)
 
 
+def apply_job_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
+    """The job bodies' examples name a loaded unconditional model (a conditional one would
+    need its own class names in the dataset), the documented one if it is loaded."""
+    fits = sorted(n for n, fam in loaded.items() if not family(fam).conditional)
+    for schema in ("FineTuneSpec", "EvaluateSpec"):
+        for example in doc.get("components", {}).get("schemas", {}).get(
+                schema, {}).get("examples", []):
+            if fits and example.get("model") not in fits:
+                example["model"] = fits[0]
+
+
 def apply_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
+    apply_job_examples(doc, loaded)
     for item in doc.get("paths", {}).values():
         for op in item.values():
             for param in op.get("parameters", []):

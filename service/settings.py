@@ -74,6 +74,13 @@ class Settings(JobSettings):
                 "col_seeds": self.max_grid_cells}
 
 
+    def job_limits(self) -> dict[str, dict[str, int]]:
+        """Per job schema (and the job list's query): field -> its configured limit."""
+        return {"FineTuneSpec": {"steps": self.max_fine_tune_steps},
+                "EvaluateSpec": {"n": self.max_eval_samples},
+                "/v1/jobs": {"limit": self.max_job_list}}
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

@@ -10,6 +10,7 @@ soft and hard time limits. The job row's lease, not the broker, stops a job from
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from celery import Celery
@@ -70,14 +71,14 @@ def make_celery(settings: JobSettings) -> Celery:
     return app
 
 
-def publish(app: Celery, job: Job, timeout_s: float) -> None:
+def publish(app: Celery, job: Job) -> None:
     """Send job ``job.id`` to its queue, failing fast (QueueUnreachable) when the broker is
-    down instead of retrying for minutes."""
+    down instead of retrying for minutes (the connect timeout is the transport's, from
+    GANSERVE_BROKER_TIMEOUT_S)."""
     try:
         app.send_task(TASK_OF[JobType(job.type)], args=[job.id], queue=job.queue,
-                      task_id=f"{job.id}-{job.attempts}", retry=False,
-                      headers={"job_id": job.id}, expires=None,
-                      connect_timeout=timeout_s)
+                      task_id=f"{job.id}-{uuid.uuid4().hex[:8]}", retry=False,
+                      headers={"job_id": job.id})
     except Exception as e:          # kombu/redis raise many types for "broker unreachable"
         log.warning("job %s: the broker did not take it: %s", job.id, e)
         raise QueueUnreachable(f"the job queue is unreachable ({type(e).__name__}: "

@@ -30,6 +30,9 @@ class JobSettings(BaseSettings):
     job_lease_s: float = Field(30.0, gt=0, le=3600, description="a job whose heartbeat is "
                                "older than this is taken over (its worker died) and resumes "
                                "from its last checkpoint")
+    job_max_attempts: int = Field(3, ge=1, le=100, description="a job whose worker died this "
+                                  "many times (killed, out of memory) fails instead of "
+                                  "being resumed again")
     job_soft_time_limit_s: float = Field(6 * 3600.0, gt=0, description="a job running this "
                                          "long fails with a time-limit error")
     job_time_limit_s: float = Field(6 * 3600.0 + 300, gt=0, description="hard limit: the "

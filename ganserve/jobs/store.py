@@ -169,6 +169,25 @@ class JobStore:
                         updated_at=now())).rowcount
         return n == 1
 
+    def waiting(self, queues: list[str], older_than_s: float) -> list[Job]:
+        """Queued jobs of ``queues`` untouched for ``older_than_s``: candidates for a lost
+        message (the reaper asks only while its worker is idle)."""
+        cutoff = now() - dt.timedelta(seconds=older_than_s)
+        q = jobs.select().where(sa.and_(jobs.c.state == JobState.QUEUED.value,
+                                        jobs.c.queue.in_(queues), jobs.c.updated_at < cutoff,
+                                        jobs.c.cancel_requested.is_(False)))
+        with self.engine.connect() as c:
+            return [Job.from_row(r) for r in c.execute(q.order_by(jobs.c.created_at))]
+
+    def touch_if_unchanged(self, job: Job) -> bool:
+        """Bump ``updated_at`` if nobody changed the row since ``job`` was read -> whether
+        this caller did (and so is the one to resend its message)."""
+        with self.engine.begin() as c:
+            n = c.execute(jobs.update().where(sa.and_(
+                jobs.c.id == job.id, jobs.c.state == JobState.QUEUED.value,
+                jobs.c.updated_at == job.updated_at)).values(updated_at=now())).rowcount
+        return n == 1
+
     def mark_stale(self, job_id: str) -> None:
         """Undo ``requeue_stale`` when its message could not be sent: the next sweep retries."""
         with self.engine.begin() as c:

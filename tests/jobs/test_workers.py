@@ -172,7 +172,7 @@ def test_duplicate_delivery_runs_the_job_once(job_models, data_dir, redis_url, j
     job = submit(server.url, fine_tune_body(steps=40))
     settings = JobSettings(models_dir=job_models, data_dir=data_dir, broker_url=redis_url)
     record = JobStore.from_url(settings.resolved_database_url()).get(job["id"])
-    publish(make_celery(settings), record, 5)           # the same job, delivered twice
+    publish(make_celery(settings), record)           # the same job, delivered twice
     worker = worker_factory(env, concurrency=2)
     done = wait_job(server.url, job["id"], ("succeeded",))
     time.sleep(1)

@@ -41,6 +41,20 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
     ("invalid_input", r"explicit w needs space='w'", "w endpoints belong to space='w'"),
     ("invalid_input", r"beyond float32", "JSON numbers have no float32 bound"),
     ("invalid_input", r"class name cannot be empty", "a name of blanks (minLength counts them)"),
+    ("invalid_input", r"cursor is not one this API gave out",
+     "a page cursor is valid only as the API wrote it"),
+    ("invalid_input", r"give exactly one of name \(a built-in dataset",
+     "a dataset is named or given by path: one of two optional fields"),
+    ("invalid_input", r"no dataset .* in the datasets folder|no class .*; its classes|"
+     r"must be relative to the datasets folder|no images left after narrowing",
+     "which datasets, classes and images exist is the data dir's"),
+    ("invalid_input", r"steps=\d+ is above GANSERVE_MAX_FINE_TUNE_STEPS|n=\d+ is above "
+     r"GANSERVE_MAX_EVAL_SAMPLES|freeze_d=\d+: D has",
+     "bounds that are settings or the model's depth"),
+    ("invalid_input", r"no Inception extractor here|an evaluation compares against a whole "
+     r"dataset|is a \w+ model; a \w+ fine-tune cannot|is conditional on classes",
+     "what the host and the model have"),
+    ("conflict", r"Idempotency-Key already used", "the key's first request decides"),
 ]
 
 

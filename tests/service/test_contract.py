@@ -45,6 +45,9 @@ def test_schemathesis_finds_nothing_over_1000_cases(live, tmp_path):
            f"{live.url}/openapi.json", "--checks", "all", "--max-examples", "120",
            "--seed", "20261130", "--generation-database", "none", "--no-color",
            "--workers", "1", "--request-timeout", "30", "--report", "json",
+           # a job's event stream stays open while the job lives (the test server has no job
+           # worker, so forever): tests/jobs covers it, the fuzzer would only wait it out
+           "--exclude-path-regex", "/events$",
            "--report-json-path", str(report)]
     # cwd: Schemathesis keeps a cache folder in the working directory
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -52,7 +55,8 @@ def test_schemathesis_finds_nothing_over_1000_cases(live, tmp_path):
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     result = json.loads(report.read_text())
     assert result["test_cases"]["generated"] >= MIN_CASES, result["test_cases"]
-    assert result["operations"]["tested"] == result["operations"]["total"] == 10
+    assert result["operations"]["total"] == 17          # the document's operations
+    assert result["operations"]["tested"] == 16         # all but the job event stream
     assert not result["failures"] and not result["errors"], result
 
 
@@ -97,8 +101,10 @@ def test_errors_are_documented_with_the_error_schema(client):
             assert {"500", "503"} <= codes, (method, path)
             if op.get("parameters") or op.get("requestBody"):
                 assert "422" in codes, (method, path)
-            if method == "post":
-                assert {"408", "413", "415"} <= codes, path
+            if method == "post":      # any body is read under the size and time limits
+                assert {"408", "413"} <= codes, path
+            if op.get("requestBody"):
+                assert "415" in codes, path
             for code, resp in op["responses"].items():
                 if code.startswith(("4", "5")):
                     ref = resp["content"]["application/json"]["schema"]["$ref"]
@@ -131,7 +137,7 @@ def test_path_examples_are_loaded_models_that_support_the_operation(client):
     for path, item in doc["paths"].items():
         for op in item.values():
             for p in op.get("parameters", []):
-                if p["in"] == "path":
+                if p["in"] == "path" and p["name"] == "name":
                     (name,) = p["examples"]
                     assert client.get(f"/v1/models/{name}").status_code == 200, path
                     if path in want:
@@ -144,14 +150,15 @@ def test_every_documented_example_body_runs_as_is(client):
     doc = client.get("/openapi.json").json()
     for path, item in doc["paths"].items():
         op = item.get("post")
-        if not op:
+        if not op or "requestBody" not in op:
             continue
-        name = next(iter(op["parameters"][0]["examples"]))
+        job = path.startswith("/v1/jobs")       # a submission: accepted (202), no {name}
+        name = "" if job else next(iter(op["parameters"][0]["examples"]))
         ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         for example in doc["components"]["schemas"][ref.rsplit("/", 1)[1]]["examples"]:
             body = _with_test_classes(example)
             r = client.post(path.replace("{name}", name), json=body)
-            assert r.status_code == 200, (path, body, r.text)
+            assert r.status_code == (202 if job else 200), (path, body, r.text)
 
 
 def _with_test_classes(example: dict) -> dict:

@@ -13,17 +13,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette.sse import EventSourceResponse
 
 from ganserve.jobs.records import Job
 from ganserve.jobs.specs import EvaluateSpec, FineTuneSpec
 from service.api.deps import RegistryDep, require_json
 from service.api.schemas import JobLinks, JobList, JobOut, JobStateName, JobTypeName
-from service.errors import InvalidInput, NoSamplesYet, error_responses
+from service.errors import InvalidInput, JobNotFound, NoSamplesYet, error_responses
 from service.jobs import JobService
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_POLL_S = 0.5
+EVENT_DB_FAILURES = 20          # consecutive unreadable polls (10 s) before giving up
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=255, pattern=r"^[\x21-\x7e]+$",
     description="the same key (and body) returns the same job instead of a second one")]
@@ -42,7 +44,7 @@ JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
 def _iso(t: dt.datetime | None) -> str | None:
-    return t.isoformat(timespec="seconds") if t is not None else None
+    return t.isoformat(timespec="milliseconds") if t is not None else None
 
 
 def job_out(job: Job) -> JobOut:
@@ -68,7 +70,7 @@ def _accepted(job: Job, created: bool, response: Response) -> JobOut:
 
 @router.post("/fine-tune", status_code=202, response_model=JobOut,
              dependencies=[Depends(require_json)],
-             responses=error_responses(404, 409, 413, 415, 422),
+             responses=error_responses(404, 408, 409, 413, 415, 422),
              summary="Fine-tune a model version on a dataset; the new version is served "
                      "when it succeeds")
 def submit_fine_tune(spec: FineTuneSpec, response: Response, jobs: JobsDep,
@@ -78,7 +80,7 @@ def submit_fine_tune(spec: FineTuneSpec, response: Response, jobs: JobsDep,
 
 @router.post("/evaluate", status_code=202, response_model=JobOut,
              dependencies=[Depends(require_json)],
-             responses=error_responses(404, 409, 413, 415, 422),
+             responses=error_responses(404, 408, 409, 413, 415, 422),
              summary="Score a model version (FID, KID, precision/recall, classes...)")
 def submit_evaluate(spec: EvaluateSpec, response: Response, jobs: JobsDep,
                     _registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
@@ -120,14 +122,14 @@ def list_jobs(request: Request, jobs: JobsDep, state: JobStateName | None = None
                    next=_cursor(page[-1]) if more and page else None)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404),
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404, 422),
             summary="One job: state, progress, ETA, result or error")
 def get_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
     return job_out(jobs.get(job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
-             responses=error_responses(404, 409),
+             responses=error_responses(404, 408, 409, 413, 422),
              summary="Cancel: a queued job never starts; a running one stops at its next "
                      "step. No version is registered")
 def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
@@ -137,7 +139,7 @@ def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
 @router.get("/{job_id}/samples.png", response_class=Response,
             responses={200: {"content": {"image/png": {}},
                              "description": "the latest progress grid"},
-                       **error_responses(404)},
+                       **error_responses(404, 422)},
             summary="A fine-tune's latest progress grid (fixed seeds)")
 def job_samples(job_id: JobIdPath, jobs: JobsDep) -> FileResponse:
     job = jobs.get(job_id)
@@ -154,7 +156,7 @@ def job_samples(job_id: JobIdPath, jobs: JobsDep) -> FileResponse:
                              "description": "Server-Sent Events: 'progress' while the job "
                                             "runs, 'state' on each change, then 'end' with "
                                             "the final record"},
-                       **error_responses(404)},
+                       **error_responses(404, 422)},
             summary="Follow a job as Server-Sent Events")
 async def job_events(job_id: JobIdPath, request: Request, jobs: JobsDep) -> EventSourceResponse:
     job = await run_in_threadpool(jobs.get, job_id)
@@ -164,7 +166,7 @@ async def job_events(job_id: JobIdPath, request: Request, jobs: JobsDep) -> Even
 
 
 async def _events(request: Request, jobs: JobService, job: Job) -> AsyncIterator[dict]:
-    last_state, last_update = None, None
+    last_state, last_update, failures = None, None, 0
     while True:
         if job.state != last_state:
             yield {"event": "state", "data": json.dumps({"state": job.state, "id": job.id})}
@@ -178,4 +180,15 @@ async def _events(request: Request, jobs: JobService, job: Job) -> AsyncIterator
         if await request.is_disconnected():
             return
         await asyncio.sleep(EVENT_POLL_S)
-        job = await run_in_threadpool(jobs.get, job.id)
+        try:
+            job = await run_in_threadpool(jobs.get, job.id)
+            failures = 0
+        except SQLAlchemyError as e:        # the records blinked: keep the stream, retry
+            failures += 1
+            if failures >= EVENT_DB_FAILURES:
+                yield {"event": "error", "data": json.dumps(
+                    {"message": f"job records unreadable ({type(e).__name__}); reconnect"})}
+                return
+        except JobNotFound:
+            yield {"event": "error", "data": json.dumps({"message": "the job was deleted"})}
+            return
