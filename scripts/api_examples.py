@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +38,12 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GANSERVE_MODELS_DIR": str(Path(args.models).resolve()),
-           "GANSERVE_LOG_LEVEL": "WARNING"}
+    # the job examples publish a version and write records: on a copy, never the store
+    scratch = Path(tempfile.mkdtemp(prefix="ganserve-examples-"))
+    shutil.copytree(Path(args.models).resolve(), scratch / "models")
+    env = {**os.environ, "GANSERVE_MODELS_DIR": str(scratch / "models"),
+           "GANSERVE_DATA_DIR": str(scratch / "data"), "GANSERVE_LOG_LEVEL": "WARNING",
+           "GANSERVE_WORKER_METRICS_PORT": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "ganserve", "serve", "--port", "8000"],
                             cwd=REPO, env=env)
     try:
@@ -58,7 +64,8 @@ def main() -> None:
                 print(r.stdout.strip()[:400])
     finally:
         proc.terminate()
-        proc.wait(20)
+        proc.wait(90)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
