@@ -89,17 +89,23 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     except PlanError as e:
         raise JobError(str(e)) from e
     batch = plan.train_cfg.batch
+    quick: dict[str, Any] = {}
+    evaluator = quick_quality(ctx, spec, m, quick)
+    if evaluator is not None and not plan.train_cfg.eval_every:
+        plan.train_cfg.eval_every = spec.sample_every
 
     def progress(p: Progress) -> None:
         metrics.IMAGES_PER_S.set(p.images_per_s)
-        lease.progress(progress_record(p, batch))
+        lease.progress(progress_record(p, batch) | ({"quality": dict(quick)} if quick else {}))
 
     with device_lock(ctx, lease):
-        result = run_plan(plan, progress=progress, should_cancel=lease.should_stop)
+        result = run_plan(plan, progress=progress, should_cancel=lease.should_stop,
+                          evaluator=evaluator)
     if result.cancelled:
         raise Stopped(lease.stop_reason() or "cancelled")
     done = {"step": result.step, "total_steps": plan.train_cfg.steps, "eta_s": 0,
-            "images_per_s": round(result.images_per_s, 2), "losses": result.last}
+            "images_per_s": round(result.images_per_s, 2), "losses": result.last,
+            **({"quality": dict(quick)} if quick else {})}
     lease.progress({"stage": "exporting", **done}, force=True)
     version_dir, quality = publish(ctx, job, lease, spec, m, run, data)
     lease.progress({"stage": "published", **done}, force=True)
@@ -110,6 +116,27 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
             "train_seconds": round(result.train_seconds, 1),
             "wall_seconds": round(result.wall_seconds, 1), "losses": result.last,
             "quality": quality}
+
+
+def quick_quality(ctx: WorkerContext, spec: FineTuneSpec, m: Manifest,
+                  into: dict[str, Any]) -> Any:
+    """The in-training figure shown in progress: the share of the target classes among 256
+    samples, every ``sample_every`` steps (None when there is no classifier or no classes)."""
+    from training.in_training import make_class_share_evaluator
+
+    extractor = ctx.settings.models_dir / EVALUATOR
+    if not spec.dataset.classes or not extractor.is_dir():
+        return None
+    try:
+        score_now = make_class_share_evaluator(extractor, spec.dataset.classes, m.class_names)
+    except ValueError:
+        return None
+
+    def evaluate(G_inf: Any) -> dict[str, float]:
+        out = score_now(G_inf)
+        into.update(out)
+        return out
+    return evaluate
 
 
 @contextlib.contextmanager

@@ -41,6 +41,9 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 SUBMITTED = Counter("ganserve_jobs_submitted_total", "jobs accepted, by type", ["type"])
+CANCELLED_QUEUED = Counter("ganserve_jobs_cancelled_queued_total", "jobs cancelled before a "
+                           "worker started them (the workers count the ones they end)",
+                           ["type"])
 TRAINING_EXTRAS = "pip install 'ganserve[train]' (torch) on this host"
 
 
@@ -56,6 +59,11 @@ def jobs_off_reason(settings: Settings) -> str | None:
 
 def request_hash(job_type: str, spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([job_type, spec], sort_keys=True).encode()).hexdigest()
+
+
+def _key_reused(job: Job) -> JobConflict:
+    return JobConflict(f"Idempotency-Key already used for another request (job {job.id}); "
+                       "use a new key for a new job", field="Idempotency-Key", job=job.id)
 
 
 class DatasetChecks:
@@ -115,22 +123,24 @@ class JobService:
 
     # -- submitting ----------------------------------------------------------------------
     def submit_fine_tune(self, spec: FineTuneSpec, key: str | None) -> tuple[Job, bool]:
-        self._require_on()
-        replay = self._replay(JobType.FINE_TUNE, spec.model_dump(mode="json"), key)
-        if replay is not None:
-            return replay, False
-        lv = self._base_version(spec.model, spec.version)
-        self._check_fine_tune(spec, lv)
-        return self._submit(JobType.FINE_TUNE, lv, spec.model_dump(mode="json"), key)
+        return self._submit_checked(JobType.FINE_TUNE, spec, key,
+                                    lambda lv: self._check_fine_tune(spec, lv))
 
     def submit_evaluate(self, spec: EvaluateSpec, key: str | None) -> tuple[Job, bool]:
+        return self._submit_checked(JobType.EVALUATE, spec, key,
+                                    lambda lv: self._check_evaluate(spec, lv.manifest))
+
+    def _submit_checked(self, job_type: JobType, spec: FineTuneSpec | EvaluateSpec,
+                        key: str | None, check: Any) -> tuple[Job, bool]:
+        """Jobs on? An idempotent replay? Then the type's checks, the record, the message."""
         self._require_on()
-        replay = self._replay(JobType.EVALUATE, spec.model_dump(mode="json"), key)
+        body = spec.model_dump(mode="json")
+        replay = self._replay(job_type, body, key)
         if replay is not None:
             return replay, False
-        lv = self._base_version(spec.model, spec.version)
-        self._check_evaluate(spec, lv.manifest)
-        return self._submit(JobType.EVALUATE, lv, spec.model_dump(mode="json"), key)
+        lv = self.registry.get(spec.model, spec.version)    # 404 / 503 in the project's shape
+        check(lv)
+        return self._submit(job_type, lv, body, key)
 
     def _replay(self, job_type: JobType, spec: dict[str, Any], key: str | None) -> Job | None:
         """The job an Idempotency-Key already made (before any check: a replay answers
@@ -139,18 +149,12 @@ class JobService:
             return None
         job = self.store.by_idempotency_key(key)
         if job is not None and job.request_hash != request_hash(job_type.value, spec):
-            raise JobConflict(f"Idempotency-Key already used for another request (job "
-                              f"{job.id}); use a new key for a new job",
-                              field="Idempotency-Key", job=job.id)
+            raise _key_reused(job)
         return job
 
     def _require_on(self) -> None:
         if self.off_reason is not None:
             raise JobsUnavailable(self.off_reason)
-
-    def _base_version(self, name: str, version: str | None) -> LoadedVersion:
-        lv = self.registry.get(name, version)       # 404 / 503 in the project's shape
-        return lv
 
     def _submit(self, job_type: JobType, lv: LoadedVersion, spec: dict[str, Any],
                 key: str | None) -> tuple[Job, bool]:
@@ -158,10 +162,8 @@ class JobService:
             job, created = self.store.create(job_type.value, QUEUE_OF[job_type], lv.name,
                                              lv.version, spec, key,
                                              request_hash(job_type.value, spec))
-        except IdempotencyConflict as e:
-            raise JobConflict(f"Idempotency-Key already used for another request (job "
-                              f"{e.job.id}); use a new key for a new job",
-                              field="Idempotency-Key", job=e.job.id) from None
+        except IdempotencyConflict as e:         # the same key raced in from elsewhere
+            raise _key_reused(e.job) from None
         if not created:
             return job, False
         try:
@@ -244,6 +246,8 @@ class JobService:
             raise JobConflict(f"job {job_id} already {job.state}; nothing to cancel",
                               state=job.state)
         after = self.store.request_cancel(job_id)
+        if after is not None and after.state == "cancelled":
+            CANCELLED_QUEUED.labels(job.type).inc()
         log.info("job %s: cancel requested (%s -> %s)", job_id, job.state,
                  after.state if after else "?")
         return after or job

@@ -36,3 +36,25 @@ def make_fid_evaluator(extractor_path: str | Path, n: int, batch: int = 250):
         return out
 
     return evaluate
+
+
+def make_class_share_evaluator(extractor_path: str | Path, targets: list[str],
+                               model_classes: list[str], n: int = 256):
+    """A fine-tune's quick quality figure: the share of ``n`` samples (fixed seeds) the
+    classifier puts in ``targets``. A conditional G is asked for the target classes it has."""
+    ext = FeatureExtractor(extractor_path, device="cpu")
+    wanted = [ext.class_names.index(t) for t in targets if t in ext.class_names]
+    if not wanted:
+        raise ValueError(f"the classifier knows none of {', '.join(targets)}")
+    own = [model_classes.index(t) for t in targets if t in model_classes]
+
+    @torch.no_grad()
+    def evaluate(G_inf: torch.nn.Module) -> dict[str, float]:
+        seeds = list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + n))
+        classes = [own[i % len(own)] for i in range(n)] if own and G_inf.num_classes else None
+        z, c = seed_inputs(G_inf, seeds, classes)
+        logits = ext.run(G_inf(z, c).clamp(-1, 1).numpy())[1]
+        return {"target_share": round(float(np.isin(logits.argmax(1), wanted).mean()), 4),
+                "target_share_n": n}
+
+    return evaluate

@@ -143,11 +143,20 @@ def test_list_filters_newest_first_and_pages(api):
     error(api.get("/v1/jobs", params={"limit": 201}), 422, "invalid_input", "limit")
 
 
+def _cancelled_queued(api) -> float:
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith('ganserve_jobs_cancelled_queued_total{type="fine-tune"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_cancel_queued_job_never_starts(api):
     job = submit(api, fine_tune_body()).json()
+    before = _cancelled_queued(api)
     r = api.post(f"/v1/jobs/{job['id']}/cancel")
     assert r.status_code == 202 and r.json()["state"] == "cancelled"
     error(api.post(f"/v1/jobs/{job['id']}/cancel"), 409, "conflict")
+    assert _cancelled_queued(api) == before + 1
 
 
 def test_unknown_job_is_404(api):

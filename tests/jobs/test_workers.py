@@ -77,6 +77,7 @@ def test_fine_tune_job_end_to_end_new_version_served(job_models, data_dir, redis
     assert result["parent"] == "baby-dcgan/1" and result["steps"] == 12
     assert {"precision", "recall", "target_share", "near_copy_share"} <= set(result["quality"])
     assert final["progress"]["step"] == 12 and final["attempts"] == 1
+    assert 0 <= final["progress"]["quality"]["target_share"] <= 1   # the in-training figure
     # served with no restart, and it generates
     wait_version(server.url, "baby-dcgan", "2")
     r = httpx.post(f"{server.url}/v1/models/baby-dcgan/sample",
