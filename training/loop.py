@@ -148,6 +148,17 @@ class Batches:
     labels: torch.Tensor | None
     batch: int
     num_classes: int            # K; 0 for unconditional families
+    # the classes the data holds, when fewer than K (fine-tuning a conditional model on some
+    # of its classes): fakes are asked for these only, or G would be trained on classes D
+    # has no real images of, and the tuned classes would get a fraction of the updates
+    present: torch.Tensor | None = None
+
+    def fake_classes(self, B: int) -> torch.Tensor | None:
+        if not self.num_classes:
+            return None
+        if self.present is None:
+            return torch.randint(self.num_classes, (B,))
+        return self.present[torch.randint(len(self.present), (B,))]
 
 
 def d_step(nets: Nets, cfg: TrainConfig, data: Batches, step: int,
@@ -159,7 +170,7 @@ def d_step(nets: Nets, cfg: TrainConfig, data: Batches, step: int,
     real = data.images_u8[idx].float() * (2 / 255) - 1
     c_real = data.labels[idx] if (data.labels is not None and K) else None
     z = torch.randn(B, G.z_dim)
-    c_fake = torch.randint(K, (B,)) if K else None
+    c_fake = data.fake_classes(B)
     with torch.no_grad(), amp():
         fake = G(z, c_fake)
     real, fake = nets.d_sees(real), nets.d_sees(fake)
@@ -194,10 +205,10 @@ def d_step(nets: Nets, cfg: TrainConfig, data: Batches, step: int,
 def g_step(nets: Nets, cfg: TrainConfig, data: Batches, amp: Callable[[], Any],
            aux: bool) -> dict[str, float]:
     """One generator update against the frozen discriminator."""
-    G, D, B, K = nets.G, nets.D, data.batch, data.num_classes
+    G, D, B = nets.G, nets.D, data.batch
     stats: dict[str, float] = {}
     z = torch.randn(B, G.z_dim)
-    c_fake = torch.randint(K, (B,)) if K else None
+    c_fake = data.fake_classes(B)
     nets.d_trainable(False)
     if aux:     # ... and G learns to make fakes D names as the requested class
         with amp():
@@ -237,7 +248,8 @@ class _Run:
         self.nets.d_trainable(True)
         self.batches = Batches(torch.from_numpy(data.images),
                                torch.from_numpy(data.labels) if data.labels is not None
-                               else None, cfg.batch, model_cfg.num_classes)
+                               else None, cfg.batch, model_cfg.num_classes,
+                               _present_classes(data, model_cfg.num_classes))
         self.step, self.images_seen, self.wall, self.busy = 0, 0, 0.0, 0.0
         self.folder.create()
         if resume:
@@ -391,6 +403,14 @@ class _Run:
                  "cancelled" if cancelled else "finished", self.step, cfg.steps, self.wall, ips)
         return TrainResult(self.run_dir, self.step, cancelled, path, self.wall, self.busy, ips,
                            self.last, out_of_time)
+
+
+def _present_classes(data: ImageData, num_classes: int) -> torch.Tensor | None:
+    """The label values of ``data`` when it holds fewer than all ``num_classes``."""
+    if not num_classes or data.labels is None:
+        return None
+    present = np.unique(data.labels)
+    return torch.from_numpy(present) if len(present) < num_classes else None
 
 
 def _frozen_d_parameters(D: torch.nn.Module, n: int) -> tuple[torch.nn.Parameter, ...]:
