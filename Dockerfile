@@ -12,6 +12,7 @@ COPY ganserve ganserve
 COPY training training
 COPY evaluation evaluation
 COPY service service
+COPY jobs jobs
 COPY cli cli
 
 FROM base AS api

@@ -30,8 +30,12 @@ def evaluate_job(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
         data = (dataset_path(spec.reference, ctx.settings.datasets_dir)
                 if spec.reference is not None else None)
         lease.progress({"stage": "sampling", "n": spec.n}, force=True)
-        extractor = (ctx.settings.inception_extractor if spec.extractor == "inception"
-                     else None)        # None: the store's classifier, as the CLI's default
+        extractor = None        # None: the store's classifier, as the CLI's default
+        if spec.extractor == "inception":
+            extractor = ctx.settings.inception_extractor
+            if extractor is None:
+                raise JobError("this worker has no Inception extractor: set "
+                               "GANSERVE_INCEPTION_EXTRACTOR on the workers too")
         result = evaluate(vdir, n=spec.n, seed=spec.seed, data=data, extras=spec.extras,
                           extractor=extractor, write=True,
                           log_fn=lambda line: log.info("job %s: %s", job.id, line))

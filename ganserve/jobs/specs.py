@@ -57,9 +57,10 @@ class FineTuneSpec(Strict):
     steps: Int(1, 10_000_000, description="optimizer steps (capped by "
                "GANSERVE_MAX_FINE_TUNE_STEPS)") = 1500
     batch: Int(1, 1024, description="images per step (default: the base model's)") | None = None
-    lr_g: LearningRate | None = Field(None, description="G's Adam rate (default: the "
-                                      "fine-tune default of the family)")
-    lr_d: LearningRate | None = Field(None, description="D's Adam rate")
+    lr_g: LearningRate | None = Field(None, description="G's Adam rate (default: the base "
+                                      "model's preset)")
+    lr_d: LearningRate | None = Field(None, description="D's Adam rate (default: the base "
+                                      "model's preset)")
     seed: Int(0, 2**31 - 1) = 0
     name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")] | None = \
         Field(None, description="publish as this model name (default: the base model's, "
@@ -81,8 +82,9 @@ class EvaluateSpec(Strict):
     n: Int(2, 10_000_000, description="samples (capped by GANSERVE_MAX_EVAL_SAMPLES)") = 10_000
     seed: Int(0, 2**31 - 1, description="first seed") = 0
     metrics: Annotated[list[Literal[EVAL_METRICS]], Field(min_length=1)] | None = Field(
-        None, description="what to compute (default: all that apply); memorization, "
-        "truncation and style_mixing make it the full (slower) evaluation")
+        None, description="what the result shows (default: all that apply); asking for none "
+        "of memorization, truncation and style_mixing also skips computing them (the quick "
+        "evaluation)")
     reference: DatasetRef | None = Field(None, description="the real images (default: "
                                          "Fashion-MNIST's test split)")
     extractor: Literal["classifier", "inception"] = Field(

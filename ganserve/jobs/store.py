@@ -199,12 +199,13 @@ class JobStore:
 
     def release(self, job_id: str, owner: str) -> None:
         """Give the lease up without finishing (a worker shutting down): the job stays
-        running with a stale heartbeat, so the next worker takes it over and resumes."""
+        running with a stale heartbeat, so the next worker takes it over and resumes. A
+        clean release does not count as an attempt (attempts cap worker deaths)."""
         with self.engine.begin() as c:
             c.execute(jobs.update().where(sa.and_(jobs.c.id == job_id,
                                                   jobs.c.lease_owner == owner))
-                      .values(lease_owner=None, heartbeat_at=dt.datetime(1970, 1, 1,
-                                                                         tzinfo=dt.UTC)))
+                      .values(lease_owner=None, attempts=jobs.c.attempts - 1,
+                              heartbeat_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC)))
 
     # -- progress and the end ------------------------------------------------------------
     def set_progress(self, job_id: str, owner: str, progress: dict[str, Any]) -> None:

@@ -209,8 +209,8 @@ class JobOut(BaseModel):
     finished_at: str | None = None
     updated_at: str
     cancel_requested: bool = False
-    attempts: int = Field(0, description="deliveries that started it (> 1: it resumed after "
-                          "a worker stopped)")
+    attempts: int = Field(0, description="times a worker started it, clean hand-overs at "
+                          "shutdown not counted (> 1: it resumed after a worker died)")
     progress: dict[str, Any] | None = Field(None, description="fine-tune: stage, step, "
                                             "total_steps, images_per_s, eta_s, losses")
     result: dict[str, Any] | None = Field(None, description="fine-tune: the new model and "
