@@ -134,8 +134,8 @@ STATUS_DOCS: dict[int, str] = {
     408: "the request body did not arrive within GANSERVE_BODY_TIMEOUT_S",
     413: "request body larger than GANSERVE_MAX_BODY_BYTES",
     415: "the body is not JSON: send Content-Type: application/json",
-    409: "conflict: the job already finished, or the Idempotency-Key was used for another "
-         "request",
+    409: "conflict: the job already finished, the Idempotency-Key was used for another "
+         "request, or the version cannot be removed now (last, default, or read by a job)",
     422: "invalid input (the field is named; a close match is suggested for unknown fields)",
     500: "unexpected server error (logged with the request id)",
     503: "not ready (starting or draining), queue full, model unavailable, or (jobs) the job "

@@ -27,6 +27,7 @@ import numpy as np
 
 from ganserve.generator import OnnxGenerator, class_weights
 from ganserve.manifest import MANIFEST_NAME, Manifest, list_versions
+from ganserve.model_store import read_default
 from service.batcher import Batcher, BatchStats, pad_rows
 from service.errors import ModelNotFound, ModelUnavailable, VersionNotFound
 from service.settings import Settings
@@ -162,6 +163,7 @@ class Registry:
         self.executor = executor
         self._on_batch, self._on_queue, self._on_change = on_batch, on_queue, on_change
         self.models: dict[str, dict[str, Entry]] = {}
+        self.defaults: dict[str, str] = {}      # model -> its chosen default version
         self.scanned = False
         self._poll_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
@@ -172,6 +174,10 @@ class Registry:
         if not versions:
             raise ModelNotFound(f"no model named {name!r}; see GET /v1/models",
                                 field="name", available=sorted(self.models))
+        if version in (None, ""):
+            chosen = versions.get(self.defaults.get(name, ""))
+            if isinstance(chosen, LoadedVersion):
+                return chosen
         if version in (None, "", "latest"):
             loaded = [v for v in versions.values() if isinstance(v, LoadedVersion)]
             if not loaded:
@@ -215,6 +221,16 @@ class Registry:
                     todo.append((model_dir.name, v, vdir))
         return todo
 
+    def _read_defaults(self) -> dict[str, str]:
+        root = self.settings.models_dir
+        found = {}
+        for model_dir in sorted(root.iterdir()) if root.is_dir() else []:
+            if model_dir.is_dir() and not model_dir.name.startswith(("_", ".")):
+                v = read_default(model_dir)
+                if v is not None:
+                    found[model_dir.name] = v
+        return found
+
     def _removed(self) -> list[tuple[str, str]]:
         return [(n, v) for n, vs in self.models.items() for v, e in vs.items()
                 if not (e.dir / MANIFEST_NAME).is_file()]
@@ -253,6 +269,10 @@ class Registry:
             loop = asyncio.get_running_loop()
             todo = await loop.run_in_executor(None, self._plan)
             removed = await loop.run_in_executor(None, self._removed)
+            defaults = await loop.run_in_executor(None, self._read_defaults)
+            if defaults != self.defaults:
+                log.info("default versions: %s", defaults or "the highest of each model")
+                self.defaults = defaults
             if not todo and not removed:
                 self.scanned = True
                 return 0

@@ -106,6 +106,13 @@ class JobStore:
         with self.engine.connect() as c:
             return [Job.from_row(r) for r in c.execute(q)]
 
+    def active_for(self, model: str, version: str) -> list[Job]:
+        """Queued or running jobs that read ``model/version`` (its base or its subject)."""
+        q = jobs.select().where(sa.and_(jobs.c.model == model, jobs.c.version == version,
+                                        jobs.c.state.in_([s.value for s in ACTIVE])))
+        with self.engine.connect() as c:
+            return [Job.from_row(r) for r in c.execute(q)]
+
     def delete(self, job_id: str) -> None:
         with self.engine.begin() as c:
             c.execute(jobs.delete().where(jobs.c.id == job_id))

@@ -150,6 +150,8 @@ class VersionInfo(BaseModel):
     parent: str | None = None
     training: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
+    size_bytes: int | None = Field(None, description="the version folder's files")
+    default: bool = Field(False, description="what unversioned requests get")
 
 
 class ModelInfo(BaseModel):
@@ -164,6 +166,8 @@ class ModelInfo(BaseModel):
     classes: list[str] = Field(default_factory=list)
     capabilities: list[str] = Field(default_factory=list)
     latest: str | None = None
+    default: str | None = Field(None, description="the version unversioned requests get: "
+                                "the one set with PUT .../default, else the latest")
     provider: str | None = None
     versions: list[VersionInfo] = Field(default_factory=list)
     metrics: dict[str, Any] | None = None
@@ -223,3 +227,15 @@ class JobOut(BaseModel):
 class JobList(BaseModel):
     jobs: list[JobOut]
     next: str | None = Field(None, description="cursor of the next page (pass as ?cursor=)")
+
+
+class VersionList(BaseModel):
+    name: str
+    default: str | None = None
+    versions: list[VersionInfo]
+
+
+class DefaultRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": "1"}]})
+    version: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}$")] | None = Field(
+        description="a loaded version, or null for the highest one")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +28,12 @@ INSTALL_HINT = ("the browser tests need Chromium and Playwright's Python package
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    """``ganserve serve`` on the shipped ``models/`` store, one worker, on a free loopback port."""
-    srv = ServerProcess(REPO / "models", workers=1, GANSERVE_POLL_INTERVAL_S="0",
+def server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """``ganserve serve`` on a copy of the shipped ``models/`` store (Execute runs the
+    management operations too), one worker, on a free loopback port."""
+    models = tmp_path_factory.mktemp("docs") / "models"
+    shutil.copytree(REPO / "models", models)
+    srv = ServerProcess(models, workers=1, GANSERVE_POLL_INTERVAL_S="0",
                         GANSERVE_INTRA_OP_THREADS="0", OMP_NUM_THREADS="2")
     try:
         srv.wait_ready()

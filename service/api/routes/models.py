@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 
 from ganserve.evaluations import effective_metrics, evaluations_dir
-from service.api.deps import RegistryDep
-from service.api.schemas import ModelInfo, ModelList, VersionInfo
+from service.api.deps import RegistryDep, require_json
+from service.api.schemas import DefaultRequest, ModelInfo, ModelList, VersionInfo, VersionList
 from service.errors import ModelNotFound, error_responses
+from service.jobs import JobService
 from service.registry import Entry, LoadedVersion, Registry
+from service.versions import delete_version, set_default
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -31,7 +36,14 @@ def _card(lv: LoadedVersion) -> dict | None:
     return _CARDS[key] or None
 
 
-def _version_info(e: Entry) -> VersionInfo:
+def _size(vdir) -> int | None:
+    try:
+        return sum(p.stat().st_size for p in vdir.iterdir() if p.is_file())
+    except OSError:
+        return None
+
+
+def _version_info(e: Entry, default: str | None = None) -> VersionInfo:
     if isinstance(e, LoadedVersion):
         m = e.manifest
         t = m.training
@@ -41,16 +53,20 @@ def _version_info(e: Entry) -> VersionInfo:
                            training={"steps": t.steps, "images_seen": t.images_seen,
                                      "preset": t.preset, "command": t.command,
                                      "wall_seconds": t.wall_seconds,
-                                     "images_per_second": t.images_per_second})
-    return VersionInfo(version=e.version, status="failed", error=e.error)
+                                     "images_per_second": t.images_per_second},
+                           size_bytes=_size(e.dir), default=e.version == default)
+    return VersionInfo(version=e.version, status="failed", error=e.error,
+                       size_bytes=_size(e.dir))
 
 
 def model_info(registry: Registry, name: str) -> ModelInfo:
     versions = registry.models.get(name)
     if not versions:
         raise ModelNotFound(f"no model named {name!r}; see GET /v1/models", field="name")
-    infos = [_version_info(e) for _, e in sorted(versions.items(), key=lambda kv: int(kv[0]))]
     loaded = [e for e in versions.values() if isinstance(e, LoadedVersion)]
+    default = registry.get(name).version if loaded else None
+    infos = [_version_info(e, default)
+             for _, e in sorted(versions.items(), key=lambda kv: int(kv[0]))]
     if not loaded:
         return ModelInfo(name=name, versions=infos)
     latest = max(loaded, key=lambda v: int(v.version))
@@ -59,7 +75,7 @@ def model_info(registry: Registry, name: str) -> ModelInfo:
                      z_dim=m.z_dim, w_dim=m.w_dim, num_ws=m.num_ws, conditional=m.conditional,
                      classes=m.class_names if m.conditional else [],
                      capabilities=m.family_spec.capabilities, latest=latest.version,
-                     provider=latest.provider, versions=infos,
+                     provider=latest.provider, versions=infos, default=default,
                      metrics=_card(latest))
 
 
@@ -77,3 +93,43 @@ async def get_model(registry: RegistryDep,
                                          "value": "fashion-stylegan"}},
                                      json_schema_extra={"x-capability": "any"})) -> ModelInfo:
     return model_info(registry, name)
+
+
+NamePath = Annotated[str, Path(max_length=128, description="model name",
+                               openapi_examples={"fashion-dcgan": {"value": "fashion-dcgan"}},
+                               json_schema_extra={"x-capability": "any"})]
+
+
+def get_jobs(request: Request) -> JobService:
+    return request.app.state.jobs
+
+
+@router.get("/{name}/versions", response_model=VersionList, responses=error_responses(404, 422),
+            summary="A model's versions: metrics, parent, creation time, size, which is default")
+async def list_versions(registry: RegistryDep, name: NamePath) -> VersionList:
+    info = model_info(registry, name)
+    return VersionList(name=name, default=info.default, versions=info.versions)
+
+
+@router.put("/{name}/default", response_model=VersionList, dependencies=[Depends(require_json)],
+            responses=error_responses(404, 408, 413, 415, 422),
+            summary="Choose the version unversioned requests get (null: the highest)")
+async def put_default(registry: RegistryDep, name: NamePath, body: DefaultRequest
+                      ) -> VersionList:
+    await run_in_threadpool(set_default, registry, name, body.version)
+    await registry.refresh()
+    return await list_versions(registry, name)
+
+
+@router.delete("/{name}/versions/{version}", response_model=VersionList,
+               responses=error_responses(404, 409, 422),
+               summary="Remove a version (not the last, not the default, not one a queued or "
+                       "running job reads)")
+async def delete_model_version(
+        registry: RegistryDep, name: NamePath, request: Request,
+        version: Annotated[str, Path(pattern=r"^[1-9][0-9]{0,8}$",
+                                     openapi_examples={"a version": {"value": "1"}})]
+) -> VersionList:
+    await run_in_threadpool(delete_version, registry, get_jobs(request), name, version)
+    await registry.refresh()
+    return await list_versions(registry, name)

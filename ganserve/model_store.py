@@ -1,0 +1,55 @@
+"""Store-level state beside the versions: a model's default version, and version removal.
+
+    MODELS_DIR/NAME/_default.json       {"version": "3"}: what unversioned requests get
+                                         (absent: the highest loaded version)
+
+Both are written so that every reader (each API replica polls the store) sees the old state
+or the new one, never half: the default file is replaced atomically; a version folder is
+first renamed out of the version namespace (one rename), then deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+from ganserve.evaluations import evaluations_dir
+from ganserve.manifest import atomic_write_text
+
+DEFAULT_FILE = "_default.json"
+TRASH_PREFIX = "_deleted-"
+
+
+def read_default(model_dir: Path) -> str | None:
+    """The default version named in ``model_dir``, or None (unset or unreadable)."""
+    try:
+        version = json.loads((model_dir / DEFAULT_FILE).read_text()).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(version) if version is not None else None
+
+
+def write_default(model_dir: Path, version: str | None) -> None:
+    """Make ``version`` the default (None: back to the highest version)."""
+    path = model_dir / DEFAULT_FILE
+    if version is None:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write_text(path, json.dumps({
+        "version": version,
+        "set_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}) + "\n")
+
+
+def remove_version(model_dir: Path, version: str) -> None:
+    """Take ``version`` out of the store in one rename, then delete it and its records."""
+    vdir = model_dir / version
+    trash = model_dir / f"{TRASH_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+    vdir.rename(trash)                          # gone for every reader from here on
+    records = evaluations_dir(vdir)
+    if records.is_dir():
+        records.rename(trash.with_name(trash.name + "-evaluations"))
+        shutil.rmtree(trash.with_name(trash.name + "-evaluations"), ignore_errors=True)
+    shutil.rmtree(trash, ignore_errors=True)
