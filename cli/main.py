@@ -214,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--data-dir", help="job folders and datasets (default $GANSERVE_DATA_DIR "
                    "or ./data)")
 
+    k = add("api-key", help="make an API key: prints the key (once) and its entry for "
+            "GANSERVE_API_KEYS_FILE (which stores only its hash)")
+    k.add_argument("name", help="who or what uses it, e.g. ci")
+    k.add_argument("--read-only", action="store_true", help="GETs only")
+
     g = add("generate", help="images straight from the model store (no server)",
                        epilog=EPILOG_GENERATE)
     g.add_argument("model", help="NAME or NAME/VERSION in the store, or a version folder")
@@ -467,6 +472,15 @@ def _stop_serving(signum: int, frame: Any) -> None:
     raise _StopServing
 
 
+def cmd_api_key(args: argparse.Namespace) -> int:
+    from service.auth import new_key
+
+    key, entry = new_key(args.name, args.read_only)
+    print(f"key (shown once; send as Authorization: Bearer <key>):\n  {key}\n"
+          f"add to the \"keys\" list of GANSERVE_API_KEYS_FILE:\n  {json.dumps(entry)}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import importlib.util
     import os
@@ -518,6 +532,7 @@ def _check_port(host: str, port: int) -> None:
 
 
 COMMANDS = {"train": cmd_train, "serve": cmd_serve, "worker": cmd_worker,
+            "api-key": cmd_api_key,
             "generate": cmd_generate,
             "export": cmd_export, "evaluate": cmd_evaluate,
             "build-evaluator": cmd_build_evaluator}

@@ -61,6 +61,7 @@ from ganserve.metrics import (
 log = logging.getLogger(__name__)
 DEFAULT_EXTRACTOR = Path("_evaluators") / "fashion-mnist"
 NO_DATA = "no real images (--no-data)"
+MIN_SAMPLES = 16
 
 
 
@@ -154,8 +155,9 @@ def evaluate(version_dir: str | Path, n: int = 10_000, extractor: str | Path | N
     naming the metrics left out (``result["skipped"]``: metric -> why).
     """
     vdir = resolve_version_dir(version_dir)
-    if n < 2:
-        raise EvaluationError("--n must be at least 2")
+    if n < MIN_SAMPLES:
+        raise EvaluationError(f"--n must be at least {MIN_SAMPLES} (precision/recall compare "
+                              "each sample with its 3 nearest neighbours; KID needs subsets)")
     if seed < 0:
         raise EvaluationError(f"--seed must be >= 0, got {seed}")
     m = load_manifest(vdir)

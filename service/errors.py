@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 from typing import Any
 
@@ -16,8 +17,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -105,6 +109,10 @@ class QueueUnreachable(ServiceError):
     status, code = 503, "queue_unreachable"
 
 
+class TooManyJobs(ServiceError):
+    status, code = 429, "too_many_jobs"
+
+
 class BodyError(StarletteHTTPException):
     """A ServiceError raised while the body is read: FastAPI lets only HTTPExceptions out of
     its body reading, so the error travels wrapped and is unwrapped by the one mapping."""
@@ -130,12 +138,15 @@ class ErrorResponse(BaseModel):
 STATUS_DOCS: dict[int, str] = {
     400: "operation not supported by this model's family (the families that support it "
          "are named)",
+    401: "an API key is needed: Authorization: Bearer <key> (WWW-Authenticate says so)",
+    403: "the API key is not valid, or is read-only and this is not a read",
     404: "unknown model, version or job (or no samples yet)",
     408: "the request body did not arrive within GANSERVE_BODY_TIMEOUT_S",
     413: "request body larger than GANSERVE_MAX_BODY_BYTES",
     415: "the body is not JSON: send Content-Type: application/json",
     409: "conflict: the job already finished, the Idempotency-Key was used for another "
          "request, or the version cannot be removed now (last, default, or read by a job)",
+    429: "too many jobs queued (GANSERVE_MAX_QUEUED_JOBS); Retry-After",
     422: "invalid input (the field is named; a close match is suggested for unknown fields)",
     500: "unexpected server error (logged with the request id)",
     503: "not ready (starting or draining), queue full, model unavailable, or (jobs) the job "
@@ -189,7 +200,8 @@ SYNONYMS = {"psi": "truncation_psi", "trunc": "truncation_psi", "truncation": "t
             "rows": "row_seeds", "columns": "col_seeds", "cols_seeds": "col_seeds"}
 # what a string that fails its schema pattern should look like, in words
 _SEED_HINT = "a list of seeds, or a string such as '0-7' or '1,5,9-12' (0 .. 2^32-1)"
-PATTERN_HINTS = {"seeds": _SEED_HINT, "row_seeds": _SEED_HINT, "col_seeds": _SEED_HINT,
+PATTERN_HINTS = {"path": "a path relative to the datasets folder, without control characters",
+                 "seeds": _SEED_HINT, "row_seeds": _SEED_HINT, "col_seeds": _SEED_HINT,
                  "styles": "layer indices, ranges like '0-3', or coarse|middle|fine, "
                            "separated by commas"}
 # pydantic's names for the union member it tried: 'str', 'list[int]', 'constrained-str',
@@ -201,8 +213,9 @@ _UNION_TAG = re.compile(r"`.*`|(str|int|float|bool|list|dict|none)|[a-z]+(-[a-z]
 def _field_path(loc: tuple[Any, ...]) -> str:
     """``('body', 'seeds', 'list[constrained-int]', 0)`` -> ``seeds.0``: pydantic names the
     union member it tried; clients want the field."""
-    parts = [str(p) for p in loc if p not in _LOC_ROOTS
-             and not (isinstance(p, str) and _UNION_TAG.fullmatch(p))]
+    if loc and loc[0] in _LOC_ROOTS:        # where it came from, not a field ("path" can be)
+        loc = loc[1:]
+    parts = [str(p) for p in loc if not (isinstance(p, str) and _UNION_TAG.fullmatch(p))]
     return ".".join(parts) or "body"
 
 
@@ -259,13 +272,23 @@ def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
     if kind == "string_pattern_mismatch":
         msg = PATTERN_HINTS.get(leaf, msg)
     settings = getattr(request.app.state, "settings", None)
-    limit = settings.request_limits().get(leaf) if settings is not None else None
+    limits = {} if settings is None else (
+        settings.job_limits().get("/v1/jobs", {}) | _job_body_limits(settings, request)
+        if request.url.path.startswith("/v1/jobs") else settings.request_limits())
+    limit = limits.get(leaf)
     if limit is not None and kind in ("less_than_equal", "too_long"):   # not the schema's cap
         value = e.get("input")
         shown = f"{len(value)} items" if kind == "too_long" and hasattr(value, "__len__") \
             else str(value)
         msg = f"{shown} is over the limit of {limit}"[:200]
     return {"field": field, "message": msg}
+
+
+def _job_body_limits(settings: Any, request: Request) -> dict[str, int]:
+    """The configured limits of the job body this request carries (by its path)."""
+    kind = request.url.path.rsplit("/", 1)[-1]
+    return settings.job_limits().get({"fine-tune": "FineTuneSpec",
+                                      "evaluate": "EvaluateSpec"}.get(kind, ""), {})
 
 
 MAX_PROBLEMS = 20
@@ -299,6 +322,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         return error_json(request, exc.status, exc.code, exc.message, exc.field,
                           exc.details, exc.headers)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _records_down(request: Request, exc: SQLAlchemyError) -> Response:
+        # the job records (a database) failed: jobs are unavailable, inference is not
+        log.error("job records unavailable (request %s): %s",
+                  getattr(request.state, "request_id", None), exc)
+        return error_json(request, 503, JobsUnavailable.code,
+                          f"the job records are unavailable ({type(exc).__name__}); "
+                          "try again shortly (inference is unaffected)",
+                          headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

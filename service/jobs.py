@@ -35,6 +35,7 @@ from service.errors import (
     JobNotFound,
     JobsUnavailable,
     QueueUnreachable,
+    TooManyJobs,
 )
 from service.registry import LoadedVersion, Registry
 from service.settings import Settings
@@ -158,6 +159,11 @@ class JobService:
 
     def _submit(self, job_type: JobType, lv: LoadedVersion, spec: dict[str, Any],
                 key: str | None) -> tuple[Job, bool]:
+        queued = sum(n for (_, state), n in self.store.counts().items() if state == "queued")
+        if queued >= self.settings.max_queued_jobs:
+            raise TooManyJobs(f"{queued} jobs are already queued (GANSERVE_MAX_QUEUED_JOBS="
+                              f"{self.settings.max_queued_jobs}); try again when some have "
+                              "run", headers={"Retry-After": "60"})
         try:
             job, created = self.store.create(job_type.value, QUEUE_OF[job_type], lv.name,
                                              lv.version, spec, key,
@@ -245,8 +251,8 @@ class JobService:
         if job.terminal:
             raise JobConflict(f"job {job_id} already {job.state}; nothing to cancel",
                               state=job.state)
-        after = self.store.request_cancel(job_id)
-        if after is not None and after.state == "cancelled":
+        after, cancelled_now = self.store.request_cancel(job_id)
+        if cancelled_now:
             CANCELLED_QUEUED.labels(job.type).inc()
         log.info("job %s: cancel requested (%s -> %s)", job_id, job.state,
                  after.state if after else "?")

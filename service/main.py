@@ -17,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 
 import ganserve
 from service.api.routes import generate, health, jobs, models
+from service.auth import KeyRing
 from service.errors import install_error_handlers
 from service.jobs import JobService
 from service.middleware import ServiceMiddleware
@@ -129,6 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="ganserve", version=ganserve.__version__,
                          description=DESCRIPTION, lifespan=lifespan, **_no_otel())
     app.state.settings = settings
+    app.state.keys = KeyRing(settings.api_keys_file)
+    if not app.state.keys.enabled:
+        log.warning("no GANSERVE_API_KEYS_FILE: job and model-management endpoints are open "
+                    "to anyone who reaches this port (serve binds 127.0.0.1 unless --host "
+                    "says otherwise)")
     app.state.draining = False
     app.state.registry = Registry(settings)        # replaced at startup; empty until then
     install_error_handlers(app)

@@ -65,6 +65,28 @@ def apply_job_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
                 example["model"] = fits[0]
 
 
+def needs_key(path: str) -> bool:
+    """The operations an API key guards whenever keys are configured: jobs and model
+    management (generation and model listing only with GANSERVE_INFERENCE_NEEDS_KEY)."""
+    return path.startswith("/v1/jobs") or path.endswith(("/versions", "/default",
+                                                          "/versions/{version}"))
+
+
+def apply_security(doc: dict[str, Any], settings: Settings) -> None:
+    """The document states the auth this server enforces: none without a keys file; the
+    bearer scheme on the guarded operations (all /v1 ones when inference needs a key)."""
+    for path, item in doc.get("paths", {}).items():
+        guarded = settings.api_keys_file is not None and (
+            needs_key(path) or (settings.inference_needs_key and path.startswith("/v1/")))
+        for op in item.values():
+            if not guarded:
+                op.pop("security", None)
+                for code in ("401", "403"):
+                    op.get("responses", {}).pop(code, None)
+    if settings.api_keys_file is None:
+        doc.get("components", {}).pop("securitySchemes", None)
+
+
 def apply_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
     apply_job_examples(doc, loaded)
     for item in doc.get("paths", {}).values():
@@ -89,6 +111,7 @@ def served_openapi(app: FastAPI, settings: Settings) -> None:
         if cache.get("key") != key:
             doc = copy.deepcopy(build())
             apply_limits(doc, settings)
+            apply_security(doc, settings)
             apply_examples(doc, loaded)
             cache.update(key=key, doc=doc)
         return cache["doc"]

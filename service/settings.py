@@ -49,6 +49,11 @@ class Settings(JobSettings):
                                    "requests in flight (0: none; they are cancelled)")
     embedded_worker: bool = Field(True, description="embedded mode (no broker): serve "
                                   "starts one job worker at low CPU priority")
+    api_keys_file: Path | None = Field(None, description="hashed API keys (JSON; see "
+                                       "service/auth.py): when set, jobs and model "
+                                       "management need Authorization: Bearer <key>")
+    inference_needs_key: bool = Field(False, description="generation and model listing "
+                                      "need a key too (read-only keys suffice)")
     max_job_list: int = Field(200, ge=1, le=10_000, description="largest page of GET /v1/jobs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -56,6 +61,13 @@ class Settings(JobSettings):
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"api_keys_file {v} is not a file (GANSERVE_API_KEYS_FILE)")
+        return v
 
     @field_validator("models_dir")
     @classmethod

@@ -18,7 +18,10 @@ def dataset_path(ref: DatasetRef, datasets_dir: Path) -> Path:
         return BUILTIN[ref.name]
     rel = Path(ref.path or "")
     root = datasets_dir.resolve()
-    p = (root / rel).resolve()
+    try:
+        p = (root / rel).resolve()
+    except (ValueError, OSError) as e:        # a NUL byte, a symlink loop
+        raise DataError(f"dataset path {ref.path!r} cannot be used: {e}") from None
     if rel.is_absolute() or ".." in rel.parts or not p.is_relative_to(root):
         raise DataError(f"dataset path {ref.path!r} must be relative to the datasets folder "
                         "and stay inside it")

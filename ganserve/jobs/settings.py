@@ -41,6 +41,8 @@ class JobSettings(BaseSettings):
                                     "to submit a job: longer, and the submission gets 503")
     max_fine_tune_steps: int = Field(100_000, ge=1, description="largest steps a fine-tune "
                                      "job may ask for")
+    max_queued_jobs: int = Field(100, ge=1, description="jobs waiting in the queues at most; "
+                                 "beyond it submissions get 429")
     max_eval_samples: int = Field(50_000, ge=2, description="largest n of an evaluate job")
     inception_extractor: Path | None = Field(None, description="an Inception feature "
                                              "extractor folder (extractor.json + ONNX, see "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from ganserve.strict import Int, Strict
 
@@ -25,12 +25,18 @@ class DatasetRef(Strict):
     ``classes`` (by name) and then to its first ``limit`` images. Uploaded datasets will be
     referred to by ``id``."""
     name: Literal["fashion-mnist"] | None = Field(None, description="a built-in dataset")
-    path: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+    path: Annotated[str, StringConstraints(min_length=1, max_length=512,
+                                           pattern=r"^[^\x00-\x1f\x7f]+$")] | None = Field(
         None, description="relative to GANSERVE_DATA_DIR/datasets")
     classes: Annotated[list[Name], Field(min_length=1, max_length=1000)] | None = Field(
         None, description="keep only these classes (by name)")
     limit: Int(1, 10_000_000, description="keep the first N images (after classes)") | None \
         = None
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, v: list[str] | None) -> list[str] | None:
+        return list(dict.fromkeys(v)) if v is not None else None
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetRef:
@@ -79,7 +85,7 @@ class EvaluateSpec(Strict):
 
     model: Name
     version: VersionStr | None = Field(None, description="default: latest")
-    n: Int(2, 10_000_000, description="samples (capped by GANSERVE_MAX_EVAL_SAMPLES)") = 10_000
+    n: Int(16, 10_000_000, description="samples (capped by GANSERVE_MAX_EVAL_SAMPLES)") = 10_000
     seed: Int(0, 2**31 - 1, description="first seed") = 0
     metrics: Annotated[list[Literal[EVAL_METRICS]], Field(min_length=1)] | None = Field(
         None, description="what the result shows (default: all that apply); asking for none "

@@ -236,20 +236,21 @@ class JobStore:
                 lease_owner=None)).rowcount
         return n == 1
 
-    def request_cancel(self, job_id: str) -> Job | None:
+    def request_cancel(self, job_id: str) -> tuple[Job | None, bool]:
         """A queued job is cancelled at once (it will never start); a running one gets the
-        flag its worker checks at each step. -> the job after the change (None: unknown)."""
+        flag its worker checks at each step. -> (the job after the change or None if
+        unknown, whether this call cancelled a queued job)."""
         t = now()
         with self.engine.begin() as c:
-            c.execute(jobs.update().where(sa.and_(
+            n = c.execute(jobs.update().where(sa.and_(
                 jobs.c.id == job_id, jobs.c.state == JobState.QUEUED.value,
                 sa.or_(jobs.c.lease_owner.is_(None), jobs.c.heartbeat_at.is_(None))))
                 .values(state=JobState.CANCELLED.value, cancel_requested=True, finished_at=t,
-                        updated_at=t, error="cancelled before it started"))
+                        updated_at=t, error="cancelled before it started")).rowcount
             c.execute(jobs.update().where(sa.and_(
                 jobs.c.id == job_id, jobs.c.state.in_([s.value for s in ACTIVE])))
                 .values(cancel_requested=True, updated_at=t))
-        return self.get(job_id)
+        return self.get(job_id), n == 1
 
     def ids(self, states: Iterable[str]) -> list[str]:
         with self.engine.connect() as c:

@@ -43,6 +43,7 @@ def test_fine_tune_submission_queued_with_location(api):
     (fine_tune_body(dataset={"path": "../../etc"}), 422, "invalid_input", "dataset"),
     (fine_tune_body(dataset={"path": "/etc"}), 422, "invalid_input", "dataset"),
     (fine_tune_body(dataset={"path": "missing"}), 422, "invalid_input", "dataset"),
+    (fine_tune_body(dataset={"path": "a\u0000b"}), 422, "invalid_input", "dataset.path"),
     (fine_tune_body(dataset={"name": "fashion-mnist", "path": "idx"}), 422, "invalid_input",
      "dataset"),
     (fine_tune_body(dataset={"name": "imagenet"}), 422, "invalid_input", "dataset.name"),
@@ -113,7 +114,7 @@ def test_evaluate_submission_and_bad_input(api):
                 "evaluate")
     assert ok.status_code == 202, ok.text
     assert ok.json()["type"] == "evaluate" and ok.json()["links"]["samples"] is None
-    error(submit(api, {"model": "baby-dcgan", "n": 1}, "evaluate"), 422, "invalid_input", "n")
+    error(submit(api, {"model": "baby-dcgan", "n": 8}, "evaluate"), 422, "invalid_input", "n")
     error(submit(api, {"model": "baby-dcgan", "n": 60_000, "reference": {"path": "idx"}},
                  "evaluate"), 422, "invalid_input", "n")
     error(submit(api, {"model": "baby-dcgan", "reference": {"path": "idx", "limit": 5}},
@@ -209,3 +210,35 @@ def test_records_survive_an_api_restart(job_models, data_dir):
         wait_ready(c)
         assert c.get(f"/v1/jobs/{jid}").json()["state"] == "queued"
     assert Path(data_dir / "jobs.sqlite").is_file()
+
+
+def test_steps_over_the_setting_cites_the_setting(api):
+    body = error(submit(api, fine_tune_body(steps=10**30)), 422, "invalid_input", "steps")
+    assert "100000" in body["message"] and "64" not in body["message"]
+
+
+def test_duplicate_classes_are_kept_once(api):
+    job = submit(api, fine_tune_body(dataset={"path": "idx", "classes": ["class3"] * 50}))
+    assert job.json()["request"]["dataset"]["classes"] == ["class3"]
+
+
+def test_full_queue_is_429(job_models, data_dir):
+    with make_client(job_models, data_dir=data_dir, max_queued_jobs=2) as c:
+        wait_ready(c)
+        for seed in range(2):
+            assert submit(c, fine_tune_body(seed=seed)).status_code == 202
+        r = submit(c, fine_tune_body(seed=9))
+        error(r, 429, "too_many_jobs")
+        assert r.headers["retry-after"]
+
+
+def test_job_records_down_is_503_not_500(api, monkeypatch):
+    import sqlalchemy as sa
+
+    def broken(*a, **k):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+    monkeypatch.setattr(api.app.state.jobs.store, "create", broken)
+    r = submit(api, fine_tune_body())
+    error(r, 503, "jobs_unavailable")
+    assert r.headers["retry-after"]
+    assert api.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]}).status_code == 200

@@ -134,11 +134,13 @@ def test_finish_only_by_the_lease_holder(store):
 
 def test_cancel_queued_at_once_running_by_flag(store):
     queued, _ = new(store)
-    assert store.request_cancel(queued.id).state == JobState.CANCELLED
+    after, now_cancelled = store.request_cancel(queued.id)
+    assert after.state == JobState.CANCELLED and now_cancelled
+    assert store.request_cancel(queued.id)[1] is False        # a second cancel: not again
     running, _ = new(store)
     store.claim(running.id, "w1", lease_s=30)
-    after = store.request_cancel(running.id)
-    assert after.state == JobState.RUNNING and after.cancel_requested
+    after, now_cancelled = store.request_cancel(running.id)
+    assert after.state == JobState.RUNNING and after.cancel_requested and not now_cancelled
     assert store.heartbeat(running.id, "w1") == (True, True)
 
 

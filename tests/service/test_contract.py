@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.auth import new_key
 from tests.service.conftest import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +24,7 @@ MIN_CASES = 1000
 # small limits keep each generated request cheap; the document states them
 LIMITS = {"GANSERVE_MAX_IMAGES": "16", "GANSERVE_MAX_SCALE": "4",
           "GANSERVE_MAX_INTERPOLATION_STEPS": "16", "GANSERVE_MAX_GRID_CELLS": "16"}
+KEY, KEY_ENTRY = new_key("contract")
 SERVED = {"sample": "baby-stylegan", "conditional": "baby-cgan", "interpolate": "baby-cgan",
           "style-mix": "baby-stylegan"}
 
@@ -30,9 +32,12 @@ SERVED = {"sample": "baby-stylegan", "conditional": "baby-cgan", "interpolate": 
 @pytest.fixture(scope="module")
 def live(store, tmp_path_factory):
     """On a copy of the store: the fuzzer also sets defaults and deletes versions."""
-    models = tmp_path_factory.mktemp("contract") / "models"
-    shutil.copytree(store, models)
-    srv = ServerProcess(models, workers=1, GANSERVE_LOG_LEVEL="ERROR", **LIMITS)
+    root = tmp_path_factory.mktemp("contract")
+    shutil.copytree(store, root / "models")
+    keys = root / "keys.json"            # keys on: the fuzzer checks the auth rules too
+    keys.write_text(json.dumps({"keys": [KEY_ENTRY]}))
+    srv = ServerProcess(root / "models", workers=1, GANSERVE_LOG_LEVEL="ERROR",
+                        GANSERVE_API_KEYS_FILE=str(keys), **LIMITS)
     srv.wait_ready()
     yield srv
     srv.stop(signal.SIGTERM)
@@ -49,6 +54,7 @@ def test_schemathesis_finds_nothing_over_1000_cases(live, tmp_path):
            f"{live.url}/openapi.json", "--checks", "all", "--max-examples", "120",
            "--seed", "20261130", "--generation-database", "none", "--no-color",
            "--workers", "1", "--request-timeout", "30", "--report", "json",
+           "--header", f"Authorization: Bearer {KEY}",
            # a job's event stream stays open while the job lives (the test server has no job
            # worker, so forever): tests/jobs covers it, the fuzzer would only wait it out
            "--exclude-path-regex", "/events$",

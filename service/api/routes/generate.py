@@ -26,6 +26,7 @@ from service.api.schemas import (
     SampleRequest,
     StyleMixRequest,
 )
+from service.auth import require_key_for_inference
 from service.errors import InvalidInput, did_you_mean, error_responses
 from service.observability import IMAGES
 from service.outputs import GenerateResponse
@@ -33,7 +34,8 @@ from service.registry import LoadedVersion
 from service.rendering import animation_response, json_response, png_response, wants_json
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1/models", tags=["generate"])
+router = APIRouter(prefix="/v1/models", tags=["generate"],
+                   dependencies=[Depends(require_key_for_inference)])
 JSON_BODY = [Depends(require_json)]
 
 
@@ -50,7 +52,7 @@ ConditionalName = name_param("conditional", "fashion-cgan")
 InterpolateName = name_param("interpolate", "fashion-cgan")
 StyleMixName = name_param("style-mix", "fashion-stylegan")
 
-POST_ERRORS = error_responses(400, 404, 408, 413, 415, 422, 504)
+POST_ERRORS = error_responses(400, 401, 403, 404, 408, 413, 415, 422, 504)
 
 
 def image_responses(*media: str) -> dict[int | str, dict[str, Any]]:
@@ -223,7 +225,7 @@ PsiQuery = Query(None, ge=0.0, le=2.0, allow_inf_nan=False,
             responses={200: {"description": "one image",
                              "content": {"image/png": {"schema": {"type": "string",
                                                                   "format": "binary"}}}},
-                       **error_responses(400, 404, 422, 504)},
+                       **error_responses(400, 401, 403, 404, 422, 504)},
             summary="One image as PNG, for browsers, <img> tags and curl")
 async def sample_png(request: Request, name: SampleName, registry: RegistryDep,
                      settings: SettingsDep,

@@ -20,10 +20,11 @@ from ganserve.jobs.records import Job
 from ganserve.jobs.specs import EvaluateSpec, FineTuneSpec
 from service.api.deps import RegistryDep, require_json
 from service.api.schemas import JobLinks, JobList, JobOut, JobStateName, JobTypeName
+from service.auth import require_key
 from service.errors import InvalidInput, JobNotFound, NoSamplesYet, error_responses
 from service.jobs import JobService
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_key)])
 EVENT_POLL_S = 0.5
 EVENT_DB_FAILURES = 20          # consecutive unreadable polls (10 s) before giving up
 IdempotencyKey = Annotated[str | None, Header(
@@ -70,7 +71,7 @@ def _accepted(job: Job, created: bool, response: Response) -> JobOut:
 
 @router.post("/fine-tune", status_code=202, response_model=JobOut,
              dependencies=[Depends(require_json)],
-             responses=error_responses(404, 408, 409, 413, 415, 422),
+             responses=error_responses(401, 403, 404, 408, 409, 413, 415, 422, 429),
              summary="Fine-tune a model version on a dataset; the new version is served "
                      "when it succeeds")
 def submit_fine_tune(spec: FineTuneSpec, response: Response, jobs: JobsDep,
@@ -80,7 +81,7 @@ def submit_fine_tune(spec: FineTuneSpec, response: Response, jobs: JobsDep,
 
 @router.post("/evaluate", status_code=202, response_model=JobOut,
              dependencies=[Depends(require_json)],
-             responses=error_responses(404, 408, 409, 413, 415, 422),
+             responses=error_responses(401, 403, 404, 408, 409, 413, 415, 422, 429),
              summary="Score a model version (FID, KID, precision/recall, classes...)")
 def submit_evaluate(spec: EvaluateSpec, response: Response, jobs: JobsDep,
                     _registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
@@ -102,7 +103,7 @@ def _parse_cursor(text: str) -> tuple[dt.datetime, str]:
                            field="cursor") from None
 
 
-@router.get("", response_model=JobList, responses=error_responses(422),
+@router.get("", response_model=JobList, responses=error_responses(401, 403, 422),
             summary="Jobs, newest first, filtered by state, type and model")
 def list_jobs(request: Request, jobs: JobsDep, state: JobStateName | None = None,
               type: JobTypeName | None = None,
@@ -122,14 +123,14 @@ def list_jobs(request: Request, jobs: JobsDep, state: JobStateName | None = None
                    next=_cursor(page[-1]) if more and page else None)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404, 422),
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(401, 403, 404, 422),
             summary="One job: state, progress, ETA, result or error")
 def get_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
     return job_out(jobs.get(job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
-             responses=error_responses(404, 408, 409, 413, 422),
+             responses=error_responses(401, 403, 404, 408, 409, 413, 422),
              summary="Cancel: a queued job never starts; a running one stops at its next "
                      "step. No version is registered")
 def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
@@ -139,7 +140,7 @@ def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
 @router.get("/{job_id}/samples.png", response_class=Response,
             responses={200: {"content": {"image/png": {}},
                              "description": "the latest progress grid"},
-                       **error_responses(404, 422)},
+                       **error_responses(401, 403, 404, 422)},
             summary="A fine-tune's latest progress grid (fixed seeds)")
 def job_samples(job_id: JobIdPath, jobs: JobsDep) -> FileResponse:
     job = jobs.get(job_id)
@@ -156,7 +157,7 @@ def job_samples(job_id: JobIdPath, jobs: JobsDep) -> FileResponse:
                              "description": "Server-Sent Events: 'progress' while the job "
                                             "runs, 'state' on each change, then 'end' with "
                                             "the final record"},
-                       **error_responses(404, 422)},
+                       **error_responses(401, 403, 404, 422)},
             summary="Follow a job as Server-Sent Events")
 async def job_events(job_id: JobIdPath, request: Request, jobs: JobsDep) -> EventSourceResponse:
     job = await run_in_threadpool(jobs.get, job_id)

@@ -10,12 +10,15 @@ from fastapi.concurrency import run_in_threadpool
 from ganserve.evaluations import effective_metrics, evaluations_dir
 from service.api.deps import RegistryDep, require_json
 from service.api.schemas import DefaultRequest, ModelInfo, ModelList, VersionInfo, VersionList
+from service.auth import require_key, require_key_for_inference
 from service.errors import ModelNotFound, error_responses
 from service.jobs import JobService
 from service.registry import Entry, LoadedVersion, Registry
 from service.versions import delete_version, set_default
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+MANAGE = [Depends(require_key)]
+READ = [Depends(require_key_for_inference)]
 
 
 _CARDS: dict[tuple, dict] = {}
@@ -79,13 +82,15 @@ def model_info(registry: Registry, name: str) -> ModelInfo:
                      metrics=_card(latest))
 
 
-@router.get("", response_model=ModelList, responses=error_responses(),
+@router.get("", response_model=ModelList, responses=error_responses(401, 403),
+            dependencies=READ,
             summary="Every model in the store")
 async def list_models(registry: RegistryDep) -> ModelList:
     return ModelList(models=[model_info(registry, n) for n in sorted(registry.models)])
 
 
-@router.get("/{name}", response_model=ModelInfo, responses=error_responses(404, 422),
+@router.get("/{name}", response_model=ModelInfo,
+            responses=error_responses(401, 403, 404, 422), dependencies=READ,
             summary="One model: family, shapes, classes, capabilities, versions, metrics")
 async def get_model(registry: RegistryDep,
                     name: str = Path(max_length=128, description="model name",
@@ -104,15 +109,17 @@ def get_jobs(request: Request) -> JobService:
     return request.app.state.jobs
 
 
-@router.get("/{name}/versions", response_model=VersionList, responses=error_responses(404, 422),
+@router.get("/{name}/versions", response_model=VersionList, dependencies=MANAGE,
+            responses=error_responses(401, 403, 404, 422),
             summary="A model's versions: metrics, parent, creation time, size, which is default")
 async def list_versions(registry: RegistryDep, name: NamePath) -> VersionList:
     info = model_info(registry, name)
     return VersionList(name=name, default=info.default, versions=info.versions)
 
 
-@router.put("/{name}/default", response_model=VersionList, dependencies=[Depends(require_json)],
-            responses=error_responses(404, 408, 413, 415, 422),
+@router.put("/{name}/default", response_model=VersionList,
+            dependencies=[*MANAGE, Depends(require_json)],
+            responses=error_responses(401, 403, 404, 408, 413, 415, 422),
             summary="Choose the version unversioned requests get (null: the highest)")
 async def put_default(registry: RegistryDep, name: NamePath, body: DefaultRequest
                       ) -> VersionList:
@@ -121,8 +128,8 @@ async def put_default(registry: RegistryDep, name: NamePath, body: DefaultReques
     return await list_versions(registry, name)
 
 
-@router.delete("/{name}/versions/{version}", response_model=VersionList,
-               responses=error_responses(404, 409, 422),
+@router.delete("/{name}/versions/{version}", response_model=VersionList, dependencies=MANAGE,
+               responses=error_responses(401, 403, 404, 409, 422),
                summary="Remove a version (not the last, not the default, not one a queued or "
                        "running job reads)")
 async def delete_model_version(

@@ -1,0 +1,142 @@
+"""API keys: who may submit jobs and manage models (and, by a setting, generate).
+
+Keys live hashed in ``GANSERVE_API_KEYS_FILE`` (a Kubernetes Secret can be mounted there;
+the file is re-read when it changes)::
+
+    {"keys": [{"name": "ci", "sha256": "<hex sha256 of the key>", "read_only": false}]}
+
+``ganserve api-key NAME [--read-only]`` makes a key and prints its entry. A request sends
+``Authorization: Bearer <key>``: none (or not Bearer) is 401 with ``WWW-Authenticate``; an
+unknown key, or a read-only key on anything but a read, is 403. The presented key's hash is
+compared with every stored hash in constant time; keys are never logged or echoed. With no
+keys file every endpoint is open, and the start-up log says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Counter
+
+from service.errors import ServiceError
+
+log = logging.getLogger(__name__)
+AUTH_FAILURES = Counter("ganserve_auth_failures_total", "requests refused for their API key",
+                        ["endpoint", "reason"])
+bearer = HTTPBearer(auto_error=False, description="an API key from GANSERVE_API_KEYS_FILE "
+                    "(`ganserve api-key NAME` makes one)")
+
+
+class Unauthorized(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status, code = 403, "forbidden"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    sha256: str
+    read_only: bool = False
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(name: str, read_only: bool = False) -> tuple[str, dict[str, Any]]:
+    """A fresh key and the entry that goes into the keys file (the key itself does not)."""
+    key = "gsk_" + secrets.token_urlsafe(32)
+    return key, {"name": name, "sha256": key_hash(key), "read_only": read_only}
+
+
+class KeyRing:
+    """The keys file, re-read when its modification time changes."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._keys: list[ApiKey] = []
+        self._stamp: int | None = None
+        self._lock = threading.Lock()
+        if path is not None:
+            self._load()            # a broken file stops the service at start, not later
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def _load(self) -> None:
+        assert self.path is not None
+        stamp = self.path.stat().st_mtime_ns
+        if stamp == self._stamp:
+            return
+        data = json.loads(self.path.read_text())
+        keys = [ApiKey(str(k["name"]), str(k["sha256"]).lower(), bool(k.get("read_only")))
+                for k in data["keys"]]
+        if any(len(k.sha256) != 64 for k in keys):
+            raise ValueError(f"{self.path}: every key needs a 64-hex-digit sha256")
+        with self._lock:
+            self._keys, self._stamp = keys, stamp
+        log.info("API keys: %d loaded from %s", len(keys), self.path)
+
+    def find(self, presented: str) -> ApiKey | None:
+        """The key whose hash matches, comparing against every stored hash."""
+        try:
+            self._load()
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.error("API keys file unreadable, keeping the last good keys: %s", e)
+        digest = key_hash(presented)
+        found = None
+        for k in self._keys:
+            if hmac.compare_digest(digest, k.sha256):
+                found = k
+        return found
+
+
+def _endpoint(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def _check(request: Request, creds: HTTPAuthorizationCredentials | None, write: bool) -> None:
+    ring: KeyRing = request.app.state.keys
+    if not ring.enabled:
+        return
+    if creds is None or not creds.credentials:
+        AUTH_FAILURES.labels(_endpoint(request), "missing").inc()
+        raise Unauthorized("this endpoint needs an API key: send Authorization: Bearer <key>",
+                           headers={"WWW-Authenticate": 'Bearer realm="ganserve"'})
+    key = ring.find(creds.credentials)
+    if key is None:
+        AUTH_FAILURES.labels(_endpoint(request), "unknown").inc()
+        raise Forbidden("the API key is not valid here")
+    if write and key.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
+        AUTH_FAILURES.labels(_endpoint(request), "read_only").inc()
+        raise Forbidden(f"the key {key.name!r} is read-only")
+    request.state.api_key = key.name
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def require_key(request: Request, creds: Credentials) -> None:
+    """Jobs, datasets, model management: any key reads; only a full key writes."""
+    _check(request, creds, write=True)
+
+
+async def require_key_for_inference(request: Request, creds: Credentials) -> None:
+    """Generation needs a key (read-only ones too) when GANSERVE_INFERENCE_NEEDS_KEY."""
+    if request.app.state.settings.inference_needs_key:
+        _check(request, creds, write=False)

@@ -1,0 +1,130 @@
+"""API keys: 401 without one (WWW-Authenticate), 403 with a wrong one or a read-only one on a
+write; inference open unless a setting says otherwise; keys never logged or echoed; the
+keys file re-read when it changes; the docs' security scheme."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import pytest
+
+from service.auth import new_key
+from tests.jobs.conftest import fine_tune_body
+from tests.service.conftest import copy_store, error, make_client, wait_ready
+
+FULL, FULL_ENTRY = new_key("ci")
+READ, READ_ENTRY = new_key("dashboard", read_only=True)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def keys_file(tmp_path):
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": [FULL_ENTRY, READ_ENTRY]}))
+    return path
+
+
+@pytest.fixture
+def api(store, tmp_path, keys_file):
+    models = copy_store(store, tmp_path / "models")
+    with make_client(models, data_dir=tmp_path / "data", api_keys_file=keys_file) as c:
+        wait_ready(c)
+        yield c
+
+
+def test_no_key_is_401_with_www_authenticate(api):
+    r = api.get("/v1/jobs")
+    error(r, 401, "unauthorized")
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    error(api.get("/v1/jobs", headers={"Authorization": "Basic abc"}), 401, "unauthorized")
+
+
+def test_wrong_key_is_403_and_not_echoed(api):
+    r = api.get("/v1/jobs", headers=bearer("gsk_not-a-key"))
+    error(r, 403, "forbidden")
+    assert "gsk_not-a-key" not in r.text
+
+
+def test_keys_read_and_write_by_their_kind(api):
+    assert api.get("/v1/jobs", headers=bearer(READ)).status_code == 200
+    assert api.get("/v1/models/baby-dcgan/versions", headers=bearer(READ)).status_code == 200
+    body = error(api.post("/v1/jobs/fine-tune", json=fine_tune_body(dataset={
+        "name": "fashion-mnist"}), headers=bearer(READ)), 403, "forbidden")
+    assert "read-only" in body["message"]
+    error(api.put("/v1/models/baby-dcgan/default", json={"version": "1"},
+                  headers=bearer(READ)), 403, "forbidden")
+    error(api.delete("/v1/models/baby-dcgan/versions/1", headers=bearer(READ)), 403,
+          "forbidden")
+    r = api.put("/v1/models/baby-dcgan/default", json={"version": "1"}, headers=bearer(FULL))
+    assert r.status_code == 200
+
+
+def test_inference_open_by_default(api):
+    assert api.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]}).status_code == 200
+    assert api.get("/v1/models").status_code == 200
+    assert api.get("/v2/health/ready").status_code == 200
+
+
+def test_inference_keyed_by_the_setting(store, tmp_path, keys_file):
+    with make_client(store, data_dir=tmp_path / "data", api_keys_file=keys_file,
+                     inference_needs_key=True) as c:
+        wait_ready(c)
+        error(c.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]}), 401,
+              "unauthorized")
+        assert c.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]},
+                      headers=bearer(READ)).status_code == 200
+        assert c.get("/v1/models", headers=bearer(READ)).status_code == 200
+        assert c.get("/v2/health/ready").status_code == 200       # probes stay open
+
+
+def test_keys_never_logged(api, caplog):
+    caplog.set_level(logging.DEBUG)
+    api.get("/v1/jobs", headers=bearer(FULL))
+    api.get("/v1/jobs", headers=bearer(READ + "x"))
+    api.post("/v1/jobs/fine-tune", json={"model": "x"}, headers=bearer(READ))
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/v1/jobs" in text                   # the requests were logged...
+    assert FULL not in text and READ not in text and "gsk_" not in text   # ...their keys not
+
+
+def test_rotated_keys_file_is_reread(api, keys_file):
+    assert api.get("/v1/jobs", headers=bearer(FULL)).status_code == 200
+    fresh, entry = new_key("rotated")
+    keys_file.write_text(json.dumps({"keys": [entry]}))
+    later = time.time() + 5
+    os.utime(keys_file, (later, later))
+    error(api.get("/v1/jobs", headers=bearer(FULL)), 403, "forbidden")
+    assert api.get("/v1/jobs", headers=bearer(fresh)).status_code == 200
+
+
+def test_auth_failures_counted(api):
+    api.get("/v1/jobs")
+    text = api.get("/metrics").text
+    assert 'ganserve_auth_failures_total{endpoint="/v1/jobs",reason="missing"}' in text
+
+
+def test_openapi_has_the_bearer_scheme(api):
+    doc = api.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert doc["paths"]["/v1/jobs"]["get"]["security"] == [{"HTTPBearer": []}]
+
+
+def test_no_keys_file_leaves_endpoints_open(store, tmp_path):
+    with make_client(store, data_dir=tmp_path / "data") as c:
+        wait_ready(c)
+        assert c.get("/v1/jobs").status_code == 200
+
+
+def test_missing_keys_file_stops_the_service(store, tmp_path):
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    with pytest.raises(ValidationError, match="api_keys_file"):
+        Settings(models_dir=store, api_keys_file=tmp_path / "nope.json")
