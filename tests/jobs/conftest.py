@@ -21,6 +21,7 @@ import redis
 import sqlalchemy as sa
 
 from tests.service.conftest import REPO, ServerProcess, free_port
+from tests.service.conftest import server_factory as server_factory  # noqa: F401
 from tests.service.conftest import store as store  # noqa: F401 (the baby store fixture)
 
 # the machine's Redis: this suite's database number (flushed after each test that used it)
@@ -166,18 +167,12 @@ def worker_factory():
 
 
 @pytest.fixture
-def job_server():
-    servers: list[ServerProcess] = []
-
+def job_server(server_factory):
+    """``ganserve serve`` for job tests: the store polled every 0.5 s."""
     def start(models_dir: Path, env: dict[str, str], workers: int = 1) -> ServerProcess:
-        s = ServerProcess(models_dir, workers, GANSERVE_POLL_INTERVAL_S="0.5", **env)
-        servers.append(s)
-        s.wait_ready()
-        return s
+        return server_factory(models_dir, workers, GANSERVE_POLL_INTERVAL_S="0.5", **env)
 
-    yield start
-    for s in servers:
-        s.stop(signal.SIGKILL)
+    return start
 
 
 def wait_job(url: str, job_id: str, states: tuple[str, ...], timeout: float = 120.0,
