@@ -9,13 +9,10 @@ rename, under a per-model lock that also picks its number.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import shutil
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from ganserve.data.idx import looks_like_idx_folder
 from ganserve.jobs.datasets import dataset_path, load_dataset, narrow
 from ganserve.jobs.records import Job
 from ganserve.jobs.specs import FineTuneSpec
+from ganserve.locks import file_lock
 from ganserve.manifest import Manifest, list_versions, load_manifest, next_version
 from jobs import metrics
 from jobs.lease import Lease, Stopped
@@ -139,37 +137,13 @@ def quick_quality(ctx: WorkerContext, spec: FineTuneSpec, m: Manifest,
     return evaluate
 
 
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def device_lock(ctx: WorkerContext, lease: Lease) -> Iterator[None]:
-    """One fine-tune trains on this host's device at a time, whatever the concurrency (an
-    evaluation beside it is fine); a second one waits here, its lease kept alive."""
-    path = ctx.settings.data_dir / "locks" / "train-device.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                lease.progress({"stage": "waiting for the device (another fine-tune "
-                                "trains on it)"})
-                lease.check()
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def device_lock(ctx: WorkerContext, lease: Lease) -> contextlib.AbstractContextManager[None]:
+    """One fine-tune trains on this data dir's device at a time, whatever the concurrency
+    (an evaluation beside it is fine); a second one waits, its lease kept alive."""
+    def waiting() -> None:
+        lease.progress({"stage": "waiting for the device (another fine-tune trains on it)"})
+        lease.check()
+    return file_lock(ctx.settings.data_dir / "locks" / "train-device.lock", waiting)
 
 
 def published_by(models: Path, name: str, job_id: str) -> Path | None:
@@ -190,7 +164,7 @@ def publish(ctx: WorkerContext, job: Job, lease: Lease, spec: FineTuneSpec, m: M
     name, models = spec.name or m.name, ctx.settings.models_dir
     staging = models / STAGING / job.id
     try:
-        with _flock(ctx.settings.data_dir / "locks" / f"model-{name}.lock"):
+        with file_lock(ctx.settings.data_dir / "locks" / f"model-{name}.lock"):
             again = published_by(models, name, job.id)
             if again is not None:
                 log.info("job %s: %s was published by an earlier attempt", job.id, again)

@@ -56,6 +56,11 @@ def remove_job_files(ctx: WorkerContext, job_id: str) -> None:
     shutil.rmtree(ctx.job_folder(job_id), ignore_errors=True)
 
 
+def worker_deaths(n: int) -> str:
+    return (f"the job's worker stopped {n} times without finishing it (killed? out of "
+            "memory?); see the worker logs for this job id")
+
+
 def run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
     """The body of every task: deliveries of a finished, cancelled or leased job do nothing."""
     job = ctx.store.get(job_id)
@@ -74,8 +79,7 @@ def run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
                  "duplicate delivery dropped", job_id)
         return
     if claimed.attempts > ctx.settings.job_max_attempts:
-        msg = (f"the job's worker stopped {claimed.attempts - 1} times without finishing it "
-               "(killed? out of memory?); see the worker logs for this job id")
+        msg = worker_deaths(claimed.attempts - 1)
         _ended(ctx.store.finish(job_id, owner, JobState.FAILED, error=msg), claimed,
                JobState.FAILED)
         return
@@ -193,9 +197,8 @@ class Reaper(threading.Thread):
                     remove_job_files(self.ctx, job.id)
                 continue
             if job.attempts >= self.ctx.settings.job_max_attempts:
-                msg = (f"the job's worker stopped {job.attempts} times without finishing it "
-                       "(killed? out of memory?); see the worker logs for this job id")
-                if store.finish(job.id, None, JobState.FAILED, error=msg):
+                if store.finish(job.id, None, JobState.FAILED,
+                                error=worker_deaths(job.attempts)):
                     metrics.finished(job.type, JobState.FAILED.value, job.started_at)
                 continue
             if not store.requeue_stale(job, lease_s):

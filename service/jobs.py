@@ -15,15 +15,16 @@ import json
 import logging
 import math
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from prometheus_client import Counter
 
-from ganserve.data import DataError, ImageData, load_images
+from ganserve.data import DataError, load_images
 from ganserve.jobs import queue
-from ganserve.jobs.datasets import dataset_path, narrow
+from ganserve.jobs.datasets import dataset_path, selection
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
 from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec
@@ -67,41 +68,43 @@ def _key_reused(job: Job) -> JobConflict:
                        "use a new key for a new job", field="Idempotency-Key", job=job.id)
 
 
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What a submission check needs of a dataset: its size, labels and class names."""
+    n: int
+    labels: np.ndarray | None
+    class_names: list[str]
+    source: str
+
+
 class DatasetChecks:
-    """Submission-time dataset checks without re-reading a dataset per request: the labels
-    and class names of the last few datasets read (not their pixels), keyed by path, size,
-    channels, split and modification time."""
+    """Submission-time dataset checks without re-reading a dataset per request: the facts
+    (not the pixels) of the last few datasets read, keyed by path, size, channels, split and
+    modification time."""
 
     def __init__(self, datasets_dir: Path, keep: int = 4):
         self.datasets_dir, self.keep = datasets_dir, keep
-        self._cache: dict[tuple, ImageData] = {}
+        self._cache: dict[tuple, DatasetFacts] = {}
         self._lock = threading.Lock()
 
-    def load(self, ref: DatasetRef, resolution: int, channels: int, split: str) -> ImageData:
-        """A label-only ImageData of ``ref`` (narrowed): DataError says what is wrong."""
+    def load(self, ref: DatasetRef, resolution: int, channels: int, split: str
+             ) -> DatasetFacts:
+        """The facts of ``ref`` after its narrowing is checked: DataError says what is
+        wrong (missing, unconvertible, an unknown class, nothing left)."""
         path = dataset_path(ref, self.datasets_dir)
         key = (str(path), path.stat().st_mtime_ns, resolution, channels, split)
         with self._lock:
-            whole = self._cache.get(key)
-        if whole is None:
+            facts = self._cache.get(key)
+        if facts is None:
             data = load_images(path, resolution=resolution, channels=channels, split=split)
-            whole = ImageData(images=data.images[:1], labels=data.labels,
-                              class_names=data.class_names, source=data.source)
+            facts = DatasetFacts(len(data), data.labels, data.class_names, data.source)
             with self._lock:
                 if len(self._cache) >= self.keep:
                     self._cache.pop(next(iter(self._cache)))
-                self._cache[key] = whole
-        if ref.classes is None and ref.limit is None:
-            return whole
-        if whole.labels is None:
-            if ref.classes:
-                raise DataError(f"{whole.source} has no labels, so it cannot be narrowed "
-                                f"to classes {', '.join(ref.classes)}")
-            return whole
-        idx = ImageData(images=np.zeros((len(whole.labels), 1, 1, 1), np.uint8),
-                        labels=whole.labels, class_names=whole.class_names,
-                        source=whole.source)
-        return narrow(idx, ref.classes, ref.limit)
+                self._cache[key] = facts
+        selection(facts.n, facts.labels, facts.class_names, facts.source, ref.classes,
+                  ref.limit)
+        return facts
 
 
 class JobService:
@@ -136,20 +139,21 @@ class JobService:
         """Jobs on? An idempotent replay? Then the type's checks, the record, the message."""
         self._require_on()
         body = spec.model_dump(mode="json")
-        replay = self._replay(job_type, body, key)
+        digest = request_hash(job_type.value, body)
+        replay = self._replay(key, digest)
         if replay is not None:
             return replay, False
         lv = self.registry.get(spec.model, spec.version)    # 404 / 503 in the project's shape
         check(lv)
-        return self._submit(job_type, lv, body, key)
+        return self._submit(job_type, lv, body, key, digest)
 
-    def _replay(self, job_type: JobType, spec: dict[str, Any], key: str | None) -> Job | None:
+    def _replay(self, key: str | None, digest: str) -> Job | None:
         """The job an Idempotency-Key already made (before any check: a replay answers
         the same job even if the model or data changed since); 409 for another request."""
         if key is None:
             return None
         job = self.store.by_idempotency_key(key)
-        if job is not None and job.request_hash != request_hash(job_type.value, spec):
+        if job is not None and job.request_hash != digest:
             raise _key_reused(job)
         return job
 
@@ -158,7 +162,7 @@ class JobService:
             raise JobsUnavailable(self.off_reason)
 
     def _submit(self, job_type: JobType, lv: LoadedVersion, spec: dict[str, Any],
-                key: str | None) -> tuple[Job, bool]:
+                key: str | None, digest: str) -> tuple[Job, bool]:
         queued = sum(n for (_, state), n in self.store.counts().items() if state == "queued")
         if queued >= self.settings.max_queued_jobs:
             raise TooManyJobs(f"{queued} jobs are already queued (GANSERVE_MAX_QUEUED_JOBS="
@@ -166,8 +170,7 @@ class JobService:
                               "run", headers={"Retry-After": "60"})
         try:
             job, created = self.store.create(job_type.value, QUEUE_OF[job_type], lv.name,
-                                             lv.version, spec, key,
-                                             request_hash(job_type.value, spec))
+                                             lv.version, spec, key, digest)
         except IdempotencyConflict as e:         # the same key raced in from elsewhere
             raise _key_reused(e.job) from None
         if not created:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
 
 from ganserve.jobs.settings import JobSettings
 
@@ -15,9 +14,6 @@ from ganserve.jobs.settings import JobSettings
 class Settings(JobSettings):
     """The API's settings: the jobs' (data dir, broker, database; shared with the workers)
     and the serving ones."""
-    model_config = SettingsConfigDict(env_prefix="GANSERVE_", extra="ignore",
-                                      protected_namespaces=())
-
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA execution provider when available, else CPU")
     max_batch_rows: int = Field(64, ge=1, le=4096, description="rows per ONNX Runtime run")

@@ -31,24 +31,31 @@ def dataset_path(ref: DatasetRef, datasets_dir: Path) -> Path:
     return p
 
 
-def narrow(data: ImageData, classes: list[str] | None, limit: int | None) -> ImageData:
-    """Keep ``classes`` (labels and the class list stay as they are: a conditional model
-    keeps all its classes), then the first ``limit`` images."""
-    keep = np.arange(len(data))
+def selection(n: int, labels: np.ndarray | None, class_names: list[str], source: str,
+              classes: list[str] | None, limit: int | None) -> np.ndarray:
+    """Indices of the images kept by ``classes`` then ``limit`` (DataError if none are, or a
+    class is unknown): needs only the labels, so a submission check reads no pixels twice."""
+    keep = np.arange(n)
     if classes:
-        if data.labels is None:
-            raise DataError(f"{data.source} has no labels, so it cannot be narrowed to "
-                            f"classes {', '.join(classes)}")
-        unknown = [c for c in classes if c not in data.class_names]
+        if labels is None:
+            raise DataError(f"{source} has no labels, so it cannot be narrowed to classes "
+                            f"{', '.join(classes)}")
+        unknown = [c for c in classes if c not in class_names]
         if unknown:
-            raise DataError(f"{data.source} has no class {', '.join(map(repr, unknown))}; "
-                            f"its classes: {', '.join(data.class_names)}")
-        wanted = [data.class_names.index(c) for c in classes]
-        keep = np.flatnonzero(np.isin(data.labels, wanted))
+            raise DataError(f"{source} has no class {', '.join(map(repr, unknown))}; "
+                            f"its classes: {', '.join(class_names)}")
+        keep = np.flatnonzero(np.isin(labels, [class_names.index(c) for c in classes]))
     if limit is not None:
         keep = keep[:limit]
     if len(keep) == 0:
-        raise DataError(f"{data.source}: no images left after narrowing")
+        raise DataError(f"{source}: no images left after narrowing")
+    return keep
+
+
+def narrow(data: ImageData, classes: list[str] | None, limit: int | None) -> ImageData:
+    """Keep ``classes`` (labels and the class list stay as they are: a conditional model
+    keeps all its classes), then the first ``limit`` images."""
+    keep = selection(len(data), data.labels, data.class_names, data.source, classes, limit)
     labels = data.labels[keep] if data.labels is not None else None
     return ImageData(images=data.images[keep], labels=labels,
                      class_names=list(data.class_names), source=data.source,

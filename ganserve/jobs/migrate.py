@@ -7,15 +7,15 @@ advisory lock serialises them; on SQLite (one machine) a file lock beside the da
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
+
+from ganserve.locks import file_lock
 
 log = logging.getLogger(__name__)
 # alembic's own INFO lines ("Context impl SQLiteImpl.") on every start are noise: we log one
@@ -31,19 +31,11 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-@contextlib.contextmanager
-def _sqlite_lock(engine: Engine) -> Iterator[None]:
+def _sqlite_lock(engine: Engine) -> contextlib.AbstractContextManager[None]:
     db = engine.url.database
     if not db or db == ":memory:":
-        yield
-        return
-    Path(db).parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{db}.migrate.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        return contextlib.nullcontext()
+    return file_lock(Path(f"{db}.migrate.lock"))
 
 
 def upgrade(engine: Engine) -> None:

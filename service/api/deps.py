@@ -15,6 +15,7 @@ from service.errors import (
     NotReady,
     UnsupportedMediaType,
 )
+from service.jobs import JobService
 from service.registry import Registry
 from service.settings import Settings
 
@@ -48,7 +49,12 @@ async def require_json(request: Request) -> None:
                                    f"application/json (got {ctype[:80]!r})")
 
 
+async def get_jobs(request: Request) -> JobService:
+    return request.app.state.jobs
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 

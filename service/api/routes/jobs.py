@@ -18,7 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ganserve.jobs.records import Job
 from ganserve.jobs.specs import EvaluateSpec, FineTuneSpec
-from service.api.deps import RegistryDep, require_json
+from service.api.deps import JobsDep, RegistryDep, require_json
 from service.api.schemas import JobLinks, JobList, JobOut, JobStateName, JobTypeName
 from service.auth import require_key
 from service.errors import InvalidInput, JobNotFound, NoSamplesYet, error_responses
@@ -37,11 +37,6 @@ JobIdPath = Annotated[str, Path(max_length=64, description="a job id (GET /v1/jo
                                     "value": "0123456789abcdef0123456789abcdef"}})]
 
 
-def get_jobs(request: Request) -> JobService:
-    return request.app.state.jobs
-
-
-JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
 def _iso(t: dt.datetime | None) -> str | None:

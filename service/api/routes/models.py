@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 from fastapi.concurrency import run_in_threadpool
 
 from ganserve.evaluations import effective_metrics, evaluations_dir
-from service.api.deps import RegistryDep, require_json
+from service.api.deps import JobsDep, RegistryDep, require_json
 from service.api.schemas import DefaultRequest, ModelInfo, ModelList, VersionInfo, VersionList
 from service.auth import require_key, require_key_for_inference
 from service.errors import ModelNotFound, error_responses
-from service.jobs import JobService
 from service.registry import Entry, LoadedVersion, Registry
 from service.versions import delete_version, set_default
 
@@ -105,10 +104,6 @@ NamePath = Annotated[str, Path(max_length=128, description="model name",
                                json_schema_extra={"x-capability": "any"})]
 
 
-def get_jobs(request: Request) -> JobService:
-    return request.app.state.jobs
-
-
 @router.get("/{name}/versions", response_model=VersionList, dependencies=MANAGE,
             responses=error_responses(401, 403, 404, 422),
             summary="A model's versions: metrics, parent, creation time, size, which is default")
@@ -133,10 +128,10 @@ async def put_default(registry: RegistryDep, name: NamePath, body: DefaultReques
                summary="Remove a version (not the last, not the default, not one a queued or "
                        "running job reads)")
 async def delete_model_version(
-        registry: RegistryDep, name: NamePath, request: Request,
+        registry: RegistryDep, name: NamePath, jobs: JobsDep,
         version: Annotated[str, Path(pattern=r"^[1-9][0-9]{0,8}$",
                                      openapi_examples={"a version": {"value": "1"}})]
 ) -> VersionList:
-    await run_in_threadpool(delete_version, registry, get_jobs(request), name, version)
+    await run_in_threadpool(delete_version, registry, jobs, name, version)
     await registry.refresh()
     return await list_versions(registry, name)

@@ -1,0 +1,33 @@
+"""One advisory file lock helper (``flock``) for everything that serialises on a data dir:
+migrations of a SQLite job database, a model's publisher, a host's one fine-tune."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, while_waiting: Callable[[], None] | None = None,
+              poll_s: float = 1.0) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created with its folder). With ``while_waiting``
+    the wait polls, calling it each ``poll_s`` (it may raise to give up); without, it blocks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        if while_waiting is None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        else:
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    while_waiting()
+                    time.sleep(poll_s)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
