@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ganserve.data import DataError, ImageData
 from ganserve.data.idx import looks_like_idx_folder
 from ganserve.jobs.datasets import dataset_path, load_dataset, narrow
@@ -73,7 +75,8 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     try:
         m = load_manifest(base)
         data = load_dataset(spec.dataset, ctx.settings.datasets_dir,
-                            resolution=m.resolution, channels=m.channels)
+                            resolution=m.resolution, channels=m.channels,
+                            model_classes=m.class_names if m.conditional else None)
     except (DataError, OSError, ValueError) as e:
         raise JobError(f"cannot read the base model or the dataset: {e}") from e
     run = ctx.job_folder(job.id) / "run"
@@ -88,7 +91,7 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
         raise JobError(str(e)) from e
     batch = plan.train_cfg.batch
     quick: dict[str, Any] = {}
-    evaluator = quick_quality(ctx, spec, m, quick)
+    evaluator = quick_quality(ctx, target_classes(spec, data), m, quick)
     if evaluator is not None and not plan.train_cfg.eval_every:
         plan.train_cfg.eval_every = spec.sample_every
 
@@ -116,17 +119,27 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
             "quality": quality}
 
 
-def quick_quality(ctx: WorkerContext, spec: FineTuneSpec, m: Manifest,
+def target_classes(spec: FineTuneSpec, data: ImageData) -> list[str]:
+    """The classes a fine-tune aims at: those asked for, else those its data holds when it
+    holds only some (a Bag-only upload), else none (the whole distribution)."""
+    if spec.dataset.classes or data.labels is None:
+        return list(spec.dataset.classes or [])
+    counts = np.bincount(data.labels, minlength=len(data.class_names))
+    present = [c for c, k in zip(data.class_names, counts) if k]
+    return present if len(present) < len(data.class_names) else []
+
+
+def quick_quality(ctx: WorkerContext, targets: list[str], m: Manifest,
                   into: dict[str, Any]) -> Any:
     """The in-training figure shown in progress: the share of the target classes among 256
     samples, every ``sample_every`` steps (None when there is no classifier or no classes)."""
     from training.in_training import make_class_share_evaluator
 
     extractor = ctx.settings.models_dir / EVALUATOR
-    if not spec.dataset.classes or not extractor.is_dir():
+    if not targets or not extractor.is_dir():
         return None
     try:
-        score_now = make_class_share_evaluator(extractor, spec.dataset.classes, m.class_names)
+        score_now = make_class_share_evaluator(extractor, targets, m.class_names)
     except ValueError:
         return None
 
@@ -207,7 +220,7 @@ def score(ctx: WorkerContext, spec: FineTuneSpec, version_dir: Path,
     m = load_manifest(version_dir)
     unseen = unseen_images(ctx, spec, m)
     try:
-        out = fine_tune_quality(version_dir, data, unseen, spec.dataset.classes or [],
+        out = fine_tune_quality(version_dir, data, unseen, target_classes(spec, data),
                                 extractor=extractor)
     except (EvaluationError, ValueError) as e:    # e.g. classes the classifier does not know
         return {"skipped": str(e)}

@@ -113,6 +113,19 @@ class TooManyJobs(ServiceError):
     status, code = 429, "too_many_jobs"
 
 
+class DatasetNotFound(ServiceError):
+    status, code = 404, "dataset_not_found"
+
+
+class DatasetRejected(ServiceError):
+    """An upload refused; the code says why (``zip_bomb``, ``unsafe_path``, ...)."""
+    status, code = 422, "invalid_dataset"
+
+    def __init__(self, message: str, *, reason: str, status: int = 422, **kw: Any):
+        super().__init__(message, **kw)
+        self.code, self.status = reason, status
+
+
 class BodyError(StarletteHTTPException):
     """A ServiceError raised while the body is read: FastAPI lets only HTTPExceptions out of
     its body reading, so the error travels wrapped and is unwrapped by the one mapping."""
@@ -140,12 +153,15 @@ STATUS_DOCS: dict[int, str] = {
          "are named)",
     401: "an API key is needed: Authorization: Bearer <key> (WWW-Authenticate says so)",
     403: "the API key is not valid, or is read-only and this is not a read",
-    404: "unknown model, version or job (or no samples yet)",
+    404: "unknown model, version, job or dataset (or no samples yet)",
     408: "the request body did not arrive within GANSERVE_BODY_TIMEOUT_S",
-    413: "request body larger than GANSERVE_MAX_BODY_BYTES",
-    415: "the body is not JSON: send Content-Type: application/json",
+    413: "request body larger than GANSERVE_MAX_BODY_BYTES (an upload: "
+         "GANSERVE_UPLOAD_MAX_BYTES, or its contents over an upload limit)",
+    415: "the body is not JSON: send Content-Type: application/json (an upload: "
+         "multipart/form-data with a .zip or .npz file)",
     409: "conflict: the job already finished, the Idempotency-Key was used for another "
-         "request, or the version cannot be removed now (last, default, or read by a job)",
+         "request, or the version or dataset cannot be removed now (last, default, or "
+         "read by a job)",
     429: "too many jobs queued (GANSERVE_MAX_QUEUED_JOBS); Retry-After",
     422: "invalid input (the field is named; a close match is suggested for unknown fields)",
     500: "unexpected server error (logged with the request id)",
@@ -201,6 +217,7 @@ SYNONYMS = {"psi": "truncation_psi", "trunc": "truncation_psi", "truncation": "t
 # what a string that fails its schema pattern should look like, in words
 _SEED_HINT = "a list of seeds, or a string such as '0-7' or '1,5,9-12' (0 .. 2^32-1)"
 PATTERN_HINTS = {"path": "a path relative to the datasets folder, without control characters",
+                 "id": "a dataset id: 16 hex digits (see GET /v1/datasets)",
                  "seeds": _SEED_HINT, "row_seeds": _SEED_HINT, "col_seeds": _SEED_HINT,
                  "styles": "layer indices, ranges like '0-3', or coarse|middle|fine, "
                            "separated by commas"}
@@ -273,8 +290,7 @@ def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
         msg = PATTERN_HINTS.get(leaf, msg)
     settings = getattr(request.app.state, "settings", None)
     limits = {} if settings is None else (
-        settings.job_limits().get("/v1/jobs", {}) | _job_body_limits(settings, request)
-        if request.url.path.startswith("/v1/jobs") else settings.request_limits())
+        settings.query_limits(request.url.path) | _job_body_limits(settings, request))
     limit = limits.get(leaf)
     if limit is not None and kind in ("less_than_equal", "too_long"):   # not the schema's cap
         value = e.get("input")

@@ -9,6 +9,7 @@ job that exists is always on its way to a worker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -23,8 +24,9 @@ import numpy as np
 from prometheus_client import Counter
 
 from ganserve.data import DataError, load_images
+from ganserve.data.uploads import DatasetStore
 from ganserve.jobs import queue
-from ganserve.jobs.datasets import dataset_path, selection
+from ganserve.jobs.datasets import class_mapping, dataset_path, selection
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
 from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec
@@ -97,14 +99,16 @@ class DatasetChecks:
             facts = self._cache.get(key)
         if facts is None:
             data = load_images(path, resolution=resolution, channels=channels, split=split)
-            facts = DatasetFacts(len(data), data.labels, data.class_names, data.source)
+            source = f"dataset {ref.id}" if ref.id else data.source
+            facts = DatasetFacts(len(data), data.labels, data.class_names, source)
             with self._lock:
                 if len(self._cache) >= self.keep:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[key] = facts
-        selection(facts.n, facts.labels, facts.class_names, facts.source, ref.classes,
-                  ref.limit)
-        return facts
+        keep = selection(facts.n, facts.labels, facts.class_names, facts.source, ref.classes,
+                         ref.limit)
+        labels = facts.labels[keep] if facts.labels is not None else None
+        return DatasetFacts(len(keep), labels, facts.class_names, facts.source)
 
 
 class JobService:
@@ -144,8 +148,18 @@ class JobService:
         if replay is not None:
             return replay, False
         lv = self.registry.get(spec.model, spec.version)    # 404 / 503 in the project's shape
-        check(lv)
-        return self._submit(job_type, lv, body, key, digest)
+        with self._dataset_guard(spec):
+            check(lv)
+            return self._submit(job_type, lv, body, key, digest)
+
+    def _dataset_guard(self, spec: FineTuneSpec | EvaluateSpec
+                       ) -> contextlib.AbstractContextManager[None]:
+        """An uploaded dataset cannot be removed between its check and the job's record
+        (DELETE takes the same lock and then looks for jobs that use it)."""
+        ref = spec.dataset if isinstance(spec, FineTuneSpec) else spec.reference
+        if ref is None or ref.id is None:
+            return contextlib.nullcontext()
+        return DatasetStore(self.settings.datasets_dir).locked()
 
     def _replay(self, key: str | None, digest: str) -> Job | None:
         """The job an Idempotency-Key already made (before any check: a replay answers
@@ -218,12 +232,11 @@ class JobService:
     def _check_data(self, ref: DatasetRef, m: Manifest, field: str) -> None:
         try:
             data = self.datasets.load(ref, m.resolution, m.channels, "train")
+            if m.conditional:
+                class_mapping(data.class_names, data.labels, m.class_names,
+                              f"{data.source} ({m.name} is conditional)")
         except (DataError, OSError) as e:
             raise InvalidInput(str(e), field=field) from None
-        if m.conditional and data.class_names != m.class_names:
-            raise InvalidInput(f"{m.name} is conditional on classes "
-                               f"{', '.join(m.class_names)}; {data.source} has "
-                               f"{', '.join(data.class_names) or 'no labels'}", field=field)
 
     def _check_evaluate(self, spec: EvaluateSpec, m: Manifest) -> None:
         if spec.n > self.settings.max_eval_samples:

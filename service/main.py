@@ -16,8 +16,9 @@ from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
 import ganserve
-from service.api.routes import generate, health, jobs, models
+from service.api.routes import datasets, generate, health, jobs, models
 from service.auth import KeyRing
+from service.datasets import DatasetService
 from service.errors import install_error_handlers
 from service.jobs import JobService
 from service.middleware import ServiceMiddleware
@@ -101,6 +102,18 @@ def _job_counts(app: FastAPI) -> dict[tuple[str, str], int] | None:
         return None
 
 
+def _dataset_counts(app: FastAPI) -> tuple[int, int] | None:
+    """(datasets, bytes) stored in the data dir (None before start or if unreadable)."""
+    datasets_service = getattr(app.state, "datasets", None)
+    if datasets_service is None:
+        return None
+    try:
+        return datasets_service.counts()
+    except OSError as e:
+        log.warning("metrics: datasets unreadable: %s", e)
+        return None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -114,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # one socket, a worker that accepted early would answer 503 while its peers serve.
         await registry.start()
         app.state.jobs = await _start_jobs(settings, registry)
+        app.state.datasets = DatasetService(settings, app.state.jobs.store)
+        await run_in_threadpool(app.state.datasets.start)
         # Everything allocated so far (framework, schemas, sessions) lives as long as the
         # process: freezing it keeps full collections from walking it again. Measured: p99 at
         # 8 clients fell from 90 ms (gen-2 pauses) to about 10 ms.
@@ -132,25 +147,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = KeyRing(settings.api_keys_file)
     if not app.state.keys.enabled:
-        log.warning("no GANSERVE_API_KEYS_FILE: job and model-management endpoints are open "
-                    "to anyone who reaches this port (serve binds 127.0.0.1 unless --host "
+        log.warning("no GANSERVE_API_KEYS_FILE: job, dataset and model-management endpoints are "
+                    "open to anyone who reaches this port (serve binds 127.0.0.1 unless --host "
                     "says otherwise)")
     app.state.draining = False
     app.state.registry = Registry(settings)        # replaced at startup; empty until then
     install_error_handlers(app)
     app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes,
-                       body_timeout_s=settings.body_timeout_s)
+                       body_timeout_s=settings.body_timeout_s,
+                       large_bodies={("POST", "/v1/datasets"): (settings.upload_max_bytes,
+                                                                settings.upload_timeout_s)})
     app.include_router(models.router)
     app.include_router(generate.router)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(datasets.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         body, content_type = metrics_payload(
             (LoadedModel(lv.name, lv.version, lv.family, lv.provider, lv.deterministic)
              for lv in app.state.registry.loaded()),
-            await run_in_threadpool(_job_counts, app))
+            await run_in_threadpool(_job_counts, app),
+            await run_in_threadpool(_dataset_counts, app))
         return Response(body, media_type=content_type)
 
     served_openapi(app, settings)
@@ -158,7 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, str]:
         return {"name": "ganserve", "docs": "/docs", "models": "/v1/models",
-                "jobs": "/v1/jobs", "health": "/v2/health/ready", "metrics": "/metrics"}
+                "jobs": "/v1/jobs", "datasets": "/v1/datasets", "health": "/v2/health/ready",
+                "metrics": "/metrics"}
 
     return app
 

@@ -56,10 +56,17 @@ class _Exchange:
 
 
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float = 10.0):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float = 10.0,
+                 large_bodies: dict[tuple[str, str], tuple[int, float]] | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        # (method, path) -> (bytes, seconds) for the routes that take large bodies (uploads)
+        self.large_bodies = large_bodies or {}
+
+    def _body_limits(self, scope: Scope) -> tuple[int, float]:
+        return self.large_bodies.get((scope.get("method", ""), scope.get("path", "")),
+                                     (self.max_body_bytes, self.body_timeout_s))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,6 +89,8 @@ class ServiceMiddleware:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send,
                       headers: dict[str, str], ex: _Exchange, t0: float) -> None:
+        max_bytes, body_timeout_s = self._body_limits(scope)
+
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 ex.status, ex.started = message["status"], True
@@ -93,19 +102,19 @@ class ServiceMiddleware:
             if ex.body_done:
                 message = await receive()
             else:
-                left = self.body_timeout_s - (time.perf_counter() - t0)
+                left = body_timeout_s - (time.perf_counter() - t0)
                 try:
                     async with asyncio.timeout(max(left, 0.0)):
                         message = await receive()
                 except TimeoutError:
                     raise BodyError(RequestTimeout(
-                        f"the request body did not arrive within {self.body_timeout_s:g} s",
+                        f"the request body did not arrive within {body_timeout_s:g} s",
                         headers=CLOSE)) from None
             if message["type"] == "http.request":
                 ex.received += len(message.get("body", b""))
                 ex.body_done = not message.get("more_body", False)
-                if ex.received > self.max_body_bytes:
-                    raise BodyError(self._too_large())
+                if ex.received > max_bytes:
+                    raise BodyError(self._too_large(max_bytes))
             elif message["type"] == "http.disconnect":
                 ex.disconnected = ex.body_done = True
             return message
@@ -139,14 +148,15 @@ class ServiceMiddleware:
             return NotReady("the service is shutting down; retry on another replica",
                             headers={"Retry-After": "1", **CLOSE})
         length = headers.get("content-length", "")
+        max_bytes = self._body_limits(scope)[0]
         if (scope.get("method") in BODY_METHODS and length.isascii() and length.isdigit()
-                and int(length) > self.max_body_bytes):
-            return self._too_large()
+                and int(length) > max_bytes):
+            return self._too_large(max_bytes)
         return None
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request body larger than {self.max_body_bytes} bytes",
-                               headers=CLOSE)
+    @staticmethod
+    def _too_large(max_bytes: int) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body larger than {max_bytes} bytes", headers=CLOSE)
 
     @staticmethod
     async def _send_error(send: Send, rid: str, err: ServiceError) -> None:

@@ -74,8 +74,9 @@ class _Scrape(Collector):
     ``ganserve_model_info`` from the registry."""
 
     def __init__(self, source: Collector | CollectorRegistry, loaded: list[LoadedModel],
-                 jobs: dict[tuple[str, str], int] | None = None):
-        self.source, self.loaded, self.jobs = source, loaded, jobs
+                 jobs: dict[tuple[str, str], int] | None = None,
+                 datasets: tuple[int, int] | None = None):
+        self.source, self.loaded, self.jobs, self.datasets = source, loaded, jobs, datasets
         self.keys = {m.labels[:2] for m in loaded}
 
     def collect(self) -> Iterator[Metric]:
@@ -93,6 +94,13 @@ class _Scrape(Collector):
         yield info
         if self.jobs is not None:
             yield self._jobs()
+        if self.datasets is not None:
+            # from the data dir, like the job gauges: every replica reports the same numbers
+            yield GaugeMetricFamily("ganserve_datasets", "uploaded datasets stored",
+                                    value=self.datasets[0])
+            yield GaugeMetricFamily("ganserve_dataset_bytes", "bytes of uploaded datasets "
+                                    "stored (converted arrays, previews, records)",
+                                    value=self.datasets[1])
 
     def _jobs(self) -> GaugeMetricFamily:
         """Queue lengths and running jobs, from the job records (every replica agrees)."""
@@ -105,13 +113,14 @@ class _Scrape(Collector):
 
 
 def metrics_payload(loaded: Iterable[LoadedModel] = (),
-                    jobs: dict[tuple[str, str], int] | None = None) -> tuple[bytes, str]:
+                    jobs: dict[tuple[str, str], int] | None = None,
+                    datasets: tuple[int, int] | None = None) -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         source: Collector | CollectorRegistry = multiprocess.MultiProcessCollector(None)
     else:
         source = REGISTRY
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Scrape(source, list(loaded), jobs))
+    registry.register(_Scrape(source, list(loaded), jobs, datasets))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -40,7 +40,7 @@ def apply_limits(doc: dict[str, Any], settings: Settings) -> None:
             if name in caps:
                 _cap(prop, caps[name])
     for path, item in doc.get("paths", {}).items():
-        caps = scoped["/v1/jobs"] if path.startswith("/v1/jobs") else limits
+        caps = settings.query_limits(path)
         for op in item.values():
             for param in op.get("parameters", []):
                 if param.get("in") == "query" and param["name"] in caps:
@@ -66,10 +66,10 @@ def apply_job_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
 
 
 def needs_key(path: str) -> bool:
-    """The operations an API key guards whenever keys are configured: jobs and model
-    management (generation and model listing only with GANSERVE_INFERENCE_NEEDS_KEY)."""
-    return path.startswith("/v1/jobs") or path.endswith(("/versions", "/default",
-                                                          "/versions/{version}"))
+    """The operations an API key guards whenever keys are configured: jobs, datasets and
+    model management (generation and model listing only with GANSERVE_INFERENCE_NEEDS_KEY)."""
+    return path.startswith(("/v1/jobs", "/v1/datasets")) or path.endswith(
+        ("/versions", "/default", "/versions/{version}"))
 
 
 def apply_security(doc: dict[str, Any], settings: Settings) -> None:

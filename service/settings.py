@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from ganserve.data.archive import ArchiveLimits
+from ganserve.data.ingest import UploadLimits
 from ganserve.jobs.settings import JobSettings
 
 
@@ -51,6 +53,26 @@ class Settings(JobSettings):
     inference_needs_key: bool = Field(False, description="generation and model listing "
                                       "need a key too (read-only keys suffice)")
     max_job_list: int = Field(200, ge=1, le=10_000, description="largest page of GET /v1/jobs")
+    upload_max_bytes: int = Field(256 << 20, ge=1024, description="largest dataset upload "
+                                  "(the request body): larger gets 413")
+    upload_timeout_s: float = Field(600.0, gt=0, le=86400, description="a dataset upload's "
+                                    "body must arrive within this (408)")
+    upload_max_files: int = Field(100_000, ge=1, description="images in one dataset")
+    upload_max_uncompressed_bytes: int = Field(1 << 30, ge=1024, description="an archive's "
+                                               "members together, uncompressed")
+    upload_max_ratio: float = Field(100.0, ge=2, description="largest compression ratio of "
+                                    "an archive member (zip bombs compress 1000:1)")
+    upload_max_image_side: int = Field(4096, ge=8, le=65535, description="pixels per side "
+                                       "of one image (a decompression bomb is refused from "
+                                       "its header)")
+    upload_max_total_pixels: int = Field(1 << 30, ge=1024, description="decoded pixels of "
+                                         "all a dataset's images together")
+    upload_max_classes: int = Field(100, ge=1, le=10_000, description="classes in a dataset")
+    dataset_side: int = Field(128, ge=8, le=1024, description="largest side a dataset is "
+                              "stored at (images are cropped square and resized to the "
+                              "smallest image's side, capped here)")
+    max_dataset_list: int = Field(200, ge=1, le=10_000, description="largest page of "
+                                  "GET /v1/datasets")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")
@@ -82,11 +104,27 @@ class Settings(JobSettings):
                 "col_seeds": self.max_grid_cells}
 
 
+    def query_limits(self, path: str) -> dict[str, int]:
+        """The configured limits of a path's query parameters (and, off /v1/jobs and
+        /v1/datasets, of the generation bodies)."""
+        scoped = self.job_limits()
+        prefix = next((p for p in ("/v1/jobs", "/v1/datasets") if path.startswith(p)), None)
+        return scoped[prefix] if prefix else self.request_limits()
+
+    def upload_limits(self) -> UploadLimits:
+        return UploadLimits(
+            archive=ArchiveLimits(self.upload_max_files, self.upload_max_uncompressed_bytes,
+                                  self.upload_max_ratio),
+            max_image_side=self.upload_max_image_side,
+            max_total_pixels=self.upload_max_total_pixels,
+            max_classes=self.upload_max_classes, side=self.dataset_side)
+
     def job_limits(self) -> dict[str, dict[str, int]]:
         """Per job schema (and the job list's query): field -> its configured limit."""
         return {"FineTuneSpec": {"steps": self.max_fine_tune_steps},
                 "EvaluateSpec": {"n": self.max_eval_samples},
-                "/v1/jobs": {"limit": self.max_job_list}}
+                "/v1/jobs": {"limit": self.max_job_list},
+                "/v1/datasets": {"limit": self.max_dataset_list}}
 
 
 @lru_cache

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ganserve.data import DEFAULT_FASHION_DIR, DataError, ImageData, load_images
+from ganserve.data.uploads import DatasetStore
 from ganserve.jobs.specs import DatasetRef
 
 BUILTIN = {"fashion-mnist": DEFAULT_FASHION_DIR}
@@ -16,6 +17,11 @@ def dataset_path(ref: DatasetRef, datasets_dir: Path) -> Path:
     """Where ``ref`` lives; a ``path`` must stay inside ``datasets_dir``."""
     if ref.name is not None:
         return BUILTIN[ref.name]
+    if ref.id is not None:
+        data = DatasetStore(datasets_dir).data_file(ref.id)
+        if data is None or not data.is_file():
+            raise DataError(f"no dataset {ref.id!r} (it was removed?); see GET /v1/datasets")
+        return data
     rel = Path(ref.path or "")
     root = datasets_dir.resolve()
     try:
@@ -62,10 +68,45 @@ def narrow(data: ImageData, classes: list[str] | None, limit: int | None) -> Ima
                      skipped=data.skipped)
 
 
+def class_mapping(class_names: list[str], labels: np.ndarray | None,
+                  model_classes: list[str], source: str) -> np.ndarray:
+    """For a conditional model: each dataset class's index among the model's classes,
+    matched by name (-1 for a class no image has); DataError names the classes the images
+    have that the model lacks."""
+    if labels is None:
+        raise DataError(f"{source} has no labels; a conditional model is tuned on images "
+                        f"labelled with its classes ({', '.join(model_classes)})")
+    present = [class_names[i] for i in np.unique(labels)]
+    unknown = [c for c in present if c not in model_classes]
+    if unknown:
+        raise DataError(f"{source} has classes the model does not: "
+                        f"{', '.join(map(repr, unknown[:10]))}; the model's classes: "
+                        f"{', '.join(model_classes)} (class folders and class_names must use "
+                        "these names)")
+    return np.array([model_classes.index(c) if c in model_classes else -1
+                     for c in class_names], np.int64)
+
+
+def align_classes(data: ImageData, model_classes: list[str]) -> ImageData:
+    """The dataset relabelled with the model's class indices (a dataset may hold some of a
+    conditional model's classes: a Bag-only upload tunes the Bag class)."""
+    if data.class_names == model_classes:
+        return data
+    mapping = class_mapping(data.class_names, data.labels, model_classes, data.source)
+    assert data.labels is not None
+    return ImageData(images=data.images, labels=mapping[data.labels],
+                     class_names=list(model_classes), source=data.source,
+                     skipped=data.skipped)
+
+
 def load_dataset(ref: DatasetRef, datasets_dir: Path, *, resolution: int, channels: int,
-                 split: str = "train") -> ImageData:
-    """The images a job trains on (or compares against), at the model's size; DataError
-    names what is wrong (missing, unknown class, wrong shape)."""
+                 split: str = "train", model_classes: list[str] | None = None) -> ImageData:
+    """The images a job trains on (or compares against), at the model's size, narrowed,
+    and relabelled with a conditional model's classes (``model_classes``); DataError names
+    what is wrong (missing, unknown class, wrong shape)."""
     path = dataset_path(ref, datasets_dir)
     data = load_images(path, resolution=resolution, channels=channels, split=split)
-    return narrow(data, ref.classes, ref.limit)
+    if ref.id is not None:
+        data.source = f"dataset {ref.id}"
+    data = narrow(data, ref.classes, ref.limit)
+    return align_classes(data, model_classes) if model_classes else data

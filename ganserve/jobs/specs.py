@@ -20,11 +20,13 @@ EXTRA_METRICS = ("memorization", "truncation", "style_mixing")
 
 
 class DatasetRef(Strict):
-    """A built-in dataset by ``name``, or a dataset in the data dir's ``datasets/`` folder by
-    ``path`` (an IDX folder, an .npz, or an image folder with class subfolders); narrowed to
-    ``classes`` (by name) and then to its first ``limit`` images. Uploaded datasets will be
-    referred to by ``id``."""
+    """A built-in dataset by ``name``, an uploaded one by ``id`` (``POST /v1/datasets``), or
+    one in the data dir's ``datasets/`` folder by ``path`` (an IDX folder, an .npz, or an
+    image folder with class subfolders); narrowed to ``classes`` (by name) and then to its
+    first ``limit`` images."""
     name: Literal["fashion-mnist"] | None = Field(None, description="a built-in dataset")
+    id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] | None = Field(
+        None, description="an uploaded dataset (POST /v1/datasets)")
     path: Annotated[str, StringConstraints(min_length=1, max_length=512,
                                            pattern=r"^[^\x00-\x1f\x7f]+$")] | None = Field(
         None, description="relative to GANSERVE_DATA_DIR/datasets")
@@ -40,13 +42,14 @@ class DatasetRef(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetRef:
-        if (self.name is None) == (self.path is None):
+        if sum(v is not None for v in (self.name, self.id, self.path)) != 1:
             raise ValueError("give exactly one of name (a built-in dataset: "
-                             f"{', '.join(BUILTIN_DATASETS)}) or path")
+                             f"{', '.join(BUILTIN_DATASETS)}), id (an uploaded dataset) or "
+                             "path")
         return self
 
     def describe(self) -> str:
-        what = self.name or self.path or ""
+        what = self.name or (f"dataset {self.id}" if self.id else self.path) or ""
         if self.classes:
             what += f" [{', '.join(self.classes)}]"
         return what + (f" (first {self.limit})" if self.limit else "")

@@ -113,6 +113,12 @@ class JobStore:
         with self.engine.connect() as c:
             return [Job.from_row(r) for r in c.execute(q)]
 
+    def active(self) -> list[Job]:
+        """Every queued or running job."""
+        q = jobs.select().where(jobs.c.state.in_([s.value for s in ACTIVE]))
+        with self.engine.connect() as c:
+            return [Job.from_row(r) for r in c.execute(q)]
+
     def delete(self, job_id: str) -> None:
         with self.engine.begin() as c:
             c.execute(jobs.delete().where(jobs.c.id == job_id))

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
+from service.datasets import DatasetService
 from service.errors import (
     ClientDisconnected,
     DeadlineExceeded,
@@ -53,8 +54,16 @@ async def get_jobs(request: Request) -> JobService:
     return request.app.state.jobs
 
 
+async def get_datasets(request: Request) -> DatasetService:
+    datasets: DatasetService | None = getattr(request.app.state, "datasets", None)
+    if datasets is None:
+        raise NotReady("the service is starting", headers={"Retry-After": "1"})
+    return datasets
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
+DatasetsDep = Annotated[DatasetService, Depends(get_datasets)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 

@@ -239,3 +239,44 @@ class DefaultRequest(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [{"version": "1"}]})
     version: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}$")] | None = Field(
         description="a loaded version, or null for the highest one")
+
+
+# --------------------------------------------------------------------------- datasets
+class DatasetClass(BaseModel):
+    name: str
+    count: int = Field(description="images of this class")
+
+
+class DatasetSource(BaseModel):
+    filename: str = Field(description="the uploaded file's name")
+    kind: Literal["zip", "npz"]
+    bytes: int = Field(description="the uploaded file's size")
+
+
+class DatasetLinks(BaseModel):
+    self: str
+    preview: str
+
+
+class DatasetOut(BaseModel):
+    """An uploaded dataset, as stored (converted to uint8 arrays by the upload rule)."""
+    id: str = Field(description="the start of the content hash; pass as "
+                    "{\"dataset\": {\"id\": ...}} to a fine-tune job")
+    name: str
+    images: int
+    channels: Literal[1, 3]
+    resolution: int = Field(description="the stored side in pixels (square); a job resizes "
+                            "to the model's")
+    conditional: bool = Field(description="labelled by class folders or an npz's labels")
+    classes: list[DatasetClass]
+    sha256: str = Field(description="hash of the stored images, labels and class names: "
+                        "the same content uploaded again is this dataset")
+    bytes: int = Field(description="bytes stored")
+    created_at: str
+    source: DatasetSource
+    links: DatasetLinks
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetOut]
+    next: str | None = Field(None, description="cursor of the next page (pass as ?cursor=)")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests.jobs.conftest import fine_tune_body
-from tests.service.conftest import error, make_client, wait_ready
+from tests.service import crafted
+from tests.service.conftest import error, make_client, upload, wait_ready
 
 
 @pytest.fixture
@@ -30,8 +31,8 @@ def test_fine_tune_submission_queued_with_location(api):
     job = r.json()
     assert r.headers["location"] == f"/v1/jobs/{job['id']}"
     assert job["state"] == "queued" and job["version"] == "1" and job["attempts"] == 0
-    assert job["request"]["dataset"] == {"name": None, "path": "idx", "classes": ["class3"],
-                                         "limit": None}
+    assert job["request"]["dataset"] == {"name": None, "id": None, "path": "idx",
+                                         "classes": ["class3"], "limit": None}
     assert api.get(job["links"]["self"]).json()["id"] == job["id"]
 
 
@@ -242,3 +243,45 @@ def test_job_records_down_is_503_not_500(api, monkeypatch):
     error(r, 503, "jobs_unavailable")
     assert r.headers["retry-after"]
     assert api.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]}).status_code == 200
+
+
+# ------------------------------------------------------------------ uploaded datasets
+def test_fine_tune_on_an_uploaded_dataset_by_id(api):
+    ds = upload(api, crafted.classes_zip({"class3": 4})).json()
+    r = submit(api, fine_tune_body(model="baby-cgan", dataset={"id": ds["id"]}))
+    assert r.status_code == 202, r.text
+    assert r.json()["request"]["dataset"]["id"] == ds["id"]
+    # a queued job reads it: no removal until the job is gone
+    body = error(api.delete(f"/v1/datasets/{ds['id']}"), 409, "conflict")
+    assert r.json()["id"] in body["message"] and body["details"]["jobs"] == [r.json()["id"]]
+    assert api.post(f"/v1/jobs/{r.json()['id']}/cancel").status_code == 202
+    assert api.delete(f"/v1/datasets/{ds['id']}").status_code == 204
+    error(submit(api, fine_tune_body(model="baby-cgan", dataset={"id": ds["id"]})), 422,
+          "invalid_input", "dataset")
+
+
+def test_fine_tune_classes_must_match_a_conditional_model_by_name(api):
+    ds = upload(api, crafted.classes_zip({"class3": 2, "Bagz": 2})).json()
+    body = error(submit(api, fine_tune_body(model="baby-cgan", dataset={"id": ds["id"]})),
+                 422, "invalid_input", "dataset")
+    assert "'Bagz'" in body["message"] and "class3" in body["message"]
+    # narrowed to a class the model has, the same dataset is fine
+    r = submit(api, fine_tune_body(model="baby-cgan", dataset={"id": ds["id"],
+                                                                "classes": ["class3"]}))
+    assert r.status_code == 202, r.text
+
+
+def test_fine_tune_unlabelled_upload_on_a_conditional_model_is_refused(api):
+    ds = upload(api, crafted.zip_of({"a.png": crafted.image(seed=1),
+                                     "b.png": crafted.image(seed=2)})).json()
+    body = error(submit(api, fine_tune_body(model="baby-cgan", dataset={"id": ds["id"]})),
+                 422, "invalid_input", "dataset")
+    assert "no labels" in body["message"]
+    r = submit(api, fine_tune_body(dataset={"id": ds["id"]}))       # unconditional: fine
+    assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize("dataset", [{"id": "0123456789abcdef"}, {"id": "../etc"},
+                                     {"id": "0123456789abcdef", "name": "fashion-mnist"}])
+def test_fine_tune_bad_dataset_id_rejected(api, dataset):
+    error(submit(api, fine_tune_body(dataset=dataset)), 422, "invalid_input")

@@ -74,7 +74,8 @@ def wait_ready(client, timeout: float = 30.0) -> None:
 def make_client(models_dir: Path, **overrides) -> TestClient:
     """An in-process app; its job records and broker (embedded mode, no worker) live in a
     fresh data dir unless ``data_dir`` is given."""
-    overrides.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="ganserve-data-")))
+    if "data_dir" not in overrides:
+        overrides["data_dir"] = Path(tempfile.mkdtemp(prefix="ganserve-data-"))
     settings = Settings(models_dir=models_dir, poll_interval_s=0, **overrides)
     return TestClient(create_app(settings))
 
@@ -174,3 +175,38 @@ def server_factory():
     yield start
     for s in servers:
         s.stop(signal.SIGKILL)
+
+
+def upload(client, content: bytes, filename: str = "set.zip", **fields):
+    return client.post("/v1/datasets", files={"file": (filename, content,
+                                                       "application/octet-stream")},
+                       data=fields or None)
+
+
+def data_files(data_dir: Path) -> set[str]:
+    """The files a dataset upload could leave: everything under datasets/ but the lock."""
+    root = data_dir / "datasets"
+    return {str(p.relative_to(root)) for p in root.rglob("*")
+            if p.is_file() and p.name != ".lock"} if root.exists() else set()
+
+
+@pytest.fixture
+def upload_client(store, tmp_path, monkeypatch):
+    """A factory: an in-process app on a fresh data dir with the given settings; the system
+    temp dir is swapped for an empty one, so a test can check nothing was written there."""
+    tmp = tmp_path / "system-tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    opened = []
+
+    def make(**overrides) -> TestClient:
+        c = make_client(store, data_dir=tmp_path / "data", **overrides)
+        c.__enter__()
+        wait_ready(c)
+        c.data_dir = tmp_path / "data"
+        c.system_tmp = tmp
+        opened.append(c)
+        return c
+    yield make
+    for c in opened:
+        c.__exit__(None, None, None)
