@@ -17,6 +17,7 @@ from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.manifest import list_versions, load_manifest
 from tests.jobs.conftest import FAST_LEASE, REPO, fine_tune_body, wait_job
+from tests.service import crafted
 
 pytestmark = pytest.mark.slow
 
@@ -212,10 +213,16 @@ def test_embedded_mode_end_to_end_without_redis(job_models, data_dir, job_server
     env = env_for(job_models, data_dir, None, GANSERVE_EMBEDDED_WORKER="true",
                   GANSERVE_WORKER_METRICS_PORT="0", GANSERVE_LOG_LEVEL="INFO")
     server = job_server(job_models, env)
-    job = submit(server.url, fine_tune_body())
+    # an uploaded dataset holding one of the conditional model's classes, by id
+    r = httpx.post(f"{server.url}/v1/datasets", timeout=30, files={
+        "file": ("c3.zip", crafted.classes_zip({"class3": 16}), "application/zip")})
+    assert r.status_code == 201, r.text
+    job = submit(server.url, fine_tune_body(model="baby-cgan", dataset={"id": r.json()["id"]}))
     done = wait_job(server.url, job["id"], ("succeeded",), timeout=120)
     assert done["result"]["version"] == "2"
-    wait_version(server.url, "baby-dcgan", "2")
+    assert load_manifest(job_models / "baby-cgan" / "2").class_names == \
+        load_manifest(job_models / "baby-cgan" / "1").class_names
+    wait_version(server.url, "baby-cgan", "2")
     assert (data_dir / "broker.sqlite").is_file() and (data_dir / "jobs.sqlite").is_file()
     assert server.stop() == 0
     out = server.output()

@@ -13,7 +13,8 @@ import pytest
 
 from service.auth import new_key
 from tests.jobs.conftest import fine_tune_body
-from tests.service.conftest import copy_store, error, make_client, wait_ready
+from tests.service import crafted
+from tests.service.conftest import copy_store, data_files, error, make_client, wait_ready
 
 FULL, FULL_ENTRY = new_key("ci")
 READ, READ_ENTRY = new_key("dashboard", read_only=True)
@@ -63,6 +64,22 @@ def test_keys_read_and_write_by_their_kind(api):
           "forbidden")
     r = api.put("/v1/models/baby-dcgan/default", json={"version": "1"}, headers=bearer(FULL))
     assert r.status_code == 200
+
+
+def test_datasets_need_a_key_and_uploads_a_writing_one(api, tmp_path):
+    content = crafted.classes_zip({"Bag": 2})
+    files = {"file": ("bags.zip", content, "application/zip")}
+    error(api.post("/v1/datasets", files=files), 401, "unauthorized")
+    error(api.post("/v1/datasets", files=files, headers=bearer(READ)), 403, "forbidden")
+    assert data_files(tmp_path / "data") == set()       # refused before the body was read
+    r = api.post("/v1/datasets", files=files, headers=bearer(FULL))
+    assert r.status_code == 201, r.text
+    ds = r.json()["id"]
+    error(api.get("/v1/datasets"), 401, "unauthorized")
+    assert api.get("/v1/datasets", headers=bearer(READ)).status_code == 200
+    assert api.get(f"/v1/datasets/{ds}/preview.png", headers=bearer(READ)).status_code == 200
+    error(api.delete(f"/v1/datasets/{ds}", headers=bearer(READ)), 403, "forbidden")
+    assert api.delete(f"/v1/datasets/{ds}", headers=bearer(FULL)).status_code == 204
 
 
 def test_inference_open_by_default(api):
