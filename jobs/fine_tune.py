@@ -98,6 +98,7 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     def progress(p: Progress) -> None:
         metrics.IMAGES_PER_S.set(p.images_per_s)
         lease.progress(progress_record(p, batch) | ({"quality": dict(quick)} if quick else {}))
+        ctx.notify(job, "progress")
 
     with device_lock(ctx, lease):
         result = run_plan(plan, progress=progress, should_cancel=lease.should_stop,

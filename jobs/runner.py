@@ -24,6 +24,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from ganserve.jobs.records import Job, JobState, now
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
+from ganserve.jobs.webhooks import WebhookSender
 from jobs import metrics
 from jobs.lease import Lease, Stopped
 
@@ -40,6 +41,11 @@ class WorkerContext:
     store: JobStore
     celery: Celery
     shutdown: Any           # a multiprocessing.Event: set in the main process, seen by children
+    webhooks: WebhookSender | None = None
+
+    def notify(self, job: Job, event: str) -> None:
+        if self.webhooks is not None:
+            self.webhooks.notify(job, event)
 
     def job_folder(self, job_id: str) -> Path:
         return self.settings.jobs_dir / job_id
@@ -80,11 +86,12 @@ def run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
         return
     if claimed.attempts > ctx.settings.job_max_attempts:
         msg = worker_deaths(claimed.attempts - 1)
-        _ended(ctx.store.finish(job_id, owner, JobState.FAILED, error=msg), claimed,
+        _ended(ctx, ctx.store.finish(job_id, owner, JobState.FAILED, error=msg), claimed,
                JobState.FAILED)
         return
     log.info("job %s: %s %s started (attempt %d)", job_id, claimed.type, claimed.model,
              claimed.attempts)
+    ctx.notify(claimed, "start")
     with Lease(ctx.store, job_id, owner, ctx.settings.job_heartbeat_s, ctx.shutdown) as lease, \
             metrics.running(claimed.type):
         _run_claimed(ctx, claimed, lease, owner, work)
@@ -100,19 +107,19 @@ def _run_claimed(ctx: WorkerContext, job: Job, lease: Lease, owner: str, work: W
     except SoftTimeLimitExceeded:
         msg = (f"the job ran past GANSERVE_JOB_SOFT_TIME_LIMIT_S "
                f"({ctx.settings.job_soft_time_limit_s:.0f} s); ask for fewer steps")
-        _ended(store.finish(jid, owner, JobState.FAILED, error=msg), job, JobState.FAILED)
+        _ended(ctx, store.finish(jid, owner, JobState.FAILED, error=msg), job, JobState.FAILED)
         return
     except JobError as e:
         log.warning("job %s failed: %s", jid, e)
-        _ended(store.finish(jid, owner, JobState.FAILED, error=str(e)), job, JobState.FAILED)
+        _ended(ctx, store.finish(jid, owner, JobState.FAILED, error=str(e)), job, JobState.FAILED)
         return
     except Exception as e:
         log.exception("job %s failed with an internal error", jid)
         msg = (f"internal error ({type(e).__name__}: {str(e)[:300]}); the worker's log has "
                f"the traceback under job {jid}")
-        _ended(store.finish(jid, owner, JobState.FAILED, error=msg), job, JobState.FAILED)
+        _ended(ctx, store.finish(jid, owner, JobState.FAILED, error=msg), job, JobState.FAILED)
         return
-    if _ended(store.finish(jid, owner, JobState.SUCCEEDED, result=result), job,
+    if _ended(ctx, store.finish(jid, owner, JobState.SUCCEEDED, result=result), job,
               JobState.SUCCEEDED):
         after_success(ctx, jid)
 
@@ -127,7 +134,7 @@ def _stopped(ctx: WorkerContext, job: Job, owner: str, reason: str) -> None:
     if reason == "cancelled":
         moved = ctx.store.finish(job.id, owner, JobState.CANCELLED, error="cancelled by request")
         remove_job_files(ctx, job.id)
-        _ended(moved, job, JobState.CANCELLED)
+        _ended(ctx, moved, job, JobState.CANCELLED)
     elif reason == "shutdown":
         ctx.store.release(job.id, owner)
         log.info("job %s: worker shutting down; checkpoint kept, the job resumes on the next "
@@ -136,10 +143,11 @@ def _stopped(ctx: WorkerContext, job: Job, owner: str, reason: str) -> None:
         log.info("job %s: lease lost; this worker leaves it to the new holder", job.id)
 
 
-def _ended(moved: bool, job: Job, state: JobState) -> bool:
+def _ended(ctx: WorkerContext, moved: bool, job: Job, state: JobState) -> bool:
     if moved:
         log.info("job %s: %s", job.id, state.value)
         metrics.finished(job.type, state.value, job.started_at)
+        ctx.notify(job, "completed")
     else:
         log.info("job %s: ended as %s here, but its row had already moved on", job.id,
                  state.value)
@@ -195,11 +203,13 @@ class Reaper(threading.Thread):
                 if store.finish(job.id, None, JobState.CANCELLED,
                                 error="cancelled by request"):
                     remove_job_files(self.ctx, job.id)
+                    self.ctx.notify(job, "completed")
                 continue
             if job.attempts >= self.ctx.settings.job_max_attempts:
                 if store.finish(job.id, None, JobState.FAILED,
                                 error=worker_deaths(job.attempts)):
                     metrics.finished(job.type, JobState.FAILED.value, job.started_at)
+                    self.ctx.notify(job, "completed")
                 continue
             if not store.requeue_stale(job, lease_s):
                 continue

@@ -20,6 +20,7 @@ from ganserve.jobs.queue import QUEUES, TASK_OF, make_celery, publish
 from ganserve.jobs.records import JobType
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
+from ganserve.jobs.webhooks import WebhookSender
 from jobs.runner import Reaper, WorkerContext, run_job
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ def create_worker_app(settings: JobSettings) -> tuple[Celery, WorkerContext]:
 
     app = make_celery(settings)
     store = JobStore.from_url(settings.resolved_database_url())
-    ctx = WorkerContext(settings, store, app, multiprocessing.get_context("fork").Event())
+    ctx = WorkerContext(settings, store, app, multiprocessing.get_context("fork").Event(),
+                        WebhookSender(settings, store.get))
 
     @app.task(name=TASK_OF[JobType.FINE_TUNE], acks_late=True, reject_on_worker_lost=True)
     def fine_tune_task(job_id: str) -> None:

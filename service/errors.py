@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -376,8 +377,21 @@ def install_error_handlers(app: FastAPI) -> None:
                               f"body: cannot be parsed as JSON: {_reason(exc.__cause__)}",
                               "body")
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return error_json(request, exc.status_code, code, str(exc.detail),
-                          headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return error_json(request, exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers: Starlette's Allow names only the first route that
+    matched the path, and a GET and a POST on one path are two routes."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\0"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _reason(e: Exception) -> str:

@@ -31,6 +31,7 @@ from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
 from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec
 from ganserve.jobs.store import JobStore
+from ganserve.jobs.webhooks import WebhookRefused, WebhookSender, check_target
 from ganserve.manifest import Manifest
 from service.errors import (
     InvalidInput,
@@ -117,6 +118,7 @@ class JobService:
         self.store = JobStore.from_url(settings.resolved_database_url())
         self.off_reason = jobs_off_reason(settings)
         self.datasets = DatasetChecks(settings.datasets_dir)
+        self.webhooks = WebhookSender(settings, self.store.get)
         self._celery = None
 
     def start(self) -> None:
@@ -148,9 +150,21 @@ class JobService:
         if replay is not None:
             return replay, False
         lv = self.registry.get(spec.model, spec.version)    # 404 / 503 in the project's shape
+        self._check_webhook(spec)
         with self._dataset_guard(spec):
             check(lv)
             return self._submit(job_type, lv, body, key, digest)
+
+    def _check_webhook(self, spec: FineTuneSpec | EvaluateSpec) -> None:
+        if spec.webhook is None:
+            return
+        try:
+            if self.settings.webhook_secret is None:
+                raise WebhookRefused("webhooks are off here: no GANSERVE_WEBHOOK_SECRET to "
+                                     "sign them with")
+            check_target(spec.webhook.url, self.webhooks.allowed)
+        except WebhookRefused as e:
+            raise InvalidInput(str(e), field="webhook.url") from None
 
     def _dataset_guard(self, spec: FineTuneSpec | EvaluateSpec
                        ) -> contextlib.AbstractContextManager[None]:
@@ -270,6 +284,7 @@ class JobService:
         after, cancelled_now = self.store.request_cancel(job_id)
         if cancelled_now:
             CANCELLED_QUEUED.labels(job.type).inc()
+            self.webhooks.notify(after or job, "completed")
         log.info("job %s: cancel requested (%s -> %s)", job_id, job.state,
                  after.state if after else "?")
         return after or job

@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await registry.stop()
+            await run_in_threadpool(app.state.jobs.webhooks.close, 2.0)
             executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPIOffline(title="ganserve", version=ganserve.__version__,

@@ -119,6 +119,24 @@ class Job:
     def terminal(self) -> bool:
         return self.state in TERMINAL
 
+    def public(self) -> dict[str, Any]:
+        """The record as clients see it (GET /v1/jobs/ID, webhook bodies)."""
+        base = f"/v1/jobs/{self.id}"
+        return {"id": self.id, "type": self.type, "state": self.state, "model": self.model,
+                "version": self.version, "request": self.spec,
+                "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
+                "finished_at": _iso(self.finished_at), "updated_at": _iso(self.updated_at),
+                "cancel_requested": self.cancel_requested, "attempts": self.attempts,
+                "progress": self.progress, "result": self.result, "error": self.error,
+                "links": {"self": base, "events": f"{base}/events",
+                          "cancel": f"{base}/cancel",
+                          "samples": f"{base}/samples.png" if self.type == "fine-tune"
+                          else None}}
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat(timespec="milliseconds") if t is not None else None
+
 
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different request."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BROKER_FILE = "broker.sqlite"
@@ -47,6 +47,20 @@ class JobSettings(BaseSettings):
     inception_extractor: Path | None = Field(None, description="an Inception feature "
                                              "extractor folder (extractor.json + ONNX, see "
                                              "README) for evaluate jobs that ask for it")
+    webhook_allowed_hosts: str = Field("", description="where job webhooks may go, comma-"
+                                       "separated: host names (hooks.example.com, "
+                                       "*.example.com), IP networks (10.1.0.0/16), or * for "
+                                       "any host with only public addresses; empty: "
+                                       "webhooks off")
+    webhook_secret: SecretStr | None = Field(None, description="the HMAC-SHA256 key that "
+                                             "signs webhook bodies (required for webhooks)")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60, description="one delivery attempt")
+    webhook_retries: int = Field(3, ge=0, le=10, description="attempts after the first, for "
+                                 "timeouts, connection errors, 429 and 5xx")
+    webhook_backoff_s: float = Field(1.0, ge=0, le=600, description="wait before the first "
+                                     "retry, doubled for each next one")
+    webhook_progress_interval_s: float = Field(5.0, ge=0, description="progress events at "
+                                               "most this often per job")
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="a worker's "
                                      "Prometheus /metrics port (0 = off)")
 

@@ -55,6 +55,25 @@ class DatasetRef(Strict):
         return what + (f" (first {self.limit})" if self.limit else "")
 
 
+WEBHOOK_EVENTS = ("start", "progress", "completed")
+
+
+class Webhook(Strict):
+    """Where to POST the job's record as it moves (signed with HMAC-SHA256, see README)."""
+    url: Annotated[str, StringConstraints(min_length=8, max_length=2048,
+                                          pattern=r"^https?://[^\s]+$")] = Field(
+        description="http(s) URL; its host must be in GANSERVE_WEBHOOK_ALLOWED_HOSTS")
+    events: Annotated[list[Literal[WEBHOOK_EVENTS]], Field(min_length=1, max_length=3)] = \
+        Field(list(WEBHOOK_EVENTS), description="start: a worker began it; progress: at most "
+              "every GANSERVE_WEBHOOK_PROGRESS_INTERVAL_S; completed: succeeded, failed or "
+              "cancelled")
+
+    @field_validator("events")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+
 class FineTuneSpec(Strict):
     model_config = Strict.model_config | {"json_schema_extra": {"examples": [
         {"model": "fashion-dcgan", "dataset": {"name": "fashion-mnist", "classes": ["Bag"],
@@ -80,6 +99,7 @@ class FineTuneSpec(Strict):
                           "cutout) of real and fake images for D: fewer images overfit less")
     sample_every: Int(1, 1_000_000, description="steps between progress grids") = 100
     checkpoint_every: Int(1, 1_000_000, description="steps between checkpoints") = 100
+    webhook: Webhook | None = None
 
 
 class EvaluateSpec(Strict):
@@ -99,6 +119,7 @@ class EvaluateSpec(Strict):
     extractor: Literal["classifier", "inception"] = Field(
         "classifier", description="feature space: the store's Fashion-MNIST classifier, or "
         "Inception-v3 where GANSERVE_INCEPTION_EXTRACTOR names its local files")
+    webhook: Webhook | None = None
 
     @property
     def extras(self) -> bool:

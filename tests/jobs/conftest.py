@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -194,3 +195,51 @@ def fine_tune_body(**over) -> dict:
     """A baby fine-tune of baby-dcgan on one class of the small IDX dataset."""
     return {"model": "baby-dcgan", "dataset": {"path": "idx", "classes": ["class3"]},
             "steps": 12, "sample_every": 4, "checkpoint_every": 4, **over}
+
+
+class WebhookReceiver:
+    """A local HTTP server that records webhook POSTs; ``answers`` is a list of statuses
+    to give in turn (then 200), ``delay_s`` a wait before each answer."""
+
+    def __init__(self):
+        import http.server
+
+        self.calls: list[dict] = []
+        self.answers: list[int] = []
+        self.delay_s = 0.0
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.calls.append({"headers": dict(self.headers), "body": body,
+                                       "at": time.monotonic()})
+                time.sleep(receiver.delay_s)
+                status = receiver.answers.pop(0) if receiver.answers else 200
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[str]:
+        return [c["headers"]["X-Ganserve-Event"] for c in self.calls]
+
+    def wait(self, n: int, timeout: float = 30.0) -> list[dict]:
+        t0 = time.monotonic()
+        while len(self.calls) < n and time.monotonic() - t0 < timeout:
+            time.sleep(0.05)
+        return self.calls
+
+
+@pytest.fixture
+def webhook_receiver():
+    r = WebhookReceiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()

@@ -15,6 +15,7 @@ import pytest
 from ganserve.jobs.queue import make_celery, publish
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
+from ganserve.jobs.webhooks import verify
 from ganserve.manifest import list_versions, load_manifest
 from tests.jobs.conftest import FAST_LEASE, REPO, fine_tune_body, wait_job
 from tests.service import crafted
@@ -209,16 +210,31 @@ def test_broker_down_inference_ok_submission_503_then_recovers(job_models, data_
     assert r.status_code == 202, r.text
 
 
-def test_embedded_mode_end_to_end_without_redis(job_models, data_dir, job_server):
+def test_embedded_mode_end_to_end_without_redis(job_models, data_dir, job_server,
+                                                webhook_receiver):
     env = env_for(job_models, data_dir, None, GANSERVE_EMBEDDED_WORKER="true",
-                  GANSERVE_WORKER_METRICS_PORT="0", GANSERVE_LOG_LEVEL="INFO")
+                  GANSERVE_WORKER_METRICS_PORT="0", GANSERVE_LOG_LEVEL="INFO",
+                  GANSERVE_WEBHOOK_ALLOWED_HOSTS="127.0.0.1/32",
+                  GANSERVE_WEBHOOK_SECRET="e2e-secret", GANSERVE_WEBHOOK_PROGRESS_INTERVAL_S="0")
+    webhook_receiver.answers = [500]            # the first delivery is retried
     server = job_server(job_models, env)
     # an uploaded dataset holding one of the conditional model's classes, by id
     r = httpx.post(f"{server.url}/v1/datasets", timeout=30, files={
         "file": ("c3.zip", crafted.classes_zip({"class3": 16}), "application/zip")})
     assert r.status_code == 201, r.text
-    job = submit(server.url, fine_tune_body(model="baby-cgan", dataset={"id": r.json()["id"]}))
+    job = submit(server.url, fine_tune_body(model="baby-cgan", dataset={"id": r.json()["id"]},
+                                            webhook={"url": webhook_receiver.url}))
     done = wait_job(server.url, job["id"], ("succeeded",), timeout=120)
+    # the worker's webhooks: start (retried once), progress, completed; all signed
+    t0 = time.monotonic()
+    while "completed" not in webhook_receiver.events() and time.monotonic() - t0 < 20:
+        time.sleep(0.1)
+    events = webhook_receiver.events()
+    assert events[:2] == ["start", "start"] and "progress" in events, events
+    assert events[-1] == "completed"
+    last = webhook_receiver.calls[-1]
+    assert verify(b"e2e-secret", last["headers"]["X-Ganserve-Signature"], last["body"])
+    assert json.loads(last["body"])["job"]["state"] == "succeeded"
     assert done["result"]["version"] == "2"
     assert load_manifest(job_models / "baby-cgan" / "2").class_names == \
         load_manifest(job_models / "baby-cgan" / "1").class_names

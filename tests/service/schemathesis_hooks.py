@@ -44,7 +44,7 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
     ("invalid_input", r"cursor is not one this API gave out",
      "a page cursor is valid only as the API wrote it"),
     ("invalid_input", r"give exactly one of name \(a built-in dataset",
-     "a dataset is named or given by path: one of two optional fields"),
+     "a dataset is named, an id or a path: one of three optional fields"),
     ("invalid_input", r"no dataset .* in the datasets folder|no class .*; its classes|"
      r"must be relative to the datasets folder|no images left after narrowing",
      "which datasets, classes and images exist is the data dir's"),
@@ -52,9 +52,20 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
      r"GANSERVE_MAX_EVAL_SAMPLES|freeze_d=\d+: D has",
      "bounds that are settings or the model's depth"),
     ("invalid_input", r"no Inception extractor here|an evaluation compares against a whole "
-     r"dataset|is a \w+ model; a \w+ fine-tune cannot|is conditional on classes",
+     r"dataset|is a \w+ model; a \w+ fine-tune cannot|has classes the model does not|"
+     r"has no labels; a conditional model",
      "what the host and the model have"),
     ("conflict", r"Idempotency-Key already used", "the key's first request decides"),
+    ("invalid_input", r"no dataset '[0-9a-f]{16}'", "which uploaded datasets exist is the "
+     "data dir's"),
+    ("invalid_input", r"webhooks are off here|is not in GANSERVE_WEBHOOK_ALLOWED_HOSTS|"
+     r"does not resolve", "where webhooks may go is a setting (an allow-list)"),
+    *[(code, r"", "an upload is checked by what its bytes hold (an archive, images, arrays), "
+       "which a multipart schema cannot say")
+      for code in ("unsupported_file", "invalid_archive", "empty_dataset", "not_an_image",
+                   "image_type_mismatch", "corrupt_image", "bad_layout", "invalid_npz",
+                   "pickled_npz", "unsafe_path", "duplicate_name", "nested_archive",
+                   "invalid_form")],
 ]
 
 

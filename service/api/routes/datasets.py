@@ -20,7 +20,8 @@ DatasetId = Annotated[str, Path(pattern=ID_PATTERN, description="a dataset id (G
                                     "an id": {"value": "0123456789abcdef"}})]
 UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"], "properties": {
+        "type": "object", "required": ["file"], "additionalProperties": False,
+        "properties": {
             "file": {"type": "string", "format": "binary", "description":
                      "a .zip of PNG/JPEG/WebP images (class subfolders: Bag/001.png, or "
                      "flat) or an .npz with images [N,H,W] or [N,C,H,W] uint8, optional "

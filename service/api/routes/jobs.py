@@ -19,7 +19,7 @@ from sse_starlette.sse import EventSourceResponse
 from ganserve.jobs.records import Job
 from ganserve.jobs.specs import EvaluateSpec, FineTuneSpec
 from service.api.deps import JobsDep, RegistryDep, require_json
-from service.api.schemas import JobLinks, JobList, JobOut, JobStateName, JobTypeName
+from service.api.schemas import JobList, JobOut, JobStateName, JobTypeName
 from service.auth import require_key
 from service.errors import InvalidInput, JobNotFound, NoSamplesYet, error_responses
 from service.jobs import JobService
@@ -39,21 +39,8 @@ JobIdPath = Annotated[str, Path(max_length=64, description="a job id (GET /v1/jo
 
 
 
-def _iso(t: dt.datetime | None) -> str | None:
-    return t.isoformat(timespec="milliseconds") if t is not None else None
-
-
 def job_out(job: Job) -> JobOut:
-    base = f"/v1/jobs/{job.id}"
-    return JobOut(id=job.id, type=job.type, state=job.state, model=job.model,
-                  version=job.version, request=job.spec, created_at=_iso(job.created_at),
-                  started_at=_iso(job.started_at), finished_at=_iso(job.finished_at),
-                  updated_at=_iso(job.updated_at), cancel_requested=job.cancel_requested,
-                  attempts=job.attempts, progress=job.progress, result=job.result,
-                  error=job.error,
-                  links=JobLinks(self=base, events=f"{base}/events", cancel=f"{base}/cancel",
-                                 samples=f"{base}/samples.png" if job.type == "fine-tune"
-                                 else None))
+    return JobOut(**job.public())
 
 
 def _accepted(job: Job, created: bool, response: Response) -> JobOut:

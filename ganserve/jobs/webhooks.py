@@ -1,0 +1,251 @@
+"""Job webhooks: the job's record POSTed to a URL the job names, signed, throttled, retried,
+and never in the job's way.
+
+- **Targets** are checked against ``GANSERVE_WEBHOOK_ALLOWED_HOSTS`` at submission (a 422)
+  and again before every attempt, after resolving the name (a name that later resolves to
+  an internal address is refused then: DNS rebinding). Redirects are not followed.
+- **Body**: ``{"event", "delivery", "sent_at", "job": <the record as GET /v1/jobs/ID shows
+  it when the delivery is sent>}``.
+- **Signature**: ``X-Ganserve-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+  "<t>." + body, keyed with GANSERVE_WEBHOOK_SECRET>`` (``verify`` checks one); also
+  ``X-Ganserve-Event`` and ``X-Ganserve-Delivery`` (an id, the same across retries).
+- **Delivery** runs on one background thread per process: ``notify`` only puts the event on
+  a bounded queue (full: dropped and counted), so a slow or failing receiver never blocks,
+  slows or fails a job. Timeouts, connection errors, 429 and 5xx are retried with
+  exponential backoff; other answers are final.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import Counter
+
+from ganserve.jobs.records import Job
+from ganserve.jobs.settings import JobSettings
+
+log = logging.getLogger(__name__)
+DELIVERIES = Counter("ganserve_webhook_deliveries_total", "job webhook deliveries by event "
+                     "and outcome (delivered, failed: after the retries or a final answer; "
+                     "refused: the target is not allowed now; dropped: the queue was full)",
+                     ["event", "outcome"])
+SIGNATURE_HEADER = "X-Ganserve-Signature"
+QUEUE_SIZE = 1000
+Resolver = Callable[[str], list[str]]
+
+
+class WebhookRefused(ValueError):
+    """A target the allow-list does not let this service POST to (the message says why)."""
+
+
+def resolve(host: str) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as e:
+        raise WebhookRefused(f"webhook host {host!r} does not resolve ({e})") from None
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def allowed_entries(text: str) -> list[str]:
+    return [e.strip().lower() for e in text.split(",") if e.strip()]
+
+
+def _networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    nets = []
+    for e in entries:
+        try:
+            nets.append(ipaddress.ip_network(e, strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
+def check_target(url: str, allowed: list[str], resolver: Resolver = resolve) -> None:
+    """Raise WebhookRefused unless ``url`` may be POSTed to: http(s), no credentials, and a
+    host named in ``allowed`` (by name or pattern), or whose every address is in an allowed
+    network, or (with ``*``) public."""
+    if not allowed:
+        raise WebhookRefused("webhooks are off here: the operator sets "
+                             "GANSERVE_WEBHOOK_ALLOWED_HOSTS (and GANSERVE_WEBHOOK_SECRET)")
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise WebhookRefused(f"webhook url must be http(s)://host/..., not {url[:80]!r}")
+    if parts.username or parts.password:
+        raise WebhookRefused("webhook url must not carry credentials")
+    try:
+        parts.port                                  # noqa: B018 -- raises on a bad port
+    except ValueError:
+        raise WebhookRefused(f"webhook url has a bad port: {url[:80]!r}") from None
+    names = [e for e in allowed if e != "*" and not _networks([e])]
+    if any(fnmatch.fnmatchcase(host, pattern) for pattern in names):
+        return
+    nets = _networks(allowed)
+    if not nets and "*" not in allowed:
+        raise WebhookRefused(f"webhook host {host!r} is not in GANSERVE_WEBHOOK_ALLOWED_HOSTS")
+    addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolver(host)]
+    if not addresses:
+        raise WebhookRefused(f"webhook host {host!r} does not resolve")
+    for a in addresses:
+        if not (any(a in n for n in nets) or ("*" in allowed and a.is_global)):
+            raise WebhookRefused(f"webhook host {host!r} ({a}) is not in "
+                                 "GANSERVE_WEBHOOK_ALLOWED_HOSTS"
+                                 + ("; * allows public addresses only" if "*" in allowed
+                                    else ""))
+
+
+def sign(secret: bytes, body: bytes, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify(secret: bytes, header: str, body: bytes, tolerance_s: float = 300) -> bool:
+    """What a receiver does: the signature matches and is recent (no replays)."""
+    try:
+        fields = dict(p.split("=", 1) for p in header.split(","))
+        t = int(fields["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs(time.time() - t) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, body, t), header)
+
+
+@dataclass(frozen=True)
+class _Event:
+    job_id: str
+    event: str
+    url: str
+    delivery: str
+
+
+class WebhookSender:
+    """One per process (the thread starts on first use, and again after a fork)."""
+
+    def __init__(self, settings: JobSettings, read_job: Callable[[str], Job | None],
+                 resolver: Resolver = resolve):
+        self.settings, self.read_job, self.resolver = settings, read_job, resolver
+        self.allowed = allowed_entries(settings.webhook_allowed_hosts)
+        self._queue: queue.Queue[_Event | None] = queue.Queue(QUEUE_SIZE)
+        self._last_progress: dict[str, float] = {}
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def notify(self, job: Job, event: str) -> None:
+        """Queue ``event`` for ``job`` if it asked for it; never blocks, never raises."""
+        hook = job.spec.get("webhook") if isinstance(job.spec, dict) else None
+        if not hook or event not in hook.get("events", ()):
+            return
+        if event == "progress" and not self._progress_due(job.id):
+            return
+        if event == "completed":
+            self._last_progress.pop(job.id, None)
+        try:
+            self._ensure_thread()
+            self._queue.put_nowait(_Event(job.id, event, hook["url"], uuid.uuid4().hex))
+        except queue.Full:
+            DELIVERIES.labels(event, "dropped").inc()
+            log.warning("job %s: webhook queue full; %s event dropped", job.id, event)
+        except Exception as e:                      # a webhook must never fail a job
+            log.warning("job %s: webhook %s not queued: %s", job.id, event, e)
+
+    def _progress_due(self, job_id: str) -> bool:
+        now = time.monotonic()
+        if now - self._last_progress.get(job_id, -1e9) < \
+                self.settings.webhook_progress_interval_s:
+            return False
+        self._last_progress[job_id] = now
+        return True
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None:
+                return
+            if self._pid != os.getpid():            # forked: the parent's queue is not ours
+                self._queue = queue.Queue(QUEUE_SIZE)
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (up to ``timeout``), then stop the thread."""
+        if self._thread is None or self._pid != os.getpid():
+            return
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False,
+                          trust_env=False) as client:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                try:
+                    outcome = self._deliver(client, item)
+                except Exception as e:              # the thread must outlive any one event
+                    log.warning("job %s: webhook %s error: %s", item.job_id, item.event, e)
+                    outcome = "failed"
+                DELIVERIES.labels(item.event, outcome).inc()
+
+    def _deliver(self, client: Any, item: _Event) -> str:
+        secret = self.settings.webhook_secret
+        job = self.read_job(item.job_id)
+        if job is None or secret is None:
+            return "failed"
+        attempts = 1 + self.settings.webhook_retries
+        for attempt in range(attempts):
+            try:
+                check_target(item.url, self.allowed, self.resolver)
+            except WebhookRefused as e:
+                log.warning("job %s: webhook %s refused: %s", item.job_id, item.event, e)
+                return "refused"
+            status = self._post(client, item, job, secret.get_secret_value().encode())
+            if status is not None and 200 <= status < 300:
+                return "delivered"
+            if status is not None and status < 500 and status != 429:
+                log.warning("job %s: webhook %s answered %d; not retried", item.job_id,
+                            item.event, status)
+                return "failed"
+            if attempt + 1 < attempts:
+                time.sleep(self.settings.webhook_backoff_s * 2 ** attempt)
+        log.warning("job %s: webhook %s failed after %d attempts", item.job_id, item.event,
+                    attempts)
+        return "failed"
+
+    def _post(self, client: Any, item: _Event, job: Job, secret: bytes) -> int | None:
+        body = json.dumps({"event": item.event, "delivery": item.delivery,
+                           "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                           "job": job.public()}, default=str).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "ganserve-webhooks",
+                   "X-Ganserve-Event": item.event, "X-Ganserve-Delivery": item.delivery,
+                   SIGNATURE_HEADER: sign(secret, body)}
+        try:
+            return client.post(item.url, content=body, headers=headers).status_code
+        except Exception as e:                      # timeouts, refused connections, TLS
+            log.info("job %s: webhook %s attempt failed: %s", item.job_id, item.event,
+                     type(e).__name__)
+            return None
