@@ -43,7 +43,9 @@ def main() -> None:
     shutil.copytree(Path(args.models).resolve(), scratch / "models")
     env = {**os.environ, "GANSERVE_MODELS_DIR": str(scratch / "models"),
            "GANSERVE_DATA_DIR": str(scratch / "data"), "GANSERVE_LOG_LEVEL": "WARNING",
-           "GANSERVE_WORKER_METRICS_PORT": "0"}
+           "GANSERVE_WORKER_METRICS_PORT": "0",
+           # the blocks' python3 is the project's (numpy, Pillow), as in an activated venv
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen([sys.executable, "-m", "ganserve", "serve", "--port", "8000"],
                             cwd=REPO, env=env)
     try:

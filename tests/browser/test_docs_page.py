@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from tests.service import crafted
 from tests.service.conftest import ServerProcess
 
 # every operation of the served document, by operationId (the docs page's block ids end in it)
@@ -42,7 +43,14 @@ OPERATIONS = [
     "list_versions_v1_models__name__versions_get",
     "put_default_v1_models__name__default_put",
     "delete_model_version_v1_models__name__versions__version__delete",
+    "upload_v1_datasets_post",
+    "list_datasets_v1_datasets_get",
+    "get_dataset_v1_datasets__id__get",
+    "preview_v1_datasets__id__preview_png_get",
+    "delete_dataset_v1_datasets__id__delete",
 ]
+# operations that need a file chosen before Execute (the one thing a user must pick)
+UPLOADS = {"upload_v1_datasets_post"}
 # what Execute as-is answers where it is not 200: a submission is accepted (202; the test
 # server has no job worker, so it stays queued); a job id cannot have an example that exists,
 # so the per-job operations answer the documented 404 in the error shape
@@ -53,7 +61,12 @@ EXPECTED_STATUS = {"submit_fine_tune_v1_jobs_fine_tune_post": "202",
                    "job_samples_v1_jobs__job_id__samples_png_get": "404",
                    "job_events_v1_jobs__job_id__events_get": "404",
                    # the example model's only version: never removed (409, in the shape)
-                   "delete_model_version_v1_models__name__versions__version__delete": "409"}
+                   "delete_model_version_v1_models__name__versions__version__delete": "409",
+                   # a new dataset (the chosen file); the example id is not one
+                   "upload_v1_datasets_post": "201",
+                   "get_dataset_v1_datasets__id__get": "404",
+                   "preview_v1_datasets__id__preview_png_get": "404",
+                   "delete_dataset_v1_datasets__id__delete": "404"}
 STATUS = ".live-responses-table tbody .response-col_status"
 VALIDATION = ".validation-errors"
 EXECUTE_TIMEOUT_MS = 20_000
@@ -150,13 +163,16 @@ def expand(op: Any) -> None:
     op.locator(".opblock-body").wait_for()
 
 
-def execute(docs: DocsPage, operation_id: str) -> Execution:
-    """Expand the operation, "Try it out", "Execute" without typing anything."""
+def execute(docs: DocsPage, operation_id: str, upload: Path | None = None) -> Execution:
+    """Expand the operation, "Try it out", "Execute" without typing anything (but choosing
+    ``upload`` where the operation takes a file)."""
     op = docs.operation(operation_id)
     if not op.count():
         pytest.fail(f"{operation_id} is not on the docs page", pytrace=False)
     expand(op)
     op.locator(".try-out__btn").click()
+    if upload is not None:
+        op.locator("input[type=file]").set_input_files(str(upload))
     sent = len(docs.api_requests())
     op.locator(".execute").click()
     op.locator(f"{STATUS}, {VALIDATION}").first.wait_for(timeout=EXECUTE_TIMEOUT_MS)
@@ -218,7 +234,11 @@ def test_try_it_out_runs_every_operation_as_is(docs, document, operation_id, tmp
     if operation_id not in operations_of(document):
         pytest.fail(f"{operation_id} is not in the served document", pytrace=False)
     method, path, op = operations_of(document)[operation_id]
-    run = execute(docs, operation_id)
+    upload = None
+    if operation_id in UPLOADS:
+        upload = tmp_path / "bags.zip"
+        upload.write_bytes(crafted.classes_zip({"Bag": 2}))
+    run = execute(docs, operation_id, upload)
     where = f"{method} {path} ({operation_id})"
     if run.status != EXPECTED_STATUS.get(operation_id, "200"):
         shot = tmp_path / f"{operation_id}.png"
@@ -239,7 +259,8 @@ def test_try_it_out_runs_every_operation_as_is(docs, document, operation_id, tmp
     response = run.request.response()
     if run.status in ("404", "409"):
         code = json.loads(response.body())["error"]["code"]
-        assert code == ("job_not_found" if run.status == "404" else "conflict"), where
+        missing = "dataset_not_found" if "/datasets/" in path else "job_not_found"
+        assert code == (missing if run.status == "404" else "conflict"), where
         return
     if response is not None and response.headers.get("content-type", "").startswith("image/"):
         img = docs.operation(operation_id).locator(".live-responses-table tbody img")
