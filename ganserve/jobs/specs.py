@@ -64,8 +64,9 @@ class Webhook(Strict):
                                           pattern=r"^https?://[^\s]+$")] = Field(
         description="http(s) URL; its host must be in GANSERVE_WEBHOOK_ALLOWED_HOSTS")
     events: Annotated[list[Literal[WEBHOOK_EVENTS]], Field(min_length=1, max_length=3)] = \
-        Field(list(WEBHOOK_EVENTS), description="start: a worker began it; progress: at most "
-              "every GANSERVE_WEBHOOK_PROGRESS_INTERVAL_S; completed: succeeded, failed or "
+        Field(list(WEBHOOK_EVENTS), description="start: a worker began it (again after a "
+              "worker died); progress: a fine-tune's training progress, at most every "
+              "GANSERVE_WEBHOOK_PROGRESS_INTERVAL_S; completed: succeeded, failed or "
               "cancelled")
 
     @field_validator("events")
