@@ -107,7 +107,8 @@ def overlapping_zip(copies: int = 8) -> bytes:
 
 
 def bomb_png(side: int = 20_000) -> bytes:
-    """A real side x side 1-bit PNG of zeros: a few tens of KB that decode to 400 M pixels."""
+    """A real side x side 1-bit PNG of zeros: a few hundred bytes that decode to 400 M
+    pixels."""
     row = b"\0" * (1 + (side + 7) // 8)
     comp = zlib.compressobj(9)
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
