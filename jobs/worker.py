@@ -64,6 +64,11 @@ def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -
         # and stop", not "die now and lose the steps since the last checkpoint"
         signal.signal(signal.SIGTERM, lambda *_: ctx.shutdown.set())
 
+    @signals.worker_process_shutdown.connect(weak=False)
+    def _child_exit(**_: Any) -> None:
+        if ctx.webhooks is not None:    # the last events (a job's "completed") go out first
+            ctx.webhooks.close(timeout=10.0)
+
     @signals.worker_ready.connect(weak=False)
     def _ready(**_: Any) -> None:
         if metrics_port:
@@ -76,6 +81,8 @@ def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -
     def _shutting_down(**_: Any) -> None:
         ctx.shutdown.set()          # running jobs checkpoint at their next step and stop
         reaper.stop.set()
+        if ctx.webhooks is not None:
+            ctx.webhooks.close(timeout=5.0)
 
 
 def run_worker(settings: JobSettings, queues: list[str], concurrency: int,

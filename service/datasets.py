@@ -130,6 +130,9 @@ async def receive_form(request: Request, file: Path) -> _Form:
         parser = MultipartParser(boundary, receiver.callbacks())
         async for chunk in request.stream():
             parser.write(chunk)
+            if form.error is not None:      # stop reading: the rest is not worth parsing
+                form.error.headers = {"Connection": "close"}
+                return form
         parser.finalize()
     except MultipartParseError as e:
         receiver.fail("invalid_form", f"malformed multipart body ({str(e)[:120]})")
@@ -156,6 +159,7 @@ class DatasetService:
         self.store = DatasetStore(self.settings.datasets_dir)
         # converting is CPU work: one upload at a time per process, the others wait
         self._slots = asyncio.Semaphore(1)
+        self._receiving = 0
 
     def start(self) -> None:
         swept = self.store.sweep_incoming()
@@ -163,6 +167,19 @@ class DatasetService:
             log.info("removed %d unfinished uploads left by a stopped process", swept)
 
     async def upload(self, request: Request) -> Stored:
+        if self._receiving >= self.settings.upload_max_concurrent:
+            UPLOADS.labels("rejected", "too_many_uploads").inc()
+            raise DatasetRejected(f"{self._receiving} uploads are in progress here "
+                                  "(GANSERVE_UPLOAD_MAX_CONCURRENT); try again shortly",
+                                  reason="too_many_uploads", status=429,
+                                  headers={"Retry-After": "5", "Connection": "close"})
+        self._receiving += 1
+        try:
+            return await self._upload(request)
+        finally:
+            self._receiving -= 1
+
+    async def _upload(self, request: Request) -> Stored:
         try:
             with self.store.workspace() as work:
                 form = await receive_form(request, work / "upload")
@@ -198,12 +215,27 @@ class DatasetService:
     def _convert(self, work: Path, form: _Form, kind: str, name: str) -> Stored:
         try:
             data = ingest(form.file, work, self.settings.upload_limits(), kind)
+            self._check_quota(data.images.nbytes)
             source = {"filename": (form.filename or "")[:200], "kind": kind,
                       "bytes": form.file_bytes}
             return self.store.commit(work, data, name, source)
         except Rejected as e:
             raise DatasetRejected(str(e), reason=e.reason, status=e.status,
                                   field="file") from None
+        except (MemoryError, OSError):
+            raise
+        except Exception as e:          # a reader's surprise on crafted bytes: a 422, logged
+            log.exception("dataset upload: unexpected error reading %r", form.filename)
+            raise DatasetRejected(f"the file cannot be read ({type(e).__name__})",
+                                  reason="invalid_archive", field="file") from None
+
+    def _check_quota(self, new_bytes: int) -> None:
+        _, stored = self.store.total_bytes()
+        limit = self.settings.datasets_max_total_bytes
+        if stored + new_bytes > limit:
+            raise Rejected("storage_full", f"datasets already hold {stored} bytes; this one "
+                           f"({new_bytes}) would pass GANSERVE_DATASETS_MAX_TOTAL_BYTES "
+                           f"({limit}): remove some (DELETE /v1/datasets/ID)", status=413)
 
     # -- reading and removing ----------------------------------------------------------
     def get(self, ds_id: str) -> dict[str, Any]:

@@ -68,6 +68,14 @@ class Settings(JobSettings):
     upload_max_total_pixels: int = Field(1 << 30, ge=1024, description="decoded pixels of "
                                          "all a dataset's images together")
     upload_max_classes: int = Field(100, ge=1, le=10_000, description="classes in a dataset")
+    upload_max_image_bytes: int = Field(64 << 20, ge=1024, description="one image file in "
+                                        "an archive, uncompressed (it is read whole)")
+    upload_max_concurrent: int = Field(2, ge=1, le=64, description="uploads received at "
+                                       "once per API process; more get 429")
+    dataset_max_bytes: int = Field(4 << 30, ge=1024, description="one dataset's converted "
+                                   "arrays (uint8 images x channels x side^2)")
+    datasets_max_total_bytes: int = Field(50 << 30, ge=1024, description="all uploaded "
+                                          "datasets together; beyond it uploads get 413")
     dataset_side: int = Field(128, ge=8, le=1024, description="largest side a dataset is "
                               "stored at (images are cropped square and resized to the "
                               "smallest image's side, capped here)")
@@ -114,10 +122,11 @@ class Settings(JobSettings):
     def upload_limits(self) -> UploadLimits:
         return UploadLimits(
             archive=ArchiveLimits(self.upload_max_files, self.upload_max_uncompressed_bytes,
-                                  self.upload_max_ratio),
+                                  self.upload_max_ratio, self.upload_max_image_bytes),
             max_image_side=self.upload_max_image_side,
             max_total_pixels=self.upload_max_total_pixels,
-            max_classes=self.upload_max_classes, side=self.dataset_side)
+            max_classes=self.upload_max_classes, side=self.dataset_side,
+            max_dataset_bytes=self.dataset_max_bytes)
 
     def job_limits(self) -> dict[str, dict[str, int]]:
         """Per job schema (and the job list's query): field -> its configured limit."""

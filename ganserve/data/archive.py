@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import re
 import stat
+import struct
 import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from ganserve.data.base import DataError
 
@@ -55,6 +56,7 @@ class ArchiveLimits:
     max_files: int                  # members (directories and junk not counted)
     max_uncompressed_bytes: int     # all members together, as declared and as read
     max_ratio: float                # uncompressed / compressed, per member
+    max_image_bytes: int = 64 << 20  # one image member, uncompressed (it is read whole)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def safe_members(zf: zipfile.ZipFile, archive_bytes: int, limits: ArchiveLimits
                  ) -> list[Member]:
     """The archive's regular files (junk left out), after every check above."""
     infos = zf.infolist()
-    if len(infos) > limits.max_files * 2 + 1000:        # cheap bound before any work
+    if len(infos) > max_entries(limits):
         raise Rejected("too_many_files", f"the archive has {len(infos)} entries; at most "
                        f"{limits.max_files} files are accepted")
     members: list[Member] = []
@@ -200,9 +202,46 @@ def _inflates_past(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
     return len(out) > info.file_size
 
 
-def open_zip(path: object) -> zipfile.ZipFile:
+def _directory_entries(path: Path) -> int | None:
+    """The entry count the end-of-central-directory record declares (ZIP64 too), read from
+    the file's tail before ``zipfile`` parses the directory; None if there is no record."""
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        tail_at = max(0, size - (1 << 16) - 22)
+        f.seek(tail_at)
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) < at + 22:
+            return None
+        entries = struct.unpack("<H", tail[at + 10:at + 12])[0]
+        locator = at - 20
+        if entries == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+            offset = struct.unpack("<Q", tail[locator + 8:locator + 16])[0]
+            f.seek(offset)
+            record = f.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                entries = struct.unpack("<Q", record[32:40])[0]
+        return entries
+
+
+def open_zip(path: Path, limits: ArchiveLimits) -> zipfile.ZipFile:
+    """The archive, opened only once its directory is known to be of a sane size (parsing
+    millions of entries would cost seconds and gigabytes before any check could run)."""
     try:
-        return zipfile.ZipFile(path)            # type: ignore[arg-type]
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        entries = _directory_entries(path)
+    except (OSError, struct.error) as e:
         raise Rejected("invalid_archive", f"not a readable zip archive ({str(e)[:120]})"
                        ) from None
+    if entries is not None and entries > max_entries(limits):
+        raise Rejected("too_many_files", f"the archive lists {entries} entries; at most "
+                       f"{limits.max_files} files are accepted (GANSERVE_UPLOAD_MAX_FILES)")
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+        raise Rejected("invalid_archive", f"not a readable zip archive ({str(e)[:120]})"
+                       ) from None
+
+
+def max_entries(limits: ArchiveLimits) -> int:
+    """Entries tolerated in a directory: the files allowed, plus folders and OS junk."""
+    return limits.max_files * 2 + 1000

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,10 @@ from ganserve.data.archive import (
 )
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+# a progressive JPEG decodes every scan over the whole image: thousands of 33-byte scans make a
+# tiny file cost minutes of CPU (ordinary progressive JPEGs have about 10)
+MAX_JPEG_SCANS = 100
+MAX_DIM = 1 << 31
 NPZ_KEYS = ("images", "labels", "class_names")
 MAX_CLASS_NAME = 128
 
@@ -54,6 +60,7 @@ class UploadLimits:
     max_total_pixels: int           # decoded pixels of all images together
     max_classes: int
     side: int                       # the largest side a dataset is stored at
+    max_dataset_bytes: int = 4 << 30   # converted arrays (and the work copy while converting)
 
 
 @dataclass
@@ -132,6 +139,10 @@ def _open_image(data: bytes, entry: _ImageEntry) -> Image.Image:
     if found != entry.fmt:
         raise Rejected("image_type_mismatch", f"{shown!r} is named as {entry.fmt} but its "
                        f"bytes are {found}")
+    if found == "JPEG" and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+        # entropy-coded data stuffs 0xFF as FF 00: FF DA is only ever a start-of-scan marker
+        raise Rejected("image_too_complex", f"{shown!r} is a JPEG of more than "
+                       f"{MAX_JPEG_SCANS} scans")
     try:
         return Image.open(io.BytesIO(data), formats=[found])
     except Image.DecompressionBombError as e:    # Pillow's own guard, from the header
@@ -149,21 +160,26 @@ def _check_dims(im: Image.Image, shown: str, limits: UploadLimits) -> None:
 
 
 def _decode(im: Image.Image, shown: str) -> np.ndarray:
-    """RGB uint8 HxWx3: EXIF orientation applied, transparency flattened onto black."""
+    """RGB uint8 HxWx3: EXIF orientation applied, transparency flattened onto black, 16-bit
+    gray scaled (not clipped) to 8 bits."""
     try:
         im.load()
         if im.format == "JPEG":
             im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        if im.mode in ("I", "I;16", "I;16B", "I;16L"):
+            gray = np.asarray(im, np.float64) * (255.0 / 65535.0)
+            return np.repeat(np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None], 3, 2)
+        if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
             rgba = im.convert("RGBA")
             flat = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
             flat.alpha_composite(rgba)
             im = flat
         return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            EOFError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:          # a decoder's error on crafted bytes is the file's fault
         raise Rejected("corrupt_image", f"{shown!r} is truncated or corrupt "
-                       f"({str(e)[:120]})") from None
+                       f"({type(e).__name__}: {str(e)[:120]})") from None
 
 
 def _image_entries(members: list[Member], limits: UploadLimits
@@ -173,6 +189,9 @@ def _image_entries(members: list[Member], limits: UploadLimits
         if m.suffix not in IMAGE_FORMATS:
             raise Rejected("not_an_image", f"{m.display!r} is not an image (accepted: "
                            f"{', '.join(sorted(IMAGE_FORMATS))})")
+        if m.info.file_size > limits.archive.max_image_bytes:
+            raise Rejected("image_too_large", f"{m.display!r} is {m.info.file_size} bytes; "
+                           f"an image may be {limits.archive.max_image_bytes}", status=413)
     names = sorted({c for _, c in pairs}) if labelled else []
     if len(names) > limits.max_classes:
         raise Rejected("too_many_classes", f"the archive has {len(names)} class folders; at "
@@ -205,13 +224,21 @@ def _headers(zf: zipfile.ZipFile, entries: list[_ImageEntry], limits: UploadLimi
     return stored_side(smallest, limits.side)
 
 
+def _check_stored(n: int, c: int, s: int, limits: UploadLimits) -> None:
+    if n * c * s * s > limits.max_dataset_bytes:
+        raise Rejected("dataset_too_large", f"{n} images of {c} x {s} x {s} would store "
+                       f"{n * c * s * s} bytes; at most {limits.max_dataset_bytes} "
+                       "(GANSERVE_DATASET_MAX_BYTES)", status=413)
+
+
 def ingest_zip(path: Path, work: Path, limits: UploadLimits) -> Ingested:
-    with open_zip(path) as zf:
+    with open_zip(path, limits.archive) as zf:
         members = safe_members(zf, path.stat().st_size, limits.archive)
         if not members:
             raise Rejected("empty_dataset", "the archive holds no images")
         entries, names = _image_entries(members, limits)
         s = _headers(zf, entries, limits)
+        _check_stored(len(entries), 3, s, limits)
         rgb = np.lib.format.open_memmap(work / "rgb.npy", "w+", np.uint8,
                                         (len(entries), 3, s, s))
         gray = True
@@ -243,9 +270,10 @@ def _npy_header(zf: zipfile.ZipFile, member: Member) -> _NpyHeader:
                       else np.lib.format.read_array_header_2_0)
             shape, fortran, dtype = reader(f, max_header_size=10_000)
             offset = f.tell()
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, zlib.error,
+            NotImplementedError, OverflowError, TypeError) as e:
         msg = str(e)
-        if "pickle" in msg or "object" in msg.lower():
+        if "pickle" in msg:
             raise Rejected("pickled_npz", f"{key!r} holds Python objects; only plain "
                            "arrays are accepted (allow_pickle stays off)") from None
         raise Rejected("invalid_npz", f"{key!r} is not a readable .npy array "
@@ -256,7 +284,9 @@ def _npy_header(zf: zipfile.ZipFile, member: Member) -> _NpyHeader:
     if fortran:
         raise Rejected("invalid_npz", f"{key!r} is stored in Fortran order; save it with "
                        "np.ascontiguousarray")
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if any(not isinstance(d, int) or d < 0 or d >= MAX_DIM for d in shape):
+        raise Rejected("invalid_npz", f"{key!r} declares an impossible shape {shape}"[:200])
+    size = math.prod(shape) * dtype.itemsize
     if offset + size != member.info.file_size:
         raise Rejected("invalid_npz", f"{key!r} declares shape {shape} of {dtype} "
                        f"({size} bytes) but holds {member.info.file_size - offset}")
@@ -360,23 +390,27 @@ def _stream_images(zf: zipfile.ZipFile, m: Member, h: _NpyHeader, n: int, shape:
                 if len(buf) != one:
                     raise Rejected("invalid_npz", "'images' ends early")
                 yield np.frombuffer(buf, np.uint8).reshape(shape)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as e:
         raise Rejected("invalid_archive", f"'images' cannot be read ({str(e)[:120]})"
                        ) from None
 
 
 def ingest_npz(path: Path, work: Path, limits: UploadLimits) -> Ingested:
-    with open_zip(path) as zf:
+    with open_zip(path, limits.archive) as zf:
         found = _npz_members(zf, path, limits)
         h = _npy_header(zf, found["images"])
         n, c, height, width = _check_images_header(h, limits)
         labels, names = _npz_labels(zf, found, n, limits)
         s = stored_side(min(height, width), limits.side)
+        _check_stored(n, c, s, limits)
         out = np.lib.format.open_memmap(work / "images.npy", "w+", np.uint8, (n, c, s, s))
+        gray = c == 3
         for i, img in enumerate(_stream_images(zf, found["images"], h, n, (c, height, width))):
             for k in range(c):
                 out[i, k] = square(img[k], s)
-    return Ingested(out, labels, names, "npz")
+            gray = gray and bool((img[0] == img[1]).all() and (img[1] == img[2]).all())
+    # all-gray RGB is stored with one channel, as a zip's would be
+    return Ingested(out[:, :1] if gray else out, labels, names, "npz")
 
 
 def ingest(path: Path, work: Path, limits: UploadLimits, kind: str) -> Ingested:
@@ -390,8 +424,12 @@ def content_hash(data: Ingested) -> str:
     import hashlib
 
     h = hashlib.sha256(json.dumps([list(data.images.shape), data.class_names]).encode())
+    order = np.arange(len(data.images))
     if data.labels is not None:
-        h.update(data.labels.astype("<i8").tobytes())
-    for start in range(0, len(data.images), 1024):
-        h.update(np.ascontiguousarray(data.images[start:start + 1024]).tobytes())
+        # by class, keeping the order within a class (a zip's is by name): an npz listing
+        # its classes in another order is still the same dataset
+        order = np.argsort(data.labels, kind="stable")
+        h.update(data.labels[order].astype("<i8").tobytes())
+    for start in range(0, len(order), 1024):
+        h.update(np.ascontiguousarray(data.images[order[start:start + 1024]]).tobytes())
     return h.hexdigest()

@@ -100,14 +100,11 @@ class DatasetStore:
         (final / PREVIEW_FILE).write_bytes(preview_png(data))
         meta = self._meta(ds_id, digest, data, name, source, final)
         (final / META_FILE).write_text(json.dumps(meta, indent=1))
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(final, self.uploads / ds_id)
-        except OSError:                 # the same content won a race to the same folder
+        with self.locked():             # not between a removal's check and its rename
             existing = self.get(ds_id)
-            if existing is None:
-                raise
-            return Stored(existing, False)
+            if existing is not None:    # the same content won a race to the same folder
+                return Stored(existing, False)
+            os.rename(final, self.uploads / ds_id)
         log.info("dataset %s stored: %d images, %s", ds_id, len(data.images), name)
         return Stored(meta, True)
 

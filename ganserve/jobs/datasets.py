@@ -31,6 +31,10 @@ def dataset_path(ref: DatasetRef, datasets_dir: Path) -> Path:
     if rel.is_absolute() or ".." in rel.parts or not p.is_relative_to(root):
         raise DataError(f"dataset path {ref.path!r} must be relative to the datasets folder "
                         "and stay inside it")
+    if p.is_relative_to(root / "uploads") or p.is_relative_to(root / ".incoming"):
+        raise DataError(f"dataset path {ref.path!r}: uploaded datasets are given by id "
+                        "({\"id\": ...}, see GET /v1/datasets), so a job that reads one "
+                        "keeps it from being removed")
     if not p.exists():
         raise DataError(f"no dataset {ref.path!r} in the datasets folder "
                         f"(GANSERVE_DATA_DIR/datasets)")

@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -76,15 +77,29 @@ def _networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6
     return nets
 
 
-def check_target(url: str, allowed: list[str], resolver: Resolver = resolve) -> None:
-    """Raise WebhookRefused unless ``url`` may be POSTed to: http(s), no credentials, and a
-    host named in ``allowed`` (by name or pattern), or whose every address is in an allowed
-    network, or (with ``*``) public."""
-    if not allowed:
-        raise WebhookRefused("webhooks are off here: the operator sets "
-                             "GANSERVE_WEBHOOK_ALLOWED_HOSTS (and GANSERVE_WEBHOOK_SECRET)")
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def public(a: Address) -> bool:
+    """A global address, and for IPv6 forms that carry an IPv4 address (mapped, 6to4,
+    NAT64, compatible), that one too."""
+    if not a.is_global:
+        return False
+    if isinstance(a, ipaddress.IPv6Address):
+        inner = a.ipv4_mapped or a.sixtofour
+        if inner is None and a in NAT64:
+            inner = ipaddress.IPv4Address(int(a) & 0xFFFFFFFF)
+        if inner is None and int(a) >> 32 == 0:         # ::a.b.c.d (deprecated)
+            inner = ipaddress.IPv4Address(int(a))
+        if inner is not None:
+            return inner.is_global
+    return True
+
+
+def _parse_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
     if parts.scheme not in ("http", "https") or not host:
         raise WebhookRefused(f"webhook url must be http(s)://host/..., not {url[:80]!r}")
     if parts.username or parts.password:
@@ -93,21 +108,46 @@ def check_target(url: str, allowed: list[str], resolver: Resolver = resolve) -> 
         parts.port                                  # noqa: B018 -- raises on a bad port
     except ValueError:
         raise WebhookRefused(f"webhook url has a bad port: {url[:80]!r}") from None
-    names = [e for e in allowed if e != "*" and not _networks([e])]
-    if any(fnmatch.fnmatchcase(host, pattern) for pattern in names):
-        return
+    return parts.scheme, host
+
+
+def check_target(url: str, allowed: list[str], resolver: Resolver = resolve) -> list[str]:
+    """The addresses ``url``'s host may be reached at, or WebhookRefused. A host may be
+    POSTed to when every address it resolves to is in an allowed network, or when it matches
+    an allowed name (or ``*``) and every address is public: a listed name that comes to
+    resolve to an internal address is refused (say the network to allow one)."""
+    if not allowed:
+        raise WebhookRefused("webhooks are off here: the operator sets "
+                             "GANSERVE_WEBHOOK_ALLOWED_HOSTS (and GANSERVE_WEBHOOK_SECRET)")
+    _, host = _parse_url(url)
     nets = _networks(allowed)
-    if not nets and "*" not in allowed:
+    names = [e for e in allowed if e != "*" and not _networks([e])]
+    named = "*" in allowed or any(fnmatch.fnmatchcase(host, p.rstrip(".")) for p in names)
+    if not named and not nets:
         raise WebhookRefused(f"webhook host {host!r} is not in GANSERVE_WEBHOOK_ALLOWED_HOSTS")
-    addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolver(host)]
-    if not addresses:
+    found = resolver(host)
+    if not found:
         raise WebhookRefused(f"webhook host {host!r} does not resolve")
-    for a in addresses:
-        if not (any(a in n for n in nets) or ("*" in allowed and a.is_global)):
+    for text in found:
+        a = ipaddress.ip_address(text.split("%")[0])
+        if not (any(a in n for n in nets) or (named and public(a))):
             raise WebhookRefused(f"webhook host {host!r} ({a}) is not in "
                                  "GANSERVE_WEBHOOK_ALLOWED_HOSTS"
-                                 + ("; * allows public addresses only" if "*" in allowed
-                                    else ""))
+                                 + ("" if not named else "; an allowed name reaches public "
+                                    "addresses only (allow an internal one by its network)"))
+    return found
+
+
+def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``url`` rewritten to connect to the checked ``address`` (so a second lookup cannot
+    lead elsewhere), with the Host header and the TLS name of the original host."""
+    parts = urlsplit(url)
+    scheme, host = _parse_url(url)
+    ip = f"[{address}]" if ":" in address else address
+    netloc = ip + (f":{parts.port}" if parts.port else "")
+    headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
+    extensions = {"sni_hostname": host} if scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), headers, extensions
 
 
 def sign(secret: bytes, body: bytes, timestamp: int | None = None) -> str:
@@ -137,50 +177,66 @@ class _Event:
 
 
 class WebhookSender:
-    """One per process (the thread starts on first use, and again after a fork)."""
+    """One per process (the thread starts on first use, and again in a forked child)."""
 
     def __init__(self, settings: JobSettings, read_job: Callable[[str], Job | None],
                  resolver: Resolver = resolve):
         self.settings, self.read_job, self.resolver = settings, read_job, resolver
         self.allowed = allowed_entries(settings.webhook_allowed_hosts)
-        self._queue: queue.Queue[_Event | None] = queue.Queue(QUEUE_SIZE)
-        self._last_progress: dict[str, float] = {}
-        self._pid: int | None = None
+        self._reset()
+        _SENDERS.add(self)
+
+    def _reset(self) -> None:
+        """Fresh state: at start, and in a forked child (the parent's thread, lock and
+        queue do not carry over)."""
+        self._queue: queue.Queue[_Event | None] = queue.Queue()
         self._lock = threading.Lock()
+        self._last_progress: dict[str, float] = {}
+        self._progress_queued: set[str] = set()
+        self._pending = 0                   # start and progress events queued
+        self._pid: int | None = None
         self._thread: threading.Thread | None = None
 
     def notify(self, job: Job, event: str) -> None:
-        """Queue ``event`` for ``job`` if it asked for it; never blocks, never raises."""
-        hook = job.spec.get("webhook") if isinstance(job.spec, dict) else None
-        if not hook or event not in hook.get("events", ()):
-            return
-        if event == "progress" and not self._progress_due(job.id):
-            return
-        if event == "completed":
-            self._last_progress.pop(job.id, None)
+        """Queue ``event`` for ``job`` if it asked for it; never blocks, never raises.
+        Progress is throttled and never queued twice for a job; start and progress are
+        dropped (and counted) past QUEUE_SIZE waiting; completed is always kept."""
         try:
+            hook = job.spec.get("webhook") if isinstance(job.spec, dict) else None
+            if not hook or event not in hook.get("events", ()):
+                return
+            with self._lock:
+                if not self._admit(job.id, event):
+                    return
             self._ensure_thread()
             self._queue.put_nowait(_Event(job.id, event, hook["url"], uuid.uuid4().hex))
-        except queue.Full:
-            DELIVERIES.labels(event, "dropped").inc()
-            log.warning("job %s: webhook queue full; %s event dropped", job.id, event)
         except Exception as e:                      # a webhook must never fail a job
             log.warning("job %s: webhook %s not queued: %s", job.id, event, e)
 
-    def _progress_due(self, job_id: str) -> bool:
-        now = time.monotonic()
-        if now - self._last_progress.get(job_id, -1e9) < \
-                self.settings.webhook_progress_interval_s:
+    def _admit(self, job_id: str, event: str) -> bool:
+        if event == "completed":
+            self._last_progress.pop(job_id, None)
+            return True
+        if event == "progress":
+            now = time.monotonic()
+            if (job_id in self._progress_queued or now - self._last_progress.get(
+                    job_id, -1e9) < self.settings.webhook_progress_interval_s):
+                return False
+            self._last_progress[job_id] = now
+        if self._pending >= QUEUE_SIZE:
+            DELIVERIES.labels(event, "dropped").inc()
+            log.warning("job %s: %d webhook events waiting; %s event dropped", job_id,
+                        self._pending, event)
             return False
-        self._last_progress[job_id] = now
+        self._pending += 1
+        if event == "progress":
+            self._progress_queued.add(job_id)
         return True
 
     def _ensure_thread(self) -> None:
         with self._lock:
             if self._pid == os.getpid() and self._thread is not None:
                 return
-            if self._pid != os.getpid():            # forked: the parent's queue is not ours
-                self._queue = queue.Queue(QUEUE_SIZE)
             self._pid = os.getpid()
             self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
             self._thread.start()
@@ -189,10 +245,7 @@ class WebhookSender:
         """Deliver what is queued (up to ``timeout``), then stop the thread."""
         if self._thread is None or self._pid != os.getpid():
             return
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
+        self._queue.put(None)
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -204,26 +257,39 @@ class WebhookSender:
                 item = self._queue.get()
                 if item is None:
                     return
+                if item.event != "completed":
+                    with self._lock:
+                        self._pending -= 1
+                        self._progress_queued.discard(item.job_id)
                 try:
                     outcome = self._deliver(client, item)
                 except Exception as e:              # the thread must outlive any one event
                     log.warning("job %s: webhook %s error: %s", item.job_id, item.event, e)
                     outcome = "failed"
-                DELIVERIES.labels(item.event, outcome).inc()
+                if outcome:
+                    DELIVERIES.labels(item.event, outcome).inc()
 
-    def _deliver(self, client: Any, item: _Event) -> str:
+    def _deliver(self, client: Any, item: _Event) -> str | None:
         secret = self.settings.webhook_secret
-        job = self.read_job(item.job_id)
-        if job is None or secret is None:
+        if secret is None:
+            log.warning("job %s: webhook %s not sent: GANSERVE_WEBHOOK_SECRET is not set in "
+                        "this process (set it on the API and every worker)", item.job_id,
+                        item.event)
             return "failed"
+        job = self.read_job(item.job_id)
+        if job is None:
+            return "failed"
+        if item.event == "progress" and job.terminal:
+            return None                         # stale: the job ended while it waited
         attempts = 1 + self.settings.webhook_retries
         for attempt in range(attempts):
             try:
-                check_target(item.url, self.allowed, self.resolver)
+                addresses = check_target(item.url, self.allowed, self.resolver)
             except WebhookRefused as e:
                 log.warning("job %s: webhook %s refused: %s", item.job_id, item.event, e)
                 return "refused"
-            status = self._post(client, item, job, secret.get_secret_value().encode())
+            status = self._post(client, item, job, secret.get_secret_value().encode(),
+                                addresses[0])
             if status is not None and 200 <= status < 300:
                 return "delivered"
             if status is not None and status < 500 and status != 429:
@@ -236,16 +302,30 @@ class WebhookSender:
                     attempts)
         return "failed"
 
-    def _post(self, client: Any, item: _Event, job: Job, secret: bytes) -> int | None:
+    def _post(self, client: Any, item: _Event, job: Job, secret: bytes,
+              address: str) -> int | None:
         body = json.dumps({"event": item.event, "delivery": item.delivery,
                            "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "job": job.public()}, default=str).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "ganserve-webhooks",
-                   "X-Ganserve-Event": item.event, "X-Ganserve-Delivery": item.delivery,
-                   SIGNATURE_HEADER: sign(secret, body)}
+        url, host, extensions = pinned(item.url, address)
+        headers = {**host, "Content-Type": "application/json",
+                   "User-Agent": "ganserve-webhooks", "X-Ganserve-Event": item.event,
+                   "X-Ganserve-Delivery": item.delivery, SIGNATURE_HEADER: sign(secret, body)}
         try:
-            return client.post(item.url, content=body, headers=headers).status_code
+            return client.post(url, content=body, headers=headers,
+                               extensions=extensions).status_code
         except Exception as e:                      # timeouts, refused connections, TLS
             log.info("job %s: webhook %s attempt failed: %s", item.job_id, item.event,
                      type(e).__name__)
             return None
+
+
+_SENDERS: weakref.WeakSet[WebhookSender] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for sender in list(_SENDERS):
+        sender._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -55,8 +55,10 @@ def delivered(event: str, outcome: str) -> float:
 
 # ------------------------------------------------------------------ the allow-list
 @pytest.mark.parametrize(("url", "allowed", "resolver"), [
-    ("https://hooks.example.com/x", "hooks.example.com", stub("10.0.0.1")),
-    ("https://a.corp.example/x", "*.corp.example", stub("10.0.0.1")),
+    ("https://hooks.example.com/x", "hooks.example.com", stub("93.184.216.34")),
+    ("https://hooks.example.com./x", "hooks.example.com", stub("93.184.216.34")),
+    ("https://a.corp.example/x", "*.corp.example", stub("93.184.216.34")),
+    ("https://a.corp.example/x", "*.corp.example,10.0.0.0/8", stub("10.0.0.1")),
     ("http://127.0.0.1:9000/x", LOCAL, stub("127.0.0.1")),
     ("https://public.example/x", "*", stub("93.184.216.34")),
     ("https://internal.example/x", "10.0.0.0/8", stub("10.1.2.3")),
@@ -75,6 +77,14 @@ def test_webhook_target_allowed(url, allowed, resolver):
     ("https://user:pw@hooks.example.com/x", "hooks.example.com", stub(), "credentials"),
     ("ftp://hooks.example.com/x", "hooks.example.com", stub(), "http(s)"),
     ("http://[::1]:80/x", "*", stub("::1"), "public"),
+    # a listed name that resolves inside: refused unless its network is listed
+    ("https://hooks.example.com/x", "hooks.example.com", stub("10.0.0.1"), "public"),
+    ("https://hooks.example.com/x", "hooks.example.com", stub("169.254.169.254"), "public"),
+    # IPv6 forms that carry an internal IPv4 address
+    ("http://x.example/", "*", stub("::ffff:127.0.0.1"), "public"),
+    ("http://x.example/", "*", stub("64:ff9b::a9fe:a9fe"), "public"),
+    ("http://x.example/", "*", stub("2002:a9fe:a9fe::1"), "public"),
+    ("http://x.example/", "*", stub("::127.0.0.1"), "public"),
 ])
 def test_webhook_target_refused(url, allowed, resolver, says):
     with pytest.raises(WebhookRefused, match=None) as e:
@@ -161,6 +171,49 @@ def test_events_filter_is_honoured(tmp_path, webhook_receiver):
     s.notify(job, "completed")
     s.close()
     assert webhook_receiver.events() == ["completed"]
+
+
+def test_delivery_connects_to_the_address_it_checked(tmp_path, webhook_receiver):
+    """The name is resolved once per attempt, checked, and that address is the one
+    connected to (with the name as Host): a second lookup cannot lead elsewhere."""
+    port = webhook_receiver.url.split(":")[2].split("/")[0]
+    job = job_with(f"http://hooks.test:{port}/hook")
+    lookups = []
+
+    def resolver(host):
+        lookups.append(host)
+        return ["127.0.0.1"]
+    s = sender(tmp_path, job, webhook_allowed_hosts=LOCAL)
+    s.resolver = resolver
+    s.notify(job, "start")
+    s.close()
+    (call,) = webhook_receiver.calls
+    assert call["headers"]["Host"] == f"hooks.test:{port}" and lookups == ["hooks.test"]
+
+
+def test_pinned_url_keeps_host_and_tls_name():
+    from ganserve.jobs.webhooks import pinned
+    url, headers, ext = pinned("https://hooks.example.com:8443/a?b=1", "93.184.216.34")
+    assert url == "https://93.184.216.34:8443/a?b=1"
+    assert headers == {"Host": "hooks.example.com:8443"}
+    assert ext == {"sni_hostname": "hooks.example.com"}
+    assert pinned("http://h.example/x", "2001:db8::1")[0] == "http://[2001:db8::1]/x"
+
+
+def test_completed_is_kept_when_the_queue_is_full_and_stale_progress_skipped(
+        tmp_path, webhook_receiver, monkeypatch):
+    from ganserve.jobs import webhooks
+    monkeypatch.setattr(webhooks, "QUEUE_SIZE", 2)
+    job = job_with(webhook_receiver.url)
+    webhook_receiver.delay_s = 0.3
+    s = sender(tmp_path, job, webhook_progress_interval_s=0)
+    dropped = delivered("start", "dropped")
+    for _ in range(5):
+        s.notify(job, "start")
+    s.notify(job, "completed")
+    s.close(timeout=10)
+    assert delivered("start", "dropped") >= dropped + 2
+    assert webhook_receiver.events()[-1] == "completed"
 
 
 def test_target_is_checked_again_at_delivery(tmp_path, webhook_receiver):

@@ -107,8 +107,8 @@ def overlapping_zip(copies: int = 8) -> bytes:
 
 
 def bomb_png(side: int = 20_000) -> bytes:
-    """A real side x side 1-bit PNG of zeros: a few hundred bytes that decode to 400 M
-    pixels."""
+    """A real side x side 1-bit PNG of zeros: about 50 KB (a few hundred bytes zipped) that
+    decode to 400 M pixels."""
     row = b"\0" * (1 + (side + 7) // 8)
     comp = zlib.compressobj(9)
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
@@ -133,3 +133,21 @@ def npz_of(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def progressive_jpeg(scans: int, side: int = 64) -> bytes:
+    """A progressive JPEG whose last scan is repeated ``scans`` times (each costs a full
+    pass over the image when decoded: a CPU bomb in a few KB)."""
+    buf = io.BytesIO()
+    Image.new("L", (side, side)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rfind(b"\xff\xda")
+    return data[:last] + data[last:-2] * scans + b"\xff\xd9"
+
+
+def npy_header_npz(header: str) -> bytes:
+    """An npz whose images.npy declares ``header`` (a dict literal) over a few bytes."""
+    text = header.encode()
+    text += b" " * (63 - (len(text) + 10) % 64) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + b"\0" * 64
+    return zip_of({"images.npy": npy})

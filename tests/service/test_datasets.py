@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import time
 import unicodedata
 
@@ -282,7 +283,7 @@ def test_upload_corrupt_image_is_refused(api):
 
 def test_upload_decompression_bomb_image_is_refused_from_its_header(api):
     bomb = crafted.bomb_png()
-    assert len(bomb) < 10_000                        # a few hundred bytes for 400 M pixels
+    assert len(bomb) < 100_000                       # ~50 KB (~400 B zipped) for 400 M pixels
     t0 = time.monotonic()
     rejected(api, crafted.zip_of({"Bag/a.png": crafted.image(), "Bag/b.png": bomb}), 422,
              "image_too_large")
@@ -373,3 +374,119 @@ def test_dataset_record_is_json_on_disk(api):
     meta = json.loads((api.data_dir / "datasets" / "uploads" / d["id"] / "dataset.json")
                       .read_text())
     assert meta["id"] == d["id"] and meta["sha256"] == d["sha256"]
+
+
+# ------------------------------------------------------------------ the review's cases
+def test_upload_progressive_jpeg_cpu_bomb_is_refused(api):
+    t0 = time.monotonic()
+    rejected(api, crafted.zip_of({"Bag/a.jpg": crafted.progressive_jpeg(2000)}), 422,
+             "image_too_complex")
+    assert time.monotonic() - t0 < 2
+    # an ordinary progressive JPEG is fine
+    assert upload(api, crafted.zip_of({"Bag/a.jpg": crafted.progressive_jpeg(1)}),
+                  ).status_code == 201
+
+
+@pytest.mark.parametrize("header", [
+    "{'descr': '|u1', 'fortran_order': False, 'shape': (" + "9" * 30 + ", 28, 28), }",
+    "{'descr': '|u1', 'fortran_order': False, 'shape': (-1, 28, 28), }",
+    "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 28), }",
+])
+def test_upload_npz_header_tricks_are_refused(api, header):
+    rejected(api, crafted.npy_header_npz(header), 422, "invalid_npz", "x.npz")
+
+
+def test_upload_npz_corrupt_deflate_is_refused(api):
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((4, 8, 8), np.uint8))
+    data = bytearray(crafted.zip_of({"images.npy": buf.getvalue()}))     # deflated
+    name_len, extra_len = struct.unpack("<HH", data[26:30])
+    start = 30 + name_len + extra_len
+    data[start:start + 3] = b"\xff\xff\xff"         # the compressed stream's first bytes
+    rejected(api, bytes(data), 422, "invalid_npz", "x.npz")
+
+
+def test_upload_decoder_surprise_is_a_422_not_a_500(api, monkeypatch):
+    from PIL import ImageOps
+
+    def broken(im):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken)
+    rejected(api, crafted.zip_of({"Bag/a.jpg": crafted.image(fmt="JPEG")}), 422,
+             "corrupt_image")
+
+
+def test_upload_image_member_too_big_is_refused(upload_client):
+    api = upload_client(upload_max_image_bytes=2048)
+    rejected(api, crafted.zip_of({"Bag/a.png": crafted.image(64)}), 413, "image_too_large")
+
+
+def test_upload_huge_directory_refused_before_it_is_parsed(upload_client):
+    api = upload_client(upload_max_files=10)
+    rejected(api, crafted.overlapping_zip(copies=5000), 422, "too_many_files")
+
+
+def test_upload_dataset_too_large_and_storage_full(upload_client):
+    api = upload_client(dataset_max_bytes=2 * 28 * 28 * 3, datasets_max_total_bytes=20_000)
+    rejected(api, crafted.classes_zip({"Bag": 3}), 413, "dataset_too_large")
+    api2 = upload_client(datasets_max_total_bytes=4000)
+    assert upload(api2, crafted.classes_zip({"Bag": 2})).status_code == 201
+    body = error(upload(api2, crafted.classes_zip({"Coat": 3})), 413, "storage_full")
+    assert "DELETE" in body["message"]
+
+
+def test_upload_many_tiny_parts_stop_early(api):
+    boundary = "b"
+    parts = "".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n"
+                    for _ in range(20_000))
+    body = (parts + f"--{boundary}--\r\n").encode()
+    t0 = time.monotonic()
+    r = api.post("/v1/datasets", content=body,
+                 headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    error(r, 422, "invalid_form")
+    assert time.monotonic() - t0 < 2
+    assert_nothing_left(api)
+
+
+def test_upload_concurrency_limit(upload_client):
+    api = upload_client(upload_max_concurrent=1)
+    api.app.state.datasets._receiving = 1           # one upload already streaming in
+    r = upload(api, crafted.classes_zip({"Bag": 1}))
+    error(r, 429, "too_many_uploads")
+    assert r.headers["retry-after"]
+    api.app.state.datasets._receiving = 0
+    assert upload(api, crafted.classes_zip({"Bag": 1})).status_code == 201
+
+
+def test_upload_npz_gray_rgb_and_class_order_match_the_zip(api):
+    first = upload(api, crafted.classes_zip({"Bag": 2, "Coat": 2})).json()
+    x = np.load(api.data_dir / "datasets" / "uploads" / first["id"] / "data.npz")["x"]
+    # the same images as RGB (gray), Coats listed first: the same dataset
+    rgb = np.repeat(x, 3, axis=1)[[2, 3, 0, 1]]
+    r = upload(api, crafted.npz_of(images=rgb, labels=np.array([1, 1, 0, 0]),
+                                   class_names=np.array(["Bag", "Coat"])), "set.npz")
+    assert r.status_code == 200 and r.json()["id"] == first["id"], r.text
+
+
+def test_upload_transparency_key_and_16_bit_png(api):
+    from PIL import PngImagePlugin  # noqa: F401 (registers the encoder options)
+
+    key = Image.fromarray(np.full((8, 8), 50, np.uint8))
+    buf = io.BytesIO()
+    key.save(buf, "PNG", transparency=50)
+    deep = Image.fromarray(np.full((8, 8), 40000, np.uint16))
+    buf16 = io.BytesIO()
+    deep.save(buf16, "PNG")
+    d = upload(api, crafted.zip_of({"a.png": buf.getvalue(), "b.png": buf16.getvalue()}))
+    x = np.load(api.data_dir / "datasets" / "uploads" / d.json()["id"] / "data.npz")["x"]
+    assert x[0].max() == 0                          # the keyed colour is transparent: black
+    assert x[1].min() == x[1].max() == round(40000 * 255 / 65535)
+
+
+def test_fine_tune_path_into_uploads_is_refused(upload_client):
+    api = upload_client()
+    d = upload(api, crafted.classes_zip({"Bag": 2})).json()
+    body = {"model": "baby-dcgan", "steps": 5,
+            "dataset": {"path": f"uploads/{d['id']}/data.npz"}}
+    err = error(api.post("/v1/jobs/fine-tune", json=body), 422, "invalid_input", "dataset")
+    assert "given by id" in err["message"]
