@@ -163,7 +163,8 @@ STATUS_DOCS: dict[int, str] = {
     409: "conflict: the job already finished, the Idempotency-Key was used for another "
          "request, or the version or dataset cannot be removed now (last, default, or "
          "read by a job)",
-    429: "too many jobs queued (GANSERVE_MAX_QUEUED_JOBS); Retry-After",
+    429: "too many jobs queued (GANSERVE_MAX_QUEUED_JOBS) or uploads in progress "
+         "(GANSERVE_UPLOAD_MAX_CONCURRENT); Retry-After",
     422: "invalid input (the field is named; a close match is suggested for unknown fields)",
     500: "unexpected server error (logged with the request id)",
     503: "not ready (starting or draining), queue full, model unavailable, or (jobs) the job "
