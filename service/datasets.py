@@ -21,14 +21,21 @@ from typing import Any
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import Counter
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from ganserve.data.archive import Rejected
 from ganserve.data.ingest import ingest
 from ganserve.data.uploads import PREVIEW_FILE, DatasetStore, Stored
 from ganserve.jobs.store import JobStore
-from service.errors import DatasetNotFound, DatasetRejected, JobConflict, UnsupportedMediaType
+from service.errors import (
+    ClientDisconnected,
+    DatasetNotFound,
+    DatasetRejected,
+    JobConflict,
+    UnsupportedMediaType,
+)
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,8 +141,13 @@ async def receive_form(request: Request, file: Path) -> _Form:
                 form.error.headers = {"Connection": "close"}
                 return form
         parser.finalize()
-    except MultipartParseError as e:
+        if parser.state not in (MultipartState.END, MultipartState.BOUNDARY_PADDING):
+            receiver.fail("invalid_form", "the body ended before the multipart closing "
+                          "boundary (a cut upload?)")
+    except FormParserError as e:            # a malformed body, a boundary over 256 chars
         receiver.fail("invalid_form", f"malformed multipart body ({str(e)[:120]})")
+    except ClientDisconnect:
+        raise ClientDisconnected("client disconnected during the upload") from None
     finally:
         receiver.out.close()
     return form

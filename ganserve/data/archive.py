@@ -99,6 +99,13 @@ def _is_junk(parts: tuple[str, ...]) -> bool:
 
 
 def _check_kind(info: zipfile.ZipInfo, shown: str) -> None:
+    if "\x00" in info.orig_filename:     # zipfile cuts the name there; the archive lies
+        raise Rejected("unsafe_path", f"archive member {shown} has a NUL in its name")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # Python inflates bzip2 and lzma members with no bound on the output: a few KB
+        # could take gigabytes before any size check
+        raise Rejected("invalid_archive", f"archive member {shown} is compressed with method "
+                       f"{info.compress_type}; only stored and deflate are accepted")
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
     if info.create_system == _UNIX and kind not in (0, stat.S_IFREG, stat.S_IFDIR):
@@ -202,9 +209,10 @@ def _inflates_past(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
     return len(out) > info.file_size
 
 
-def _directory_entries(path: Path) -> int | None:
-    """The entry count the end-of-central-directory record declares (ZIP64 too), read from
-    the file's tail before ``zipfile`` parses the directory; None if there is no record."""
+def _directory(path: Path) -> tuple[int, int] | None:
+    """(entries, directory bytes) as the end-of-central-directory record declares them
+    (ZIP64 too), read from the file's tail before ``zipfile`` parses the directory; None
+    if there is no record."""
     with path.open("rb") as f:
         size = f.seek(0, 2)
         tail_at = max(0, size - (1 << 16) - 22)
@@ -213,28 +221,32 @@ def _directory_entries(path: Path) -> int | None:
         at = tail.rfind(b"PK\x05\x06")
         if at < 0 or len(tail) < at + 22:
             return None
-        entries = struct.unpack("<H", tail[at + 10:at + 12])[0]
+        entries, cd_size = struct.unpack("<HI", tail[at + 10:at + 16])
         locator = at - 20
-        if entries == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+        if locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
             offset = struct.unpack("<Q", tail[locator + 8:locator + 16])[0]
             f.seek(offset)
             record = f.read(56)
             if record[:4] == b"PK\x06\x06" and len(record) == 56:
-                entries = struct.unpack("<Q", record[32:40])[0]
-        return entries
+                entries, cd_size = struct.unpack("<QQ", record[32:48])
+        return entries, cd_size
 
 
 def open_zip(path: Path, limits: ArchiveLimits) -> zipfile.ZipFile:
     """The archive, opened only once its directory is known to be of a sane size (parsing
     millions of entries would cost seconds and gigabytes before any check could run)."""
     try:
-        entries = _directory_entries(path)
+        directory = _directory(path)
     except (OSError, struct.error) as e:
         raise Rejected("invalid_archive", f"not a readable zip archive ({str(e)[:120]})"
                        ) from None
-    if entries is not None and entries > max_entries(limits):
-        raise Rejected("too_many_files", f"the archive lists {entries} entries; at most "
-                       f"{limits.max_files} files are accepted (GANSERVE_UPLOAD_MAX_FILES)")
+    # zipfile reads as many records as the directory's size holds, whatever the count says:
+    # bound both (a record is 46 bytes and its name; 300 a record is generous)
+    if directory is not None and (directory[0] > max_entries(limits)
+                                  or directory[1] > max_entries(limits) * 300):
+        raise Rejected("too_many_files", f"the archive's directory lists {directory[0]} "
+                       f"entries in {directory[1]} bytes; at most {limits.max_files} files "
+                       "are accepted (GANSERVE_UPLOAD_MAX_FILES)")
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:

@@ -78,6 +78,13 @@ class Ingested:
         return np.bincount(self.labels, minlength=len(self.class_names)).tolist()
 
 
+def valid_class_name(name: str) -> bool:
+    """One rule for class folders and an npz's class_names: printable (no control, format
+    or separator characters but the space), not blank, no outer spaces, at most 128."""
+    return (0 < len(name) <= MAX_CLASS_NAME and name.isprintable()
+            and name == name.strip())
+
+
 # ------------------------------------------------------------------ the resize rule
 def stored_side(min_shorter_side: int, side: int) -> int:
     return max(1, min(min_shorter_side, side))
@@ -196,10 +203,11 @@ def _image_entries(members: list[Member], limits: UploadLimits
     if len(names) > limits.max_classes:
         raise Rejected("too_many_classes", f"the archive has {len(names)} class folders; at "
                        f"most {limits.max_classes} (GANSERVE_UPLOAD_MAX_CLASSES)")
-    long = [n for n in names if len(n) > MAX_CLASS_NAME]
-    if long:
-        raise Rejected("bad_layout", f"class folder name {long[0][:60]!r}... is longer than "
-                       f"{MAX_CLASS_NAME} characters")
+    bad = [n for n in names if not valid_class_name(n)]
+    if bad:
+        raise Rejected("bad_layout", f"class folder name {bad[0][:60]!r} is not a class name: "
+                       f"1..{MAX_CLASS_NAME} printable characters, no leading or trailing "
+                       "spaces")
     index = {n: i for i, n in enumerate(names)}
     entries = [_ImageEntry(m, index.get(c, 0), IMAGE_FORMATS[m.suffix]) for m, c in pairs]
     # a stable order (class, then name) whatever the archive's order: the content hash
@@ -272,12 +280,10 @@ def _npy_header(zf: zipfile.ZipFile, member: Member) -> _NpyHeader:
             offset = f.tell()
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, zlib.error,
             NotImplementedError, OverflowError, TypeError) as e:
-        msg = str(e)
-        if "pickle" in msg:
-            raise Rejected("pickled_npz", f"{key!r} holds Python objects; only plain "
-                           "arrays are accepted (allow_pickle stays off)") from None
+        # (object arrays are told by their dtype below; numpy's messages mention
+        # allow_pickle for other reasons too, such as an over-long header)
         raise Rejected("invalid_npz", f"{key!r} is not a readable .npy array "
-                       f"({msg[:120]})") from None
+                       f"({str(e)[:120]})") from None
     if dtype.hasobject:
         raise Rejected("pickled_npz", f"{key!r} holds Python objects (dtype {dtype}); only "
                        "plain arrays are accepted (allow_pickle stays off)")
@@ -355,10 +361,11 @@ def _npz_labels(zf: zipfile.ZipFile, found: dict[str, Member], n: int,
             raise Rejected("too_many_classes", f"{h.shape[0]} class names; at most "
                            f"{limits.max_classes} (GANSERVE_UPLOAD_MAX_CLASSES)")
         names = [str(s) for s in _small_array(zf, found["class_names"])]
-        bad = [s for s in names if not s or len(s) > MAX_CLASS_NAME or not s.isprintable()]
+        bad = [s for s in names if not valid_class_name(s)]
         if bad or len(set(names)) != len(names):
-            raise Rejected("invalid_npz", "'class_names' must be distinct, printable and "
-                           f"1..{MAX_CLASS_NAME} characters")
+            raise Rejected("invalid_npz", "'class_names' must be distinct, "
+                           f"1..{MAX_CLASS_NAME} printable characters, no leading or "
+                           "trailing spaces")
     if "labels" not in found:
         if names:
             raise Rejected("invalid_npz", "'class_names' given without 'labels'")

@@ -9,14 +9,19 @@ and never in the job's way.
 - **Signature**: ``X-Ganserve-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
   "<t>." + body, keyed with GANSERVE_WEBHOOK_SECRET>`` (``verify`` checks one); also
   ``X-Ganserve-Event`` and ``X-Ganserve-Delivery`` (an id, the same across retries).
-- **Delivery** runs on one background thread per process: ``notify`` only puts the event on
-  a bounded queue (full: dropped and counted), so a slow or failing receiver never blocks,
-  slows or fails a job. Timeouts, connection errors, 429 and 5xx are retried with
-  exponential backoff; other answers are final.
+- **Delivery** runs in the background: ``notify`` only adds the event to its job's chain
+  (start and progress beyond QUEUE_SIZE waiting are dropped and counted; completed is always
+  kept), so a slow or failing receiver never blocks, slows or fails a job. A dispatcher
+  thread hands each job's next due event to a pool of DELIVERY_THREADS: a job's events go
+  out in order, different jobs' in parallel, and a retry waits out its backoff without
+  holding a thread, so one dead receiver delays only its own job's events. Timeouts,
+  connection errors, 429 and 5xx are retried with exponential backoff; other answers are
+  final.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import fnmatch
 import hashlib
@@ -25,13 +30,13 @@ import ipaddress
 import json
 import logging
 import os
-import queue
 import socket
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +53,7 @@ DELIVERIES = Counter("ganserve_webhook_deliveries_total", "job webhook deliverie
                      ["event", "outcome"])
 SIGNATURE_HEADER = "X-Ganserve-Signature"
 QUEUE_SIZE = 1000
+DELIVERY_THREADS = 4
 Resolver = Callable[[str], list[str]]
 
 
@@ -104,6 +110,9 @@ def _parse_url(url: str) -> tuple[str, str]:
         raise WebhookRefused(f"webhook url must be http(s)://host/..., not {url[:80]!r}")
     if parts.username or parts.password:
         raise WebhookRefused("webhook url must not carry credentials")
+    if not host.isascii():
+        raise WebhookRefused("webhook host must be ASCII: give an international name in its "
+                             "IDNA form (xn--...)")
     try:
         parts.port                                  # noqa: B018 -- raises on a bad port
     except ValueError:
@@ -168,16 +177,18 @@ def verify(secret: bytes, header: str, body: bytes, tolerance_s: float = 300) ->
     return hmac.compare_digest(sign(secret, body, t), header)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Event:
     job_id: str
     event: str
     url: str
     delivery: str
+    attempt: int = 0
+    due: float = 0.0
 
 
 class WebhookSender:
-    """One per process (the thread starts on first use, and again in a forked child)."""
+    """One per process (threads start on first use, and again in a forked child)."""
 
     def __init__(self, settings: JobSettings, read_job: Callable[[str], Job | None],
                  resolver: Resolver = resolve):
@@ -187,29 +198,35 @@ class WebhookSender:
         _SENDERS.add(self)
 
     def _reset(self) -> None:
-        """Fresh state: at start, and in a forked child (the parent's thread, lock and
-        queue do not carry over)."""
-        self._queue: queue.Queue[_Event | None] = queue.Queue()
-        self._lock = threading.Lock()
+        """Fresh state: at start, and in a forked child (the parent's threads, lock and
+        chains do not carry over)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._chains: dict[str, collections.deque[_Event]] = {}
+        self._busy: set[str] = set()            # jobs with an attempt in flight
         self._last_progress: dict[str, float] = {}
         self._progress_queued: set[str] = set()
-        self._pending = 0                   # start and progress events queued
+        self._pending = 0                       # start and progress events waiting
+        self._closing = False
         self._pid: int | None = None
-        self._thread: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._client: Any = None
 
+    # -- queueing --------------------------------------------------------------------
     def notify(self, job: Job, event: str) -> None:
         """Queue ``event`` for ``job`` if it asked for it; never blocks, never raises.
-        Progress is throttled and never queued twice for a job; start and progress are
-        dropped (and counted) past QUEUE_SIZE waiting; completed is always kept."""
+        Progress is throttled and waits at most once per job."""
         try:
             hook = job.spec.get("webhook") if isinstance(job.spec, dict) else None
             if not hook or event not in hook.get("events", ()):
                 return
-            with self._lock:
+            self._start()
+            with self._cond:
                 if not self._admit(job.id, event):
                     return
-            self._ensure_thread()
-            self._queue.put_nowait(_Event(job.id, event, hook["url"], uuid.uuid4().hex))
+                self._chains.setdefault(job.id, collections.deque()).append(
+                    _Event(job.id, event, hook["url"], uuid.uuid4().hex))
+                self._cond.notify()
         except Exception as e:                      # a webhook must never fail a job
             log.warning("job %s: webhook %s not queued: %s", job.id, event, e)
 
@@ -233,43 +250,85 @@ class WebhookSender:
             self._progress_queued.add(job_id)
         return True
 
-    def _ensure_thread(self) -> None:
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None:
+    def _start(self) -> None:
+        with self._cond:
+            if self._pid == os.getpid() and self._dispatcher is not None:
                 return
+            import httpx
+
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
-            self._thread.start()
+            self._client = httpx.Client(timeout=self.settings.webhook_timeout_s,
+                                        follow_redirects=False, trust_env=False)
+            self._pool = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="webhook")
+            self._dispatcher = threading.Thread(target=self._dispatch, name="webhooks",
+                                                daemon=True)
+            self._dispatcher.start()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued (up to ``timeout``), then stop the thread."""
-        if self._thread is None or self._pid != os.getpid():
+        """Deliver what is waiting (up to ``timeout``), then stop."""
+        if self._dispatcher is None or self._pid != os.getpid():
             return
-        self._queue.put(None)
-        self._thread.join(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._dispatcher.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self) -> None:
-        import httpx
-
-        with httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False,
-                          trust_env=False) as client:
+    # -- dispatching -------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        """Hand each job's next due event to the pool; wait for the next due time."""
+        with self._cond:
             while True:
-                item = self._queue.get()
-                if item is None:
+                if self._closing and not self._chains:
                     return
-                if item.event != "completed":
-                    with self._lock:
-                        self._pending -= 1
-                        self._progress_queued.discard(item.job_id)
-                try:
-                    outcome = self._deliver(client, item)
-                except Exception as e:              # the thread must outlive any one event
-                    log.warning("job %s: webhook %s error: %s", item.job_id, item.event, e)
-                    outcome = "failed"
-                if outcome:
-                    DELIVERIES.labels(item.event, outcome).inc()
+                now, next_due = time.monotonic(), float("inf")
+                for job_id, chain in self._chains.items():
+                    if job_id in self._busy:
+                        continue
+                    head = chain[0]
+                    if head.due <= now:
+                        self._busy.add(job_id)
+                        assert self._pool is not None
+                        self._pool.submit(self._attempt, head)
+                    else:
+                        next_due = min(next_due, head.due)
+                wait = None if next_due == float("inf") else max(0.0, next_due - now)
+                self._cond.wait(wait if wait is not None else 1.0)
 
-    def _deliver(self, client: Any, item: _Event) -> str | None:
+    def _attempt(self, item: _Event) -> None:
+        try:
+            outcome = self._try(item)
+        except Exception as e:                      # a pool thread must survive any event
+            log.warning("job %s: webhook %s error: %s", item.job_id, item.event, e)
+            outcome = "failed"
+        with self._cond:
+            self._busy.discard(item.job_id)
+            if outcome == "retry":
+                item.due = time.monotonic() + self.settings.webhook_backoff_s * 2 ** item.attempt
+                item.attempt += 1
+            else:
+                self._finish(item, outcome)
+            self._cond.notify()
+
+    def _finish(self, item: _Event, outcome: str | None) -> None:
+        chain = self._chains[item.job_id]
+        chain.popleft()
+        if not chain:
+            del self._chains[item.job_id]
+        if item.event != "completed":
+            self._pending -= 1
+            if item.event == "progress":
+                self._progress_queued.discard(item.job_id)
+        if outcome:
+            DELIVERIES.labels(item.event, outcome).inc()
+        if outcome == "failed" and item.attempt >= self.settings.webhook_retries:
+            log.warning("job %s: webhook %s failed after %d attempts", item.job_id,
+                        item.event, item.attempt + 1)
+
+    # -- one attempt -------------------------------------------------------------------
+    def _try(self, item: _Event) -> str | None:
+        """delivered, failed, refused, retry, or None (a stale progress event, skipped)."""
         secret = self.settings.webhook_secret
         if secret is None:
             log.warning("job %s: webhook %s not sent: GANSERVE_WEBHOOK_SECRET is not set in "
@@ -281,29 +340,21 @@ class WebhookSender:
             return "failed"
         if item.event == "progress" and job.terminal:
             return None                         # stale: the job ended while it waited
-        attempts = 1 + self.settings.webhook_retries
-        for attempt in range(attempts):
-            try:
-                addresses = check_target(item.url, self.allowed, self.resolver)
-            except WebhookRefused as e:
-                log.warning("job %s: webhook %s refused: %s", item.job_id, item.event, e)
-                return "refused"
-            status = self._post(client, item, job, secret.get_secret_value().encode(),
-                                addresses[0])
-            if status is not None and 200 <= status < 300:
-                return "delivered"
-            if status is not None and status < 500 and status != 429:
-                log.warning("job %s: webhook %s answered %d; not retried", item.job_id,
-                            item.event, status)
-                return "failed"
-            if attempt + 1 < attempts:
-                time.sleep(self.settings.webhook_backoff_s * 2 ** attempt)
-        log.warning("job %s: webhook %s failed after %d attempts", item.job_id, item.event,
-                    attempts)
-        return "failed"
+        try:
+            addresses = check_target(item.url, self.allowed, self.resolver)
+        except WebhookRefused as e:
+            log.warning("job %s: webhook %s refused: %s", item.job_id, item.event, e)
+            return "refused"
+        status = self._post(item, job, secret.get_secret_value().encode(), addresses[0])
+        if status is not None and 200 <= status < 300:
+            return "delivered"
+        if status is not None and status < 500 and status != 429:
+            log.warning("job %s: webhook %s answered %d; not retried", item.job_id,
+                        item.event, status)
+            return "failed"
+        return "retry" if item.attempt < self.settings.webhook_retries else "failed"
 
-    def _post(self, client: Any, item: _Event, job: Job, secret: bytes,
-              address: str) -> int | None:
+    def _post(self, item: _Event, job: Job, secret: bytes, address: str) -> int | None:
         body = json.dumps({"event": item.event, "delivery": item.delivery,
                            "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "job": job.public()}, default=str).encode()
@@ -312,8 +363,8 @@ class WebhookSender:
                    "User-Agent": "ganserve-webhooks", "X-Ganserve-Event": item.event,
                    "X-Ganserve-Delivery": item.delivery, SIGNATURE_HEADER: sign(secret, body)}
         try:
-            return client.post(url, content=body, headers=headers,
-                               extensions=extensions).status_code
+            return self._client.post(url, content=body, headers=headers,
+                                     extensions=extensions).status_code
         except Exception as e:                      # timeouts, refused connections, TLS
             log.info("job %s: webhook %s attempt failed: %s", item.job_id, item.event,
                      type(e).__name__)

@@ -153,6 +153,36 @@ def test_slow_or_failing_receiver_never_blocks_the_caller(tmp_path, webhook_rece
     assert delivered("start", "failed") >= before + 1
 
 
+def test_a_dead_receiver_delays_only_its_own_job(tmp_path, webhook_receiver):
+    from tests.jobs.conftest import WebhookReceiver
+    slow = WebhookReceiver()
+    slow.delay_s = 3.0                                       # past the 1 s timeout
+    try:
+        stuck, fine = job_with(slow.url), job_with(webhook_receiver.url)
+        jobs = {stuck.id: stuck, fine.id: fine}
+        s = sender(tmp_path, stuck)
+        s.read_job = jobs.get
+        for _ in range(3):
+            s.notify(stuck, "start")
+        t0 = time.monotonic()
+        s.notify(fine, "start")
+        webhook_receiver.wait(1, timeout=5)
+        assert webhook_receiver.calls and webhook_receiver.calls[0]["at"] - t0 < 0.8
+    finally:
+        slow.server.shutdown()
+        slow.server.server_close()
+
+
+def test_a_jobs_events_keep_their_order_through_retries(tmp_path, webhook_receiver):
+    job = job_with(webhook_receiver.url)
+    webhook_receiver.answers = [503]
+    s = sender(tmp_path, job)
+    s.notify(job, "start")
+    s.notify(job, "completed")
+    s.close(timeout=10)
+    assert webhook_receiver.events() == ["start", "start", "completed"]
+
+
 def test_progress_is_throttled(tmp_path, webhook_receiver):
     job = job_with(webhook_receiver.url)
     s = sender(tmp_path, job, webhook_progress_interval_s=60)
@@ -265,3 +295,8 @@ def test_cancelled_queued_job_sends_completed(api, webhook_receiver):
     payload = json.loads(call["body"])
     assert payload["event"] == "completed" and payload["job"]["state"] == "cancelled"
     assert verify(SECRET.encode(), call["headers"]["X-Ganserve-Signature"], call["body"])
+
+
+def test_non_ascii_webhook_host_is_refused():
+    with pytest.raises(WebhookRefused, match="IDNA"):
+        check_target("http://①②⑦.0.0.1:18080/ok", ["*", "127.0.0.1/32"], stub("127.0.0.1"))

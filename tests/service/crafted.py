@@ -145,9 +145,13 @@ def progressive_jpeg(scans: int, side: int = 64) -> bytes:
     return data[:last] + data[last:-2] * scans + b"\xff\xd9"
 
 
-def npy_header_npz(header: str) -> bytes:
+def npy_header_npz(header: str, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     """An npz whose images.npy declares ``header`` (a dict literal) over a few bytes."""
     text = header.encode()
-    text += b" " * (63 - (len(text) + 10) % 64) + b"\n"
-    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + b"\0" * 64
-    return zip_of({"images.npy": npy})
+    if len(text) < 60_000:                                  # format 1.0: a 2-byte length
+        text += b" " * (63 - (len(text) + 10) % 64) + b"\n"
+        npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + b"\0" * 64
+    else:                                                   # 2.0: a 4-byte length
+        text += b" " * (63 - (len(text) + 12) % 64) + b"\n"
+        npy = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(text)) + text + b"\0" * 64
+    return zip_of({"images.npy": npy}, compression)

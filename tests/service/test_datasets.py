@@ -10,7 +10,9 @@ import os
 import struct
 import time
 import unicodedata
+import zipfile
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -490,3 +492,85 @@ def test_fine_tune_path_into_uploads_is_refused(upload_client):
             "dataset": {"path": f"uploads/{d['id']}/data.npz"}}
     err = error(api.post("/v1/jobs/fine-tune", json=body), 422, "invalid_input", "dataset")
     assert "given by id" in err["message"]
+
+
+# ------------------------------------------------------------------ the hostile pass's cases
+def test_upload_bzip2_member_is_refused_before_inflating(api):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("Bag/x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * (4 << 20))
+    body = rejected(api, buf.getvalue(), 422, "invalid_archive")
+    assert "only stored and deflate" in body["message"]
+
+
+def test_upload_nul_in_a_member_name_is_refused(api):
+    data = crafted.zip_of({"Bag/a.pngZtxt": crafted.image(), "Bag/b.png": crafted.image()})
+    rejected(api, data.replace(b"a.pngZtxt", b"a.png\x00txt"), 422, "unsafe_path")
+
+
+def test_upload_directory_that_lies_about_its_count_is_refused(upload_client):
+    api = upload_client(upload_max_files=10)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(20_000):
+            zf.writestr(f"{i:x}", b"")
+    data = bytearray(buf.getvalue())
+    at = data.rfind(b"PK\x05\x06")
+    data[at + 8:at + 12] = struct.pack("<HH", 1, 1)         # "one entry"
+    body = rejected(api, bytes(data), 422, "too_many_files")
+    assert "directory lists" in body["message"]             # refused before parsing
+
+
+@pytest.mark.parametrize("name", ["B\x85ag", "\u202eBag", "Bag\u2028", "\u200b", "Bag\ufeff",
+                                  " ", " Bag"])
+def test_upload_class_folder_names_follow_one_rule(api, name):
+    rejected(api, crafted.zip_of({f"{name}/a.png": crafted.image()}), 422, "bad_layout")
+    rejected(api, crafted.npz_of(images=np.zeros((1, 8, 8), np.uint8),
+                                 labels=np.zeros(1, np.int64), class_names=np.array([name])),
+             422, "invalid_npz", "x.npz")
+
+
+def test_upload_npz_over_long_header_is_invalid_not_pickled(api):
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 8, 8), }" + " " * 200_000
+    rejected(api, crafted.npy_header_npz(header, zipfile.ZIP_STORED), 422, "invalid_npz",
+             "x.npz")
+
+
+@pytest.mark.parametrize("body", [
+    # no closing boundary
+    b'--B\r\nContent-Disposition: form-data; name="file"; filename="d.zip"\r\n\r\nPK',
+    # a boundary of 5000 characters
+    None,
+])
+def test_upload_broken_multipart_is_refused(api, body):
+    boundary = "B" if body is not None else "x" * 5000
+    if body is None:
+        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="d.zip"\r\n\r\nPK\r\n--{boundary}--\r\n').encode()
+    r = api.post("/v1/datasets", content=body,
+                 headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    error(r, 422, "invalid_form")
+    assert_nothing_left(api)
+
+
+def test_upload_client_gone_mid_body_is_499_not_500(server_factory, store):
+    import socket
+
+    server = server_factory(store)
+    content = crafted.classes_zip({"Bag": 40})
+    body = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="d.zip"\r\n\r\n'
+            + content + b"\r\n--B--\r\n")
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data;"
+                  b" boundary=B\r\nContent-Length: %d\r\n\r\n" % len(body)
+                  + body[:len(body) // 2])
+    deadline = time.monotonic() + 10
+    text = ""
+    while time.monotonic() < deadline:
+        text = httpx.get(server.url + "/metrics").text
+        if 'endpoint="/v1/datasets",model="",status="499"' in text:
+            break
+        time.sleep(0.1)
+    assert 'endpoint="/v1/datasets",model="",status="499"' in text
+    assert 'status="500"' not in text
+    assert data_files(server.data_dir) == set()
