@@ -22,6 +22,7 @@ and never in the job's way.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import fnmatch
 import hashlib
@@ -207,10 +208,10 @@ class WebhookSender:
         self._progress_queued: set[str] = set()
         self._pending = 0                       # start and progress events waiting
         self._closing = False
+        self._stop_at = float("inf")
         self._pid: int | None = None
         self._dispatcher: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._client: Any = None
 
     # -- queueing --------------------------------------------------------------------
     def notify(self, job: Job, event: str) -> None:
@@ -218,16 +219,23 @@ class WebhookSender:
         Progress is throttled and waits at most once per job."""
         try:
             hook = job.spec.get("webhook") if isinstance(job.spec, dict) else None
-            if not hook or event not in hook.get("events", ()):
+            if not hook or event not in hook.get("events", ()) or not hook.get("url"):
                 return
+            item = _Event(job.id, event, str(hook["url"]), uuid.uuid4().hex)
             self._start()
             with self._cond:
+                if self._closing:
+                    DELIVERIES.labels(event, "dropped").inc()
+                    log.warning("job %s: webhook %s dropped: the sender is closing", job.id,
+                                event)
+                    return
                 if not self._admit(job.id, event):
                     return
-                self._chains.setdefault(job.id, collections.deque()).append(
-                    _Event(job.id, event, hook["url"], uuid.uuid4().hex))
+                self._chains.setdefault(job.id, collections.deque()).append(item)
                 self._cond.notify()
-        except Exception as e:                      # a webhook must never fail a job
+        except Exception as e:                      # a webhook must never fail a job...
+            if type(e).__name__ == "SoftTimeLimitExceeded":
+                raise                               # ...nor swallow the job's time limit
             log.warning("job %s: webhook %s not queued: %s", job.id, event, e)
 
     def _admit(self, job_id: str, event: str) -> bool:
@@ -236,6 +244,8 @@ class WebhookSender:
             return True
         if event == "progress":
             now = time.monotonic()
+            if len(self._last_progress) > 10_000:      # jobs that ended elsewhere
+                self._last_progress.clear()
             if (job_id in self._progress_queued or now - self._last_progress.get(
                     job_id, -1e9) < self.settings.webhook_progress_interval_s):
                 return False
@@ -252,26 +262,27 @@ class WebhookSender:
 
     def _start(self) -> None:
         with self._cond:
-            if self._pid == os.getpid() and self._dispatcher is not None:
+            alive = self._dispatcher is not None and self._dispatcher.is_alive()
+            if (self._pid == os.getpid() and alive) or self._closing:
                 return
-            import httpx
-
             self._pid = os.getpid()
-            self._client = httpx.Client(timeout=self.settings.webhook_timeout_s,
-                                        follow_redirects=False, trust_env=False)
-            self._pool = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="webhook")
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(DELIVERY_THREADS,
+                                                thread_name_prefix="webhook")
             self._dispatcher = threading.Thread(target=self._dispatch, name="webhooks",
                                                 daemon=True)
             self._dispatcher.start()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is waiting (up to ``timeout``), then stop."""
+        """Deliver what is waiting, for up to ``timeout``; then stop (what is left is
+        dropped and counted)."""
         if self._dispatcher is None or self._pid != os.getpid():
             return
         with self._cond:
             self._closing = True
+            self._stop_at = time.monotonic() + timeout
             self._cond.notify_all()
-        self._dispatcher.join(timeout)
+        self._dispatcher.join(timeout + 1.0)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -280,36 +291,63 @@ class WebhookSender:
         """Hand each job's next due event to the pool; wait for the next due time."""
         with self._cond:
             while True:
-                if self._closing and not self._chains:
+                now = time.monotonic()
+                if self._closing and (not self._chains or now >= self._stop_at):
+                    self._drop_left()
                     return
-                now, next_due = time.monotonic(), float("inf")
-                for job_id, chain in self._chains.items():
-                    if job_id in self._busy:
-                        continue
-                    head = chain[0]
-                    if head.due <= now:
-                        self._busy.add(job_id)
-                        assert self._pool is not None
-                        self._pool.submit(self._attempt, head)
-                    else:
-                        next_due = min(next_due, head.due)
+                try:
+                    next_due = self._hand_out(now)
+                except Exception as e:              # the dispatcher must outlive any event
+                    log.warning("webhook dispatcher: %s", e)
+                    next_due = now + 1.0
                 wait = None if next_due == float("inf") else max(0.0, next_due - now)
-                self._cond.wait(wait if wait is not None else 1.0)
+                if self._closing:
+                    wait = min(wait if wait is not None else 1.0, self._stop_at - now)
+                self._cond.wait(wait)
+
+    def _hand_out(self, now: float) -> float:
+        """(under the lock) Submit every idle job's due head; the next due time."""
+        next_due = float("inf")
+        for job_id, chain in list(self._chains.items()):
+            if not chain:
+                del self._chains[job_id]
+                continue
+            if job_id in self._busy:
+                continue
+            head = chain[0]
+            if head.due > now:
+                next_due = min(next_due, head.due)
+                continue
+            assert self._pool is not None
+            self._pool.submit(self._attempt, head)
+            self._busy.add(job_id)
+        return next_due
+
+    def _drop_left(self) -> None:
+        for chain in self._chains.values():
+            for item in chain:
+                DELIVERIES.labels(item.event, "dropped").inc()
+        if self._chains:
+            log.warning("webhooks: %d jobs' events not sent before shutdown",
+                        len(self._chains))
+        self._chains.clear()
 
     def _attempt(self, item: _Event) -> None:
+        outcome: str | None = "failed"
         try:
             outcome = self._try(item)
         except Exception as e:                      # a pool thread must survive any event
             log.warning("job %s: webhook %s error: %s", item.job_id, item.event, e)
-            outcome = "failed"
-        with self._cond:
-            self._busy.discard(item.job_id)
-            if outcome == "retry":
-                item.due = time.monotonic() + self.settings.webhook_backoff_s * 2 ** item.attempt
-                item.attempt += 1
-            else:
-                self._finish(item, outcome)
-            self._cond.notify()
+        finally:
+            with self._cond:
+                self._busy.discard(item.job_id)
+                if outcome == "retry":
+                    item.due = (time.monotonic()
+                                + self.settings.webhook_backoff_s * 2 ** item.attempt)
+                    item.attempt += 1
+                elif item.job_id in self._chains:
+                    self._finish(item, outcome)
+                self._cond.notify()
 
     def _finish(self, item: _Event, outcome: str | None) -> None:
         chain = self._chains[item.job_id]
@@ -320,6 +358,8 @@ class WebhookSender:
             self._pending -= 1
             if item.event == "progress":
                 self._progress_queued.discard(item.job_id)
+        else:
+            self._last_progress.pop(item.job_id, None)
         if outcome:
             DELIVERIES.labels(item.event, outcome).inc()
         if outcome == "failed" and item.attempt >= self.settings.webhook_retries:
@@ -355,6 +395,12 @@ class WebhookSender:
         return "retry" if item.attempt < self.settings.webhook_retries else "failed"
 
     def _post(self, item: _Event, job: Job, secret: bytes, address: str) -> int | None:
+        """One attempt: the status, or None (no answer in time). A fresh client per attempt
+        (no TLS session shared between hosts on one address), only the status line is read,
+        and a watchdog cuts the socket at the timeout: httpx's timeouts are per read, so a
+        receiver trickling its answer could otherwise hold the thread for ever."""
+        import httpx
+
         body = json.dumps({"event": item.event, "delivery": item.delivery,
                            "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "job": job.public()}, default=str).encode()
@@ -362,13 +408,34 @@ class WebhookSender:
         headers = {**host, "Content-Type": "application/json",
                    "User-Agent": "ganserve-webhooks", "X-Ganserve-Event": item.event,
                    "X-Ganserve-Delivery": item.delivery, SIGNATURE_HEADER: sign(secret, body)}
+        sockets: list[socket.socket] = []
+
+        def trace(name: str, info: dict[str, Any]) -> None:
+            if name == "connection.connect_tcp.complete":
+                sock = info["return_value"].get_extra_info("socket")
+                if sock is not None:
+                    sockets.append(sock)
+        limit = self.settings.webhook_timeout_s
+        watchdog = threading.Timer(limit, _cut, (sockets,))
+        watchdog.daemon = True
         try:
-            return self._client.post(url, content=body, headers=headers,
-                                     extensions=extensions).status_code
+            with httpx.Client(timeout=limit, follow_redirects=False, trust_env=False) as c:
+                watchdog.start()
+                with c.stream("POST", url, content=body, headers=headers,
+                              extensions={**extensions, "trace": trace}) as r:
+                    return r.status_code
         except Exception as e:                      # timeouts, refused connections, TLS
             log.info("job %s: webhook %s attempt failed: %s", item.job_id, item.event,
                      type(e).__name__)
             return None
+        finally:
+            watchdog.cancel()
+
+
+def _cut(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 _SENDERS: weakref.WeakSet[WebhookSender] = weakref.WeakSet()

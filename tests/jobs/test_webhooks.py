@@ -300,3 +300,57 @@ def test_cancelled_queued_job_sends_completed(api, webhook_receiver):
 def test_non_ascii_webhook_host_is_refused():
     with pytest.raises(WebhookRefused, match="IDNA"):
         check_target("http://①②⑦.0.0.1:18080/ok", ["*", "127.0.0.1/32"], stub("127.0.0.1"))
+
+
+def test_a_trickling_receiver_is_cut_at_the_timeout(tmp_path):
+    """httpx's timeouts are per read: a receiver sending its answer a byte at a time would
+    hold a sending thread for ever without the per-attempt watchdog."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 100:
+                conn.send(bytes([byte]))
+                time.sleep(0.1)
+        except OSError:
+            pass
+        conn.close()
+    threading.Thread(target=trickle, daemon=True).start()
+    job = job_with(f"http://127.0.0.1:{port}/hook")
+    s = sender(tmp_path, job, webhook_retries=0, webhook_timeout_s=0.5)
+    before = delivered("start", "failed")
+    t0 = time.monotonic()
+    s.notify(job, "start")
+    while delivered("start", "failed") == before and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert delivered("start", "failed") == before + 1
+    assert time.monotonic() - t0 < 2.0
+    listener.close()
+
+
+def test_events_after_close_are_dropped_and_counted(tmp_path, webhook_receiver):
+    job = job_with(webhook_receiver.url)
+    s = sender(tmp_path, job)
+    s.notify(job, "start")
+    s.close()
+    before = delivered("completed", "dropped")
+    s.notify(job, "completed")
+    assert delivered("completed", "dropped") == before + 1
+    assert webhook_receiver.events() == ["start"]
+
+
+def test_a_hook_without_url_breaks_nothing(tmp_path, webhook_receiver):
+    bad = job_with(webhook_receiver.url)
+    bad.spec = {"webhook": {"events": ["start"]}}
+    good = job_with(webhook_receiver.url)
+    s = sender(tmp_path, good)
+    s.notify(bad, "start")
+    s.notify(good, "start")
+    s.close()
+    assert webhook_receiver.events() == ["start"]
