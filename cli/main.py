@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "config (models/NAME/V, or models/NAME for its latest)")
     t.add_argument("--limit", type=_positive, help="use only the first N images")
     t.add_argument("--eval-every", type=int, help="steps between FID points (0 = off)")
-    t.add_argument("--extractor", default="models/_evaluators/fashion-mnist",
-                   help="feature extractor for in-training FID")
+    t.add_argument("--extractor", help="feature extractor for in-training FID (default "
+                   "MODELS_DIR/_evaluators/fashion-mnist)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = add("export", help="export a run to the model store (ONNX + manifest)",
@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="run folder")
     e.add_argument("--name", required=True, help="model name in the store")
     e.add_argument("--version", help="integer version (default: next free)")
-    e.add_argument("--to", default="models", help="model store folder (default ./models)")
+    e.add_argument("--to", help="model store folder (default GANSERVE_MODELS_DIR, else "
+                   "./models)")
     e.add_argument("--parity-tol", type=_positive_float, default=1e-4,
                    help="largest |ONNX Runtime - PyTorch| allowed before publishing")
 
@@ -249,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = add("build-evaluator", help="train the evaluation classifier and its "
                        "reference statistics")
     b.add_argument("--data", help="labeled IDX folder (default Fashion-MNIST)")
-    b.add_argument("--out", default="models/_evaluators/fashion-mnist",
-                   help="where the classifier, its spec and reference statistics go")
+    b.add_argument("--out", default=None,
+                   help="where the classifier, its spec and reference statistics go "
+                        "(default MODELS_DIR/_evaluators/fashion-mnist)")
     b.add_argument("--epochs", type=_positive, default=8, help="training epochs")
     b.add_argument("--limit", type=_positive, help="use only the first N images per split")
     return p
@@ -279,7 +281,7 @@ def _train_options(args: argparse.Namespace):
             overrides["lr_d"], names["lr_d"] = args.lr, "--lr"
     from ganserve.manifest import resolve_version_dir
 
-    init_from = resolve_version_dir(args.init_from) if args.init_from else None
+    init_from = resolve_version_dir(in_store(args.init_from)) if args.init_from else None
     return TrainOptions(family=args.family, out=Path(args.out), preset=args.preset,
                         init_from=init_from,
                         train=overrides, model=dict(args.model_arg), data=args.data,
@@ -305,7 +307,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg, run_dir = plan.train_cfg, plan.out
     evaluator = None
     if cfg.eval_every:
-        ext = Path(args.extractor)
+        ext = Path(args.extractor) if args.extractor else default_evaluator()
         if (ext / "extractor.json").is_file():
             from training.in_training import make_fid_evaluator
             evaluator = make_fid_evaluator(ext, cfg.eval_samples)
@@ -365,7 +367,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from training.export import export_run
 
-    path = export_run(args.run, args.to, args.name, args.version, parity_tol=args.parity_tol)
+    path = export_run(args.run, args.to or models_dir(), args.name, args.version,
+                      parity_tol=args.parity_tol)
     from ganserve.manifest import load_manifest
 
     m = load_manifest(path)
@@ -378,7 +381,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from evaluation.evaluate import evaluate, format_table
 
-    result = evaluate(args.model, n=args.n, extractor=args.extractor, data=args.data,
+    result = evaluate(in_store(args.model), n=args.n, extractor=args.extractor,
+                      data=args.data,
                       psi=args.psi, write=not args.no_write, extras=not args.quick,
                       seed=args.seed, data_free=args.no_data)
     if args.json:
@@ -398,22 +402,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_build_evaluator(args: argparse.Namespace) -> int:
     from training.classifier import build_evaluator
 
-    spec = build_evaluator(args.data, args.out, epochs=args.epochs, limit=args.limit)
+    out = args.out or default_evaluator()
+    spec = build_evaluator(args.data, out, epochs=args.epochs, limit=args.limit)
     print(f"classifier test accuracy {spec.test_accuracy:.4f}\n"
-          f"real-vs-real floor: {json.dumps(spec.floor)}\nwritten to {args.out}")
+          f"real-vs-real floor: {json.dumps(spec.floor)}\nwritten to {out}")
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import os
 
     from cli.generate import run
 
-    models_dir = Path(args.models_dir or os.environ.get("GANSERVE_MODELS_DIR", "models"))
-    written = run(args, models_dir)
+    written = run(args, Path(args.models_dir) if args.models_dir else models_dir())
     for path in written:
         print(path)
     return 0
+
+
+def models_dir() -> Path:
+    """The model store every command defaults to: GANSERVE_MODELS_DIR (the setting serve
+    and the workers read), else ./models."""
+    from ganserve.jobs.settings import JobSettings
+
+    return _settings(JobSettings).models_dir
+
+
+def default_evaluator() -> Path:
+    return models_dir() / "_evaluators" / "fashion-mnist"
+
+
+def in_store(path: str) -> str:
+    """A version given as NAME/V or NAME: in the model store, unless it names a folder
+    that exists as given."""
+    if Path(path).exists() or Path(path).is_absolute():
+        return path
+    candidate = models_dir() / path
+    return str(candidate) if candidate.exists() else path
 
 
 def _settings(cls: Any) -> Any:

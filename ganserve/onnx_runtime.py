@@ -7,6 +7,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from ganserve.cpus import quota_threads
+
 log = logging.getLogger(__name__)
 
 
@@ -29,8 +31,10 @@ def make_session(path: str | Path, device: str = "auto", intra_op_threads: int =
     event loop needs those cycles between runs."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if intra_op_threads:
-        opts.intra_op_num_threads = intra_op_threads
+    # 0 lets ONNX Runtime start a thread per host core, ignoring a container's CPU quota
+    threads = intra_op_threads or quota_threads()
+    if threads:
+        opts.intra_op_num_threads = threads
     if not spinning:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
-import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
 import ganserve
+from ganserve.cpus import available_cpus
 from service.api.routes import datasets, generate, health, jobs, models
 from service.auth import KeyRing
 from service.datasets import DatasetService
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+        executor = ThreadPoolExecutor(max_workers=max(2, available_cpus()),
                                       thread_name_prefix="ort")
         registry = Registry(settings, executor, on_batch=_on_batch, on_queue=_on_queue)
         app.state.registry = registry

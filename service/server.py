@@ -32,6 +32,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from ganserve.cpus import available_cpus
 from service.observability import drop_dead_workers_gauges, mark_worker_dead, setup_logging
 from service.protocol import HeaderTimeoutProtocol
 
@@ -72,13 +73,6 @@ class DrainingServer(uvicorn.Server):
     def _stop_accepting(self) -> None:
         for server in getattr(self, "servers", []):
             server.close()
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))       # honours taskset / container cpusets
-    except AttributeError:                         # not on Linux
-        return os.cpu_count() or 1
 
 
 def threads_per_worker(configured: int, workers: int, cpus: int) -> int:

@@ -42,6 +42,8 @@ class Settings(JobSettings):
                                   "(0 = the cores shared out between the workers)")
     ort_spinning: bool = Field(False, description="let idle ONNX Runtime threads busy-wait "
                                "(faster runs, but steals CPU from HTTP work)")
+    allow_empty_store: bool = Field(False, description="ready (/v2/health/ready 200) even "
+                                    "when the store holds no servable model")
     poll_interval_s: float = Field(5.0, ge=0, description="model store poll period (0 = off)")
     drain_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: longest wait for "
                                    "requests in flight (0: none; they are cancelled)")

@@ -228,3 +228,27 @@ def test_cli_a_bug_shows_its_traceback(monkeypatch):
     monkeypatch.setattr(cli.generate, "run", broken)
     with pytest.raises(ValueError, match="a bug deep inside"):
         main(["generate", "fashion-dcgan"])
+
+
+def test_cli_commands_use_the_store_of_the_settings_not_the_cwd(tmp_path, monkeypatch,
+                                                                  idx_dir, extractor_dir,
+                                                                  capsys):
+    """export, evaluate and generate find the store through GANSERVE_MODELS_DIR, as serve
+    and the workers do, wherever they are run from."""
+    from tests.conftest import baby_run
+
+    run = baby_run(tmp_path / "runs", "dcgan", idx_dir, steps=2)
+    store = tmp_path / "store"
+    shutil.copytree(extractor_dir, store / "_evaluators" / "fashion-mnist")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("GANSERVE_MODELS_DIR", str(store))
+    assert main(["export", str(run), "--name", "cwd-free"]) == 0
+    assert (store / "cwd-free" / "1" / "manifest.json").is_file()
+    assert main(["evaluate", "cwd-free/1", "--n", "16", "--quick", "--no-write",
+                 "--data", str(idx_dir)]) == 0          # the store's own evaluator
+    assert main(["generate", "cwd-free", "--seeds", "0-1", "--outdir",
+                 str(tmp_path / "out")]) == 0
+    assert not (elsewhere / "models").exists()
+    capsys.readouterr()

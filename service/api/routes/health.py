@@ -20,7 +20,8 @@ async def live() -> Health:
 
 @router.get("/health/ready", response_model=Health, response_model_exclude_none=True,
             responses=error_responses(),
-            summary="Every loadable model is loaded and warm, and not draining (else 503)")
+            summary="Every loadable model is loaded and warm, at least one is servable, and "
+                    "not draining (else 503)")
 async def ready(request: Request) -> Health:
     state = request.app.state
     if state.draining:
@@ -29,6 +30,13 @@ async def ready(request: Request) -> Health:
     if not state.registry.ready:
         raise NotReady("starting: models are loading", draining=False,
                        headers={"Retry-After": "1"})
+    settings = state.settings
+    if not state.registry.loaded() and not settings.allow_empty_store:
+        # ready means able to serve: a replica with nothing to serve takes no traffic
+        raise NotReady(f"the model store ({settings.models_dir}) holds no servable model; "
+                       "export one there (or set GANSERVE_ALLOW_EMPTY_STORE=true to accept "
+                       "traffic anyway)", draining=False, empty_store=True,
+                       headers={"Retry-After": "5"})
     return Health(ready=True, draining=False)
 
 
