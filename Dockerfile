@@ -1,35 +1,177 @@
-# syntax=docker/dockerfile:1
-# Two images from one file:
-#   --target api    : the inference service; ONNX Runtime only, no torch
-#   --target worker : torch (CPU build) + the training package: train, export, evaluate, jobs
-# GPU: build the api target with --build-arg ORT_PACKAGE=onnxruntime-gpu on a CUDA base.
-ARG PYTHON_IMAGE=python:3.11-slim
-FROM ${PYTHON_IMAGE} AS base
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# syntax=docker/dockerfile:1.7
+# One file, four images (docker build --target T .):
+#   api         the inference + job API: ONNX Runtime (CPU), no torch; the store without
+#               training weights
+#   worker      `ganserve worker`: torch (CPU build) + training + Celery; the full store
+#   api-gpu     api on an NVIDIA CUDA 12 / cuDNN 9 runtime with onnxruntime-gpu
+#   worker-gpu  worker on the same base with torch's CUDA 12.8 build and onnxruntime-gpu
+# Exactly one ONNX Runtime package per image (the cpu or gpu extra, never both).
+# Dependencies are installed from pyproject.toml, pinned by requirements/constraints.txt,
+# before the source is copied: a code change rebuilds only the last layers.
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+
+# ------------------------------------------------------------------ bases
+FROM ${PYTHON_IMAGE} AS cpu-base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
+# the built-in dataset (fine-tune {"name": "fashion-mnist"}, evaluation references): Debian's
+# package, whose version follows the pinned base image (DL3008: no apt version pin)
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends dataset-fashion-mnist \
+ && rm -rf /var/lib/apt/lists/* \
+ && python -m venv /opt/venv \
+ && groupadd --system --gid 10001 ganserve \
+ && useradd --system --uid 10001 --gid ganserve --home-dir /app --shell /usr/sbin/nologin ganserve
 WORKDIR /app
+
+FROM ${CUDA_IMAGE} AS gpu-base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
+# Ubuntu's Python and Fashion-MNIST, versions fixed by the pinned CUDA base (DL3008)
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv dataset-fashion-mnist \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/venv \
+ && groupadd --system --gid 10001 ganserve \
+ && useradd --system --uid 10001 --gid ganserve --home-dir /app --shell /usr/sbin/nologin ganserve
+WORKDIR /app
+
+# ------------------------------------------------------------------ the store for the API
+# the API serves ONNX graphs and manifests only: training weights stay in the worker image
+FROM cpu-base AS api-store
+COPY models /store
+RUN find /store -name '*.safetensors' -delete
+
+# ------------------------------------------------------------------ api
+FROM cpu-base AS api
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="ganserve-api" \
+      org.opencontainers.image.description="GAN serving: FastAPI + ONNX Runtime (CPU)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
+      org.opencontainers.image.licenses="MIT"
+COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
+RUN python /build/deps.py cpu > /build/requirements.txt \
+ && pip install -c /build/constraints.txt -r /build/requirements.txt
 COPY pyproject.toml README.md ./
 COPY ganserve ganserve
-COPY training training
-COPY evaluation evaluation
 COPY service service
-COPY jobs jobs
 COPY cli cli
-
-FROM base AS api
-ARG ORT_PACKAGE=onnxruntime
-RUN pip install . && if [ "$ORT_PACKAGE" != onnxruntime ]; then \
-      pip uninstall -y onnxruntime && pip install "$ORT_PACKAGE"; fi
-COPY models models
-ENV GANSERVE_MODELS_DIR=/app/models
+COPY evaluation evaluation
+COPY training training
+COPY jobs jobs
+RUN pip install --no-deps . && rm -rf build
+COPY --from=api-store --chown=ganserve:ganserve /store /app/models
+ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data
+RUN mkdir -p /app/data && chown ganserve:ganserve /app/data
+USER 10001:10001
 EXPOSE 8000
-HEALTHCHECK CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/live').status != 200)"
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/live', timeout=2).status != 200)"]
 ENTRYPOINT ["ganserve"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
 
-FROM base AS worker
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install '.[train]'
-COPY models models
-ENV GANSERVE_MODELS_DIR=/app/models
+# ------------------------------------------------------------------ worker
+FROM cpu-base AS worker
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="ganserve-worker" \
+      org.opencontainers.image.description="GAN jobs: fine-tune and evaluate (torch CPU + Celery)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
+      org.opencontainers.image.licenses="MIT"
+COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+ && python /build/deps.py cpu train > /build/requirements.txt \
+ && pip install -c /build/constraints.txt -r /build/requirements.txt
+COPY pyproject.toml README.md ./
+COPY ganserve ganserve
+COPY service service
+COPY cli cli
+COPY evaluation evaluation
+COPY training training
+COPY jobs jobs
+RUN pip install --no-deps . && rm -rf build
+# the shipped store, weights included: `ganserve seed-store --from /app/shipped-models`
+# copies it into the shared store (GANSERVE_MODELS_DIR, a volume) on a deployment's first start
+COPY --chown=ganserve:ganserve models /app/shipped-models
+ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
+    GANSERVE_WORKER_METRICS_PORT=9101
+RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
+USER 10001:10001
+EXPOSE 9101
+HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9101/metrics', timeout=2).status != 200)"]
 ENTRYPOINT ["ganserve"]
-CMD ["--help"]
+CMD ["worker", "--queues", "train,eval", "--log-level", "INFO"]
+
+# ------------------------------------------------------------------ GPU variants
+FROM gpu-base AS api-gpu
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="ganserve-api-gpu" \
+      org.opencontainers.image.description="GAN serving: FastAPI + ONNX Runtime (CUDA)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
+      org.opencontainers.image.licenses="MIT"
+COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
+RUN python /build/deps.py gpu > /build/requirements.txt \
+ && pip install -c /build/constraints.txt -r /build/requirements.txt \
+ && pip check
+COPY pyproject.toml README.md ./
+COPY ganserve ganserve
+COPY service service
+COPY cli cli
+COPY evaluation evaluation
+COPY training training
+COPY jobs jobs
+RUN pip install --no-deps . && rm -rf build
+COPY --from=api-store --chown=ganserve:ganserve /store /app/models
+ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data GANSERVE_DEVICE=cuda
+RUN mkdir -p /app/data && chown ganserve:ganserve /app/data
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=90s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/live', timeout=2).status != 200)"]
+ENTRYPOINT ["ganserve"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
+
+FROM gpu-base AS worker-gpu
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="ganserve-worker-gpu" \
+      org.opencontainers.image.description="GAN jobs on CUDA (torch cu128 + onnxruntime-gpu)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
+      org.opencontainers.image.licenses="MIT"
+COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
+RUN pip install --index-url https://download.pytorch.org/whl/cu128 torch==2.13.0 \
+ && python /build/deps.py gpu train > /build/requirements.txt \
+ && pip install -c /build/constraints.txt -r /build/requirements.txt \
+ && pip check
+COPY pyproject.toml README.md ./
+COPY ganserve ganserve
+COPY service service
+COPY cli cli
+COPY evaluation evaluation
+COPY training training
+COPY jobs jobs
+RUN pip install --no-deps . && rm -rf build
+COPY --chown=ganserve:ganserve models /app/shipped-models
+ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
+    GANSERVE_WORKER_METRICS_PORT=9101 GANSERVE_DEVICE=cuda
+RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
+USER 10001:10001
+EXPOSE 9101
+HEALTHCHECK --interval=30s --timeout=3s --start-period=90s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9101/metrics', timeout=2).status != 200)"]
+ENTRYPOINT ["ganserve"]
+CMD ["worker", "--queues", "train,eval", "--log-level", "INFO"]

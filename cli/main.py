@@ -220,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("name", help="who or what uses it, e.g. ci")
     k.add_argument("--read-only", action="store_true", help="GETs only")
 
+    sd = add("seed-store", help="copy the shipped models into the store: the versions it "
+             "lacks, each whole (a deployment's first start; never overwrites)")
+    sd.add_argument("--from", dest="source", required=True, help="the shipped store (in the "
+                    "image: /app/shipped-models)")
+    sd.add_argument("--to", help="the store (default GANSERVE_MODELS_DIR)")
+
     g = add("generate", help="images straight from the model store (no server)",
                        epilog=EPILOG_GENERATE)
     g.add_argument("model", help="NAME or NAME/VERSION in the store, or a version folder")
@@ -496,6 +502,17 @@ def _stop_serving(signum: int, frame: Any) -> None:
     raise _StopServing
 
 
+def cmd_seed_store(args: argparse.Namespace) -> int:
+    from ganserve.model_store import seed
+
+    source, store = Path(args.source), Path(args.to) if args.to else models_dir()
+    if not source.is_dir():
+        raise CliError(f"--from {source}: not a folder")
+    copied = seed(source, store)
+    print(f"seeded {store}: {', '.join(copied) if copied else 'nothing new'}")
+    return 0
+
+
 def cmd_api_key(args: argparse.Namespace) -> int:
     from service.auth import new_key
 
@@ -556,7 +573,7 @@ def _check_port(host: str, port: int) -> None:
 
 
 COMMANDS = {"train": cmd_train, "serve": cmd_serve, "worker": cmd_worker,
-            "api-key": cmd_api_key,
+            "api-key": cmd_api_key, "seed-store": cmd_seed_store,
             "generate": cmd_generate,
             "export": cmd_export, "evaluate": cmd_evaluate,
             "build-evaluator": cmd_build_evaluator}

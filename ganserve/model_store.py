@@ -53,3 +53,27 @@ def remove_version(model_dir: Path, version: str) -> None:
         records.rename(trash.with_name(trash.name + "-evaluations"))
         shutil.rmtree(trash.with_name(trash.name + "-evaluations"), ignore_errors=True)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def seed(shipped: Path, store: Path) -> list[str]:
+    """Copy every ``NAME/VERSION`` (and evaluator folder) of ``shipped`` that ``store`` lacks,
+    each through a temporary folder and one rename, so a reader sees it whole or not at all.
+    What the store already holds is never touched (a re-run, or a version a job made).
+    Returns what was copied, as ``NAME/VERSION``."""
+    copied = []
+    store.mkdir(parents=True, exist_ok=True)
+    for model in sorted(p for p in shipped.iterdir() if p.is_dir()):
+        for item in sorted(p for p in model.iterdir() if p.is_dir()):
+            dest = store / model.name / item.name
+            if dest.exists() or item.name.startswith(".") or item.name.startswith(TRASH_PREFIX):
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.parent / f".seed-{item.name}-{uuid.uuid4().hex[:8]}"
+            shutil.copytree(item, tmp)
+            try:
+                tmp.rename(dest)
+            except OSError:                 # another seeder won the race: theirs stays
+                shutil.rmtree(tmp, ignore_errors=True)
+                continue
+            copied.append(f"{model.name}/{item.name}")
+    return copied

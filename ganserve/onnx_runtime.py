@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import onnxruntime as ort
+try:
+    import onnxruntime as ort
+except ImportError as e:                # the package ships without a runtime: pick one
+    raise ImportError("ONNX Runtime is not installed: pip install 'ganserve[cpu]', or "
+                      "'ganserve[gpu]' on a CUDA host (never both)") from e
 
 from ganserve.cpus import quota_threads
 

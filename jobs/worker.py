@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from ganserve import process_metrics
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.queue import QUEUES, TASK_OF, make_celery, publish
 from ganserve.jobs.records import JobType
@@ -60,6 +61,7 @@ def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -
     @signals.worker_process_init.connect(weak=False)
     def _child(**_: Any) -> None:
         ctx.store.after_fork()
+        process_metrics.start()
         # a SIGTERM sent to the pool child itself (a cgroup-wide stop) also means "checkpoint
         # and stop", not "die now and lose the steps since the last checkpoint"
         signal.signal(signal.SIGTERM, lambda *_: ctx.shutdown.set())
@@ -71,6 +73,7 @@ def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -
 
     @signals.worker_ready.connect(weak=False)
     def _ready(**_: Any) -> None:
+        process_metrics.start()
         if metrics_port:
             from jobs import metrics
             if metrics.serve(metrics_port):

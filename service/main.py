@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
 import ganserve
+from ganserve import process_metrics
 from ganserve.cpus import available_cpus
 from service.api.routes import datasets, generate, health, jobs, models
 from service.auth import KeyRing
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Load and warm every model before accepting connections: with several workers on
         # one socket, a worker that accepted early would answer 503 while its peers serve.
         await registry.start()
+        process_metrics.start()
         app.state.jobs = await _start_jobs(settings, registry)
         app.state.datasets = DatasetService(settings, app.state.jobs.store)
         await run_in_threadpool(app.state.datasets.start)

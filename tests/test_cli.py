@@ -252,3 +252,21 @@ def test_cli_commands_use_the_store_of_the_settings_not_the_cwd(tmp_path, monkey
                  str(tmp_path / "out")]) == 0
     assert not (elsewhere / "models").exists()
     capsys.readouterr()
+
+
+def test_cli_seed_store_copies_what_the_store_lacks(tmp_path, baby_exports, capsys):
+    """The deployments' first-start step: shipped versions land whole; what the store holds
+    (a re-run, a version a job made) is left alone."""
+    shipped = tmp_path / "shipped"
+    shutil.copytree(baby_exports["dcgan"], shipped / "baby-dcgan" / "1")
+    shutil.copytree(baby_exports["cgan"], shipped / "baby-cgan" / "1")
+    store = tmp_path / "store"
+    (store / "baby-cgan" / "1").mkdir(parents=True)
+    (store / "baby-cgan" / "1" / "mine").write_text("kept")
+    assert main(["seed-store", "--from", str(shipped), "--to", str(store)]) == 0
+    assert "baby-dcgan/1" in capsys.readouterr().out
+    assert (store / "baby-dcgan" / "1" / "manifest.json").is_file()
+    assert (store / "baby-cgan" / "1" / "mine").read_text() == "kept"
+    assert not list(store.rglob(".seed-*"))
+    assert main(["seed-store", "--from", str(shipped), "--to", str(store)]) == 0
+    assert "nothing new" in capsys.readouterr().out
