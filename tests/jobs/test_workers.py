@@ -16,8 +16,10 @@ from ganserve.jobs.queue import make_celery, publish
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import verify
+from ganserve.process_metrics import GPU_METRICS
 from ganserve.manifest import list_versions, load_manifest
 from tests.jobs.conftest import FAST_LEASE, REPO, fine_tune_body, wait_job
+from tests.deploy.files import dashboard_metrics, sampled_names
 from tests.service import crafted
 
 pytestmark = pytest.mark.slow
@@ -95,6 +97,11 @@ def test_fine_tune_job_end_to_end_new_version_served(job_models, data_dir, redis
     metrics = httpx.get(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5).text
     assert 'ganserve_jobs_finished_total{state="succeeded",type="fine-tune"} 1.0' in metrics
     assert "ganserve_job_duration_seconds_count" in metrics
+    # the Grafana dashboard queries only metrics these processes export (GPU ones on a GPU)
+    api_metrics = httpx.get(f"{server.url}/metrics", timeout=5).text
+    exported = sampled_names(metrics) | sampled_names(api_metrics)
+    missing = dashboard_metrics() - exported - set(GPU_METRICS)
+    assert not missing, f"the dashboard queries metrics nobody exports: {sorted(missing)}"
 
 
 def test_evaluate_job_equals_cli_numbers_on_postgresql(job_models, data_dir, redis_url,

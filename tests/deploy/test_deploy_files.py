@@ -1,0 +1,222 @@
+"""The deployment files, validated offline with the tools a platform engineer would use
+(check-jsonschema's compose spec, promtool, hadolint), and held to what the code does: the
+commands the images run parse, every dependency is pinned, the dashboard file is what its
+generator writes. The running services themselves are checked in tests/jobs/test_workers.py
+(the dashboard's metric names against live /metrics)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.files import REPO
+
+BIN = Path(sys.executable).parent
+TARGETS = ("api", "worker", "api-gpu", "worker-gpu")
+
+
+def tool(name: str) -> str:
+    """A validator on PATH (or in the venv); missing in CI is a failure, elsewhere a skip."""
+    found = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; .ci/run installs it")
+        pytest.skip(f"{name} is not installed (apt-get install prometheus / the dev extra)")
+    return found
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def compose(name: str = "docker-compose.yml") -> dict:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+def stages() -> dict[str, str]:
+    """Dockerfile stage name -> its text."""
+    text = (REPO / "Dockerfile").read_text()
+    parts = re.split(r"^FROM ", text, flags=re.M)[1:]
+    return {re.match(r"\S+ AS (\S+)", p).group(1): p for p in parts}
+
+
+# ------------------------------------------------------------------ docker compose
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.gpu.yml"])
+def test_compose_files_match_the_compose_spec(name):
+    r = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", name)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_compose_runs_the_whole_product():
+    services = compose()["services"]
+    assert {"api", "worker", "redis", "postgres", "prometheus", "grafana", "flower",
+            "seed"} <= set(services)
+    assert services["worker"]["command"][0] == "worker"           # a real Celery worker
+    assert services["seed"]["command"][0] == "seed-store"
+    for name in ("api", "worker"):
+        deps = services[name]["depends_on"]
+        assert deps["redis"]["condition"] == deps["postgres"]["condition"] == "service_healthy"
+        assert deps["seed"]["condition"] == "service_completed_successfully"
+        env = services[name]["environment"]
+        assert env["GANSERVE_BROKER_URL"].startswith("redis://:${REDIS_PASSWORD")
+        assert env["GANSERVE_DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
+def test_compose_redis_and_postgres_are_private_with_health_and_volumes():
+    services = compose()["services"]
+    for name in ("redis", "postgres"):
+        s = services[name]
+        assert "ports" not in s, f"{name} must not be published on the host"
+        assert s["healthcheck"]["test"] and s["volumes"]
+    assert "--requirepass" in services["redis"]["command"]
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["api"]["stop_grace_period"] == "40s"      # > the 30 s drain
+
+
+def test_compose_read_only_mounts_where_only_read():
+    services = compose()["services"]
+    for name in ("prometheus", "grafana"):
+        config = [v for v in services[name]["volumes"] if v.startswith("./deploy")]
+        assert config and all(v.endswith(":ro") for v in config), name
+
+
+def test_compose_gpu_override_reserves_devices():
+    services = compose("docker-compose.gpu.yml")["services"]
+    for name in ("api", "worker"):
+        device = services[name]["deploy"]["resources"]["reservations"]["devices"][0]
+        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+        assert services[name]["build"]["target"] == f"{name}-gpu"
+
+
+# ------------------------------------------------------------------ Prometheus
+def test_prometheus_config_and_rules_pass_promtool():
+    promtool = tool("promtool")
+    r = run(promtool, "check", "config", "deploy/prometheus/prometheus.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(promtool, "check", "rules", "deploy/prometheus/alerts.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_prometheus_scrapes_the_compose_services_on_their_ports():
+    config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {j["job_name"]: j["dns_sd_configs"][0] for j in config["scrape_configs"]
+               if "dns_sd_configs" in j}
+    services = compose()["services"]
+    assert targets["ganserve-api"]["names"] == ["api"] and targets["ganserve-api"]["port"] == 8000
+    assert targets["ganserve-worker"]["names"] == ["worker"]
+    assert targets["ganserve-worker"]["port"] == 9101 and "api" in services
+    alerts = {r["alert"] for g in yaml.safe_load((REPO / "deploy/prometheus/alerts.yml")
+                                                 .read_text())["groups"] for r in g["rules"]}
+    assert {"GanserveHighErrorRate", "GanserveSlowP99", "GanserveJobQueueLong",
+            "GanserveWorkerDown"} <= alerts
+
+
+# ------------------------------------------------------------------ Grafana
+def test_dashboard_file_is_what_its_generator_writes(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import dashboard
+    finally:
+        sys.path.pop(0)
+    committed = json.loads((REPO / "deploy/grafana/dashboards/ganserve.json").read_text())
+    assert committed == dashboard.dashboard(), "run python scripts/dashboard.py"
+
+
+def test_grafana_provisioning_points_at_the_dashboards_and_prometheus():
+    ds = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yml")
+                        .read_text())["datasources"][0]
+    assert ds["uid"] == "prometheus" and ds["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/ganserve.yml")
+                              .read_text())["providers"][0]
+    mounts = compose()["services"]["grafana"]["volumes"]
+    assert f"./deploy/grafana/dashboards:{provider['options']['path']}:ro" in mounts
+
+
+def test_gpu_metric_names_are_the_ones_the_collector_defines():
+    from ganserve import process_metrics as pm
+    assert {pm.GPU_MEMORY._name, pm.GPU_UTIL._name} == set(pm.GPU_METRICS)
+
+
+# ------------------------------------------------------------------ the Dockerfile
+def test_dockerfile_passes_hadolint():
+    r = run(tool("hadolint"), "Dockerfile")
+    assert r.returncode == 0, r.stdout + r.stderr
+    ignored = re.findall(r"hadolint ignore=(\S+)", (REPO / "Dockerfile").read_text())
+    assert set(ignored) == {"DL3008"}          # each explained beside it (apt versions)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dockerfile_targets_are_non_root_labelled_and_checked(target):
+    text = stages()[target]
+    assert re.search(r"^USER 10001:10001$", text, re.M)
+    assert re.search(r'^HEALTHCHECK --interval=\S+ --timeout=\S+ --start-period=\S+ '
+                     r'--retries=\d+ \\\n\s+CMD \["', text, re.M)
+    for label in ("version", "revision", "source", "title"):
+        assert f"org.opencontainers.image.{label}=" in text
+    # dependencies before the source: the install layer is reused across code changes
+    assert text.index("requirements/constraints.txt") < text.index("COPY ganserve")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dockerfile_installs_exactly_one_onnx_runtime(target):
+    extras = re.search(r"deps\.py ([a-z ]+) >", stages()[target]).group(1).split()
+    assert ("gpu" in extras) == target.endswith("-gpu")
+    assert ("cpu" in extras) != ("gpu" in extras)
+    assert ("train" in extras) == target.startswith("worker")
+
+
+def test_api_image_store_has_no_training_weights():
+    store = stages()["api-store"]
+    assert "-name '*.safetensors' -delete" in store
+    for target in ("api", "api-gpu"):
+        assert "COPY --from=api-store" in stages()[target]
+        assert "COPY --chown=ganserve:ganserve models" not in stages()[target]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dockerfile_commands_parse(target):
+    """The command each image runs is one the CLI takes (serve and worker run in the tests;
+    seed-store too)."""
+    from cli.main import build_parser
+    cmd = json.loads(re.search(r'^CMD (\[.*\])$', stages()[target], re.M).group(1))
+    args = build_parser().parse_args(cmd)
+    assert args.command in ("serve", "worker")
+
+
+def test_dockerignore_keeps_the_context_small():
+    lines = (REPO / ".dockerignore").read_text().split()
+    assert lines[lines.index("*")] == "*"                  # everything out, then allowed back
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert ".git" not in allowed and "data" not in allowed and "runs" not in allowed
+    copied = set(re.findall(r"^COPY (?!--from)(?:--\S+ )*(.+) \S+$", (REPO / "Dockerfile")
+                            .read_text(), re.M))
+    for group in copied:
+        for src in shlex.split(group):
+            assert src.rstrip("/") in allowed, f"{src} is copied but excluded from the context"
+
+
+# ------------------------------------------------------------------ pins
+def test_every_image_dependency_is_pinned():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import deps
+    finally:
+        sys.path.pop(0)
+    pins = {}
+    for line in (REPO / "requirements/constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name.lower())] = version
+    for extras in (["cpu"], ["gpu"], ["cpu", "train"], ["gpu", "train"]):
+        for req in deps.requirements(REPO / "pyproject.toml", extras):
+            name = re.split(r"[<>=\[ ;]", req, maxsplit=1)[0]
+            assert re.sub(r"[-_.]+", "-", name.lower()) in pins, f"{req} is not pinned"
