@@ -220,3 +220,120 @@ def test_every_image_dependency_is_pinned():
         for req in deps.requirements(REPO / "pyproject.toml", extras):
             name = re.split(r"[<>=\[ ;]", req, maxsplit=1)[0]
             assert re.sub(r"[-_.]+", "-", name.lower()) in pins, f"{req} is not pinned"
+
+
+# ------------------------------------------------------------------ Kubernetes
+OVERLAYS = ("cpu", "gpu", "keda")
+CRDS = {"ServiceMonitor", "ScaledObject", "TriggerAuthentication"}
+
+
+def built(overlay: str) -> list[dict]:
+    r = run(tool("kubectl"), "kustomize", f"k8s/overlays/{overlay}")
+    assert r.returncode == 0, r.stderr
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def of_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def workloads(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job")]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_overlay_builds_and_validates_strictly(overlay, tmp_path):
+    docs = built(overlay)
+    plain = [d for d in docs if d["kind"] not in CRDS]
+    path = tmp_path / f"{overlay}.yaml"
+    path.write_text(yaml.safe_dump_all(plain))
+    r = run(tool("kubernetes-validate"), "--strict", "--quiet", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    for d in docs:                                   # everything lands in the namespace
+        if d["kind"] != "Namespace":
+            assert d["metadata"].get("namespace") == "ganserve", d["metadata"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_every_container_is_locked_down_with_resources(overlay):
+    for w in workloads(built(overlay)):
+        pod = w["spec"]["template"]["spec"]
+        ctx = pod["securityContext"]
+        assert ctx["runAsNonRoot"] is True and ctx["seccompProfile"]["type"] == "RuntimeDefault"
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, c["name"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+            assert c["resources"]["requests"] and c["resources"]["limits"], c["name"]
+            image = c["image"]
+            assert ":" in image and not image.endswith(":latest"), image
+
+
+def test_k8s_api_probes_drain_and_scaling():
+    docs = built("cpu")
+    api = of_kind(docs, "Deployment")["ganserve-api"]["spec"]["template"]["spec"]
+    c = api["containers"][0]
+    assert c["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][1])
+    drain = int(of_kind(docs, "ConfigMap")["ganserve-settings"]["data"]
+                ["GANSERVE_DRAIN_TIMEOUT_S"])
+    assert api["terminationGracePeriodSeconds"] > pre_stop + drain
+    hpa = of_kind(docs, "HorizontalPodAutoscaler")["ganserve-api"]["spec"]
+    assert hpa["metrics"][0]["resource"]["name"] == "cpu"
+    assert of_kind(docs, "PodDisruptionBudget")["ganserve-api"]["spec"]["minAvailable"] == 1
+    assert of_kind(docs, "PersistentVolumeClaim")["ganserve-store"]["spec"]["accessModes"] == \
+        ["ReadWriteMany"]
+
+
+def test_k8s_settings_are_real_settings():
+    from service.settings import Settings
+    data = of_kind(built("cpu"), "ConfigMap")["ganserve-settings"]["data"]
+    known = {f"GANSERVE_{name.upper()}" for name in Settings.model_fields}
+    unknown = [k for k in data if k.startswith("GANSERVE_") and k not in known]
+    assert not unknown, f"ConfigMap keys no setting reads: {unknown}"
+
+
+def test_k8s_commands_parse_and_seed_the_store_the_services_read():
+    from cli.main import build_parser
+    docs = built("cpu")
+    store = of_kind(docs, "ConfigMap")["ganserve-settings"]["data"]["GANSERVE_MODELS_DIR"]
+    for w in workloads(docs):
+        for c in w["spec"]["template"]["spec"]["containers"]:
+            if "ganserve" in c["image"]:
+                args = build_parser().parse_args(c["args"])
+                if args.command == "seed-store":
+                    assert args.to == store
+
+
+def test_k8s_gpu_overlay_asks_for_gpus_and_the_cuda_images():
+    for name, d in of_kind(built("gpu"), "Deployment").items():
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == 1, name
+        assert "-gpu:" in c["image"], name
+
+
+def test_k8s_network_policies_keep_redis_and_postgres_private():
+    policies = of_kind(built("cpu"), "NetworkPolicy")
+    assert policies["ganserve-default-deny-ingress"]["spec"]["podSelector"] == {}
+    for name in ("ganserve-redis-from-ganserve", "ganserve-postgres-from-ganserve"):
+        (rule,) = policies[name]["spec"]["ingress"]
+        (peer,) = rule["from"]
+        (expr,) = peer["podSelector"]["matchExpressions"]
+        assert set(expr["values"]) == {"ganserve-api", "ganserve-worker"}
+
+
+def test_k8s_monitors_and_scaler_point_at_what_exists():
+    from ganserve.jobs.queue import QUEUES
+    docs = built("keda")
+    services = of_kind(docs, "Service")
+    for monitor in of_kind(docs, "ServiceMonitor").values():
+        labels = monitor["spec"]["selector"]["matchLabels"]
+        port = monitor["spec"]["endpoints"][0]["port"]
+        assert any(labels.items() <= s["metadata"]["labels"].items()
+                   and port in {p["name"] for p in s["spec"]["ports"]}
+                   for s in services.values()), monitor["metadata"]["name"]
+    scaled = of_kind(docs, "ScaledObject")["ganserve-worker"]["spec"]
+    assert scaled["scaleTargetRef"]["name"] in of_kind(docs, "Deployment")
+    assert {t["metadata"]["listName"] for t in scaled["triggers"]} == set(QUEUES)
