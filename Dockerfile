@@ -4,7 +4,8 @@
 #               training weights
 #   worker      `ganserve worker`: torch (CPU build) + training + Celery; the full store
 #   api-gpu     api on an NVIDIA CUDA 12 / cuDNN 9 runtime with onnxruntime-gpu
-#   worker-gpu  worker on the same base with torch's CUDA 12.8 build and onnxruntime-gpu
+#   worker-gpu  worker on the same base with onnxruntime-gpu: evaluations on the GPU (training
+#               is CPU-only so far: torch's CPU build)
 # Exactly one ONNX Runtime package per image (the cpu or gpu extra, never both).
 # Dependencies are installed from pyproject.toml, pinned by requirements/constraints.txt,
 # before the source is copied: a code change rebuilds only the last layers.
@@ -14,7 +15,8 @@ ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 # ------------------------------------------------------------------ bases
 FROM ${PYTHON_IMAGE} AS cpu-base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
+    PIP_DISABLE_PIP_VERSION_CHECK=1 VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib
 # the built-in dataset (fine-tune {"name": "fashion-mnist"}, evaluation references): Debian's
 # package, whose version follows the pinned base image (DL3008: no apt version pin)
 # hadolint ignore=DL3008
@@ -28,7 +30,8 @@ WORKDIR /app
 
 FROM ${CUDA_IMAGE} AS gpu-base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
+    PIP_DISABLE_PIP_VERSION_CHECK=1 VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib
 # Ubuntu's Python and Fashion-MNIST, versions fixed by the pinned CUDA base (DL3008)
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -54,10 +57,11 @@ LABEL org.opencontainers.image.title="ganserve-api" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
 RUN python /build/deps.py cpu > /build/requirements.txt \
- && pip install -c /build/constraints.txt -r /build/requirements.txt
+ && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
+ && pip check
 COPY pyproject.toml README.md ./
 COPY ganserve ganserve
 COPY service service
@@ -65,7 +69,7 @@ COPY cli cli
 COPY evaluation evaluation
 COPY training training
 COPY jobs jobs
-RUN pip install --no-deps . && rm -rf build
+RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY --from=api-store --chown=ganserve:ganserve /store /app/models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data
 RUN mkdir -p /app/data && chown ganserve:ganserve /app/data
@@ -85,11 +89,12 @@ LABEL org.opencontainers.image.title="ganserve-worker" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+RUN pip install -c /build/constraints.txt --index-url https://download.pytorch.org/whl/cpu torch \
  && python /build/deps.py cpu train > /build/requirements.txt \
- && pip install -c /build/constraints.txt -r /build/requirements.txt
+ && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
+ && pip check
 COPY pyproject.toml README.md ./
 COPY ganserve ganserve
 COPY service service
@@ -97,10 +102,10 @@ COPY cli cli
 COPY evaluation evaluation
 COPY training training
 COPY jobs jobs
-RUN pip install --no-deps . && rm -rf build
+RUN pip install --no-deps --no-build-isolation . && rm -rf build
 # the shipped store, weights included: `ganserve seed-store --from /app/shipped-models`
 # copies it into the shared store (GANSERVE_MODELS_DIR, a volume) on a deployment's first start
-COPY --chown=ganserve:ganserve models /app/shipped-models
+COPY models /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
     GANSERVE_WORKER_METRICS_PORT=9101
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
@@ -120,10 +125,10 @@ LABEL org.opencontainers.image.title="ganserve-api-gpu" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
 RUN python /build/deps.py gpu > /build/requirements.txt \
- && pip install -c /build/constraints.txt -r /build/requirements.txt \
+ && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
  && pip check
 COPY pyproject.toml README.md ./
 COPY ganserve ganserve
@@ -132,7 +137,7 @@ COPY cli cli
 COPY evaluation evaluation
 COPY training training
 COPY jobs jobs
-RUN pip install --no-deps . && rm -rf build
+RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY --from=api-store --chown=ganserve:ganserve /store /app/models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data GANSERVE_DEVICE=cuda
 RUN mkdir -p /app/data && chown ganserve:ganserve /app/data
@@ -147,15 +152,17 @@ FROM gpu-base AS worker-gpu
 ARG VERSION=0.1.0
 ARG VCS_REF=unknown
 LABEL org.opencontainers.image.title="ganserve-worker-gpu" \
-      org.opencontainers.image.description="GAN jobs on CUDA (torch cu128 + onnxruntime-gpu)" \
+      org.opencontainers.image.description="GAN jobs: evaluations on CUDA (onnxruntime-gpu), training on the CPU" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
-RUN pip install --index-url https://download.pytorch.org/whl/cu128 torch==2.13.0 \
+# training runs on the CPU (training/ has no CUDA path yet): torch's CPU build; the GPU serves
+# the evaluations' ONNX Runtime sessions (onnxruntime-gpu)
+RUN pip install -c /build/constraints.txt --index-url https://download.pytorch.org/whl/cpu torch \
  && python /build/deps.py gpu train > /build/requirements.txt \
- && pip install -c /build/constraints.txt -r /build/requirements.txt \
+ && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
  && pip check
 COPY pyproject.toml README.md ./
 COPY ganserve ganserve
@@ -164,10 +171,10 @@ COPY cli cli
 COPY evaluation evaluation
 COPY training training
 COPY jobs jobs
-RUN pip install --no-deps . && rm -rf build
-COPY --chown=ganserve:ganserve models /app/shipped-models
+RUN pip install --no-deps --no-build-isolation . && rm -rf build
+COPY models /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
-    GANSERVE_WORKER_METRICS_PORT=9101 GANSERVE_DEVICE=cuda
+    GANSERVE_WORKER_METRICS_PORT=9101
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
 USER 10001:10001
 EXPOSE 9101

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -151,13 +152,18 @@ def quick_quality(ctx: WorkerContext, targets: list[str], m: Manifest,
     return evaluate
 
 
+DEVICE_LOCK = Path(tempfile.gettempdir()) / "ganserve-locks" / "train-device.lock"
+
+
 def device_lock(ctx: WorkerContext, lease: Lease) -> contextlib.AbstractContextManager[None]:
-    """One fine-tune trains on this data dir's device at a time, whatever the concurrency
-    (an evaluation beside it is fine); a second one waits, its lease kept alive."""
+    """One fine-tune trains on this host's device at a time, whatever the concurrency (an
+    evaluation beside it is fine); a second one waits, its lease kept alive. The lock is the
+    host's (its temp dir), not the shared data dir's: workers on other hosts or pods train in
+    parallel."""
     def waiting() -> None:
         lease.progress({"stage": "waiting for the device (another fine-tune trains on it)"})
         lease.check()
-    return file_lock(ctx.settings.data_dir / "locks" / "train-device.lock", waiting)
+    return file_lock(DEVICE_LOCK, waiting)
 
 
 def published_by(models: Path, name: str, job_id: str) -> Path | None:

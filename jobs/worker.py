@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery, signals
 
 from ganserve import process_metrics
+from ganserve.cpus import quota_threads
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.queue import QUEUES, TASK_OF, make_celery, publish
 from ganserve.jobs.records import JobType
@@ -62,6 +63,10 @@ def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -
     def _child(**_: Any) -> None:
         ctx.store.after_fork()
         process_metrics.start()
+        threads = quota_threads()           # torch would start a thread per host core
+        if threads:
+            import torch
+            torch.set_num_threads(threads)
         # a SIGTERM sent to the pool child itself (a cgroup-wide stop) also means "checkpoint
         # and stop", not "die now and lose the steps since the last checkpoint"
         signal.signal(signal.SIGTERM, lambda *_: ctx.shutdown.set())

@@ -61,11 +61,14 @@ def panels() -> list[dict]:
         panel("Requests in flight", [q("sum(ganserve_requests_in_flight)", "in flight")]),
         panel("Rows waiting per model", [q("sum by (model) (ganserve_queue_rows)",
                                            "{{model}}")]),
-        panel("Model versions loaded", [q("count by (model) (ganserve_model_info)",
+        panel("Model versions loaded", [q(
+            "count by (model) (count by (model, version) (ganserve_model_info))",
                                           "{{model}}")], kind="stat"),
         row("Jobs"),
-        panel("Jobs by state", [q("sum by (state) (ganserve_jobs)", "{{state}}")]),
-        panel("Queue length", [q('sum by (queue) (ganserve_jobs{state="queued"})',
+        # every API replica reports the same job counts (from the records): max, not sum
+        panel("Jobs by state", [q("sum by (state) (max by (queue, state) (ganserve_jobs))",
+                                  "{{state}}")]),
+        panel("Queue length", [q('max by (queue) (ganserve_jobs{state="queued"})',
                                  "{{queue}}")]),
         panel("Jobs finished/min", [q(
             "sum by (type, state) (rate(ganserve_jobs_finished_total[5m])) * 60",

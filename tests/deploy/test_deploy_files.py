@@ -79,7 +79,10 @@ def test_compose_redis_and_postgres_are_private_with_health_and_volumes():
         assert s["healthcheck"]["test"] and s["volumes"]
     assert "--requirepass" in services["redis"]["command"]
     assert "--appendonly" in services["redis"]["command"]
-    assert services["api"]["stop_grace_period"] == "40s"      # > the 30 s drain
+    assert services["api"]["stop_grace_period"] == "50s"      # > the 30 s drain + 10 s
+    for name in ("flower", "prometheus"):                     # no auth of their own (or
+        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])  # weak)
+    assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
 
 
 def test_compose_read_only_mounts_where_only_read():
@@ -260,7 +263,7 @@ def test_k8s_every_container_is_locked_down_with_resources(overlay):
         pod = w["spec"]["template"]["spec"]
         ctx = pod["securityContext"]
         assert ctx["runAsNonRoot"] is True and ctx["seccompProfile"]["type"] == "RuntimeDefault"
-        for c in pod["containers"]:
+        for c in pod["containers"] + pod.get("initContainers", []):
             sc = c["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True, c["name"]
             assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
@@ -279,7 +282,9 @@ def test_k8s_api_probes_drain_and_scaling():
     pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][1])
     drain = int(of_kind(docs, "ConfigMap")["ganserve-settings"]["data"]
                 ["GANSERVE_DRAIN_TIMEOUT_S"])
-    assert api["terminationGracePeriodSeconds"] > pre_stop + drain
+    # the supervisor gives stuck workers 10 s after the drain before killing them
+    assert api["terminationGracePeriodSeconds"] > pre_stop + drain + 10
+    assert "replicas" not in of_kind(docs, "Deployment")["ganserve-api"]["spec"]  # the HPA's
     hpa = of_kind(docs, "HorizontalPodAutoscaler")["ganserve-api"]["spec"]
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
     assert of_kind(docs, "PodDisruptionBudget")["ganserve-api"]["spec"]["minAvailable"] == 1
@@ -325,7 +330,6 @@ def test_k8s_network_policies_keep_redis_and_postgres_private():
 
 
 def test_k8s_monitors_and_scaler_point_at_what_exists():
-    from ganserve.jobs.queue import QUEUES
     docs = built("keda")
     services = of_kind(docs, "Service")
     for monitor in of_kind(docs, "ServiceMonitor").values():
@@ -336,4 +340,8 @@ def test_k8s_monitors_and_scaler_point_at_what_exists():
                    for s in services.values()), monitor["metadata"]["name"]
     scaled = of_kind(docs, "ScaledObject")["ganserve-worker"]["spec"]
     assert scaled["scaleTargetRef"]["name"] in of_kind(docs, "Deployment")
-    assert {t["metadata"]["listName"] for t in scaled["triggers"]} == set(QUEUES)
+    (trigger,) = scaled["triggers"]
+    # running jobs count too: scaling on the queue lists alone would stop busy workers
+    assert trigger["type"] == "prometheus"
+    assert 'ganserve_jobs{state=~"queued|running"}' in trigger["metadata"]["query"]
+    assert "max by (queue, state)" in trigger["metadata"]["query"]     # not x replicas

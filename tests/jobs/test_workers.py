@@ -16,10 +16,10 @@ from ganserve.jobs.queue import make_celery, publish
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import verify
-from ganserve.process_metrics import GPU_METRICS
 from ganserve.manifest import list_versions, load_manifest
-from tests.jobs.conftest import FAST_LEASE, REPO, fine_tune_body, wait_job
+from ganserve.process_metrics import GPU_METRICS
 from tests.deploy.files import dashboard_metrics, sampled_names
+from tests.jobs.conftest import FAST_LEASE, REPO, fine_tune_body, wait_job
 from tests.service import crafted
 
 pytestmark = pytest.mark.slow
