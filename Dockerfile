@@ -42,6 +42,16 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid ganserve --home-dir /app --shell /usr/sbin/nologin ganserve
 WORKDIR /app
 
+# ------------------------------------------------------------------ the source, once
+FROM scratch AS source
+COPY pyproject.toml README.md /src/
+COPY ganserve /src/ganserve
+COPY service /src/service
+COPY cli /src/cli
+COPY evaluation /src/evaluation
+COPY training /src/training
+COPY jobs /src/jobs
+
 # ------------------------------------------------------------------ the store for the API
 # the API serves ONNX graphs and manifests only: training weights stay in the worker image
 FROM cpu-base AS api-store
@@ -62,13 +72,7 @@ COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
 RUN python /build/deps.py cpu > /build/requirements.txt \
  && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
  && pip check
-COPY pyproject.toml README.md ./
-COPY ganserve ganserve
-COPY service service
-COPY cli cli
-COPY evaluation evaluation
-COPY training training
-COPY jobs jobs
+COPY --from=source /src/ ./
 RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY --from=api-store --chown=ganserve:ganserve /store /app/models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data
@@ -95,13 +99,7 @@ RUN pip install -c /build/constraints.txt --index-url https://download.pytorch.o
  && python /build/deps.py cpu train > /build/requirements.txt \
  && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
  && pip check
-COPY pyproject.toml README.md ./
-COPY ganserve ganserve
-COPY service service
-COPY cli cli
-COPY evaluation evaluation
-COPY training training
-COPY jobs jobs
+COPY --from=source /src/ ./
 RUN pip install --no-deps --no-build-isolation . && rm -rf build
 # the shipped store, weights included: `ganserve seed-store --from /app/shipped-models`
 # copies it into the shared store (GANSERVE_MODELS_DIR, a volume) on a deployment's first start
@@ -130,13 +128,7 @@ COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
 RUN python /build/deps.py gpu > /build/requirements.txt \
  && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
  && pip check
-COPY pyproject.toml README.md ./
-COPY ganserve ganserve
-COPY service service
-COPY cli cli
-COPY evaluation evaluation
-COPY training training
-COPY jobs jobs
+COPY --from=source /src/ ./
 RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY --from=api-store --chown=ganserve:ganserve /store /app/models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data GANSERVE_DEVICE=cuda
@@ -164,13 +156,7 @@ RUN pip install -c /build/constraints.txt --index-url https://download.pytorch.o
  && python /build/deps.py gpu train > /build/requirements.txt \
  && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
  && pip check
-COPY pyproject.toml README.md ./
-COPY ganserve ganserve
-COPY service service
-COPY cli cli
-COPY evaluation evaluation
-COPY training training
-COPY jobs jobs
+COPY --from=source /src/ ./
 RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY models /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \

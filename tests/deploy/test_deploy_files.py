@@ -166,7 +166,7 @@ def test_dockerfile_targets_are_non_root_labelled_and_checked(target):
     for label in ("version", "revision", "source", "title"):
         assert f"org.opencontainers.image.{label}=" in text
     # dependencies before the source: the install layer is reused across code changes
-    assert text.index("requirements/constraints.txt") < text.index("COPY ganserve")
+    assert text.index("requirements/constraints.txt") < text.index("COPY --from=source")
 
 
 @pytest.mark.parametrize("target", TARGETS)
