@@ -3,6 +3,7 @@ nothing in the service names a family (here a copy of the baby DCGAN export, rel
 
 import json
 import shutil
+import time
 
 import pytest
 
