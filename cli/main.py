@@ -518,7 +518,8 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
     key, entry = new_key(args.name, args.read_only)
     print(f"key (shown once; send as Authorization: Bearer <key>):\n  {key}\n"
-          f"add to the \"keys\" list of GANSERVE_API_KEYS_FILE:\n  {json.dumps(entry)}")
+          f"add to the \"keys\" list of GANSERVE_API_KEYS_FILE:\n  {json.dumps(entry)}\n"
+          f"or, as a whole new keys file:\n  {json.dumps({'keys': [entry]})}")
     return 0
 
 

@@ -62,6 +62,24 @@ def new_key(name: str, read_only: bool = False) -> tuple[str, dict[str, Any]]:
     return key, {"name": name, "sha256": key_hash(key), "read_only": read_only}
 
 
+KEYS_FILE_SHAPE = '{"keys": [{"name": "ci", "sha256": "<64 hex digits>", "read_only": false}]}'
+
+
+def parse_keys(path: Path) -> list[ApiKey]:
+    """The keys of a keys file; ValueError says in one line what is wrong and the shape
+    (``ganserve api-key NAME`` prints an entry for the "keys" list)."""
+    try:
+        data = json.loads(path.read_text())
+        keys = [ApiKey(str(k["name"]), str(k["sha256"]).lower(), bool(k.get("read_only")))
+                for k in data["keys"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path} is not a keys file ({type(e).__name__}: {e}); it must be "
+                         f"JSON like {KEYS_FILE_SHAPE}") from None
+    if any(len(k.sha256) != 64 for k in keys):
+        raise ValueError(f"{path}: every key needs a 64-hex-digit sha256")
+    return keys
+
+
 class KeyRing:
     """The keys file, re-read when its modification time changes."""
 
@@ -82,11 +100,7 @@ class KeyRing:
         stamp = self.path.stat().st_mtime_ns
         if stamp == self._stamp:
             return
-        data = json.loads(self.path.read_text())
-        keys = [ApiKey(str(k["name"]), str(k["sha256"]).lower(), bool(k.get("read_only")))
-                for k in data["keys"]]
-        if any(len(k.sha256) != 64 for k in keys):
-            raise ValueError(f"{self.path}: every key needs a 64-hex-digit sha256")
+        keys = parse_keys(self.path)
         with self._lock:
             self._keys, self._stamp = keys, stamp
         log.info("API keys: %d loaded from %s", len(keys), self.path)

@@ -95,6 +95,9 @@ class Settings(JobSettings):
     def _keys_file_exists(cls, v: Path | None) -> Path | None:
         if v is not None and not v.is_file():
             raise ValueError(f"api_keys_file {v} is not a file (GANSERVE_API_KEYS_FILE)")
+        if v is not None:
+            from service.auth import parse_keys  # one line at start, not a traceback
+            parse_keys(v)
         return v
 
     @field_validator("models_dir")

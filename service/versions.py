@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from ganserve.manifest import list_versions
-from ganserve.model_store import remove_version, write_default
+from ganserve.model_store import read_default, remove_version, write_default
 from service.errors import JobConflict, ModelNotFound, VersionNotFound
 from service.jobs import JobService
 from service.registry import Registry
@@ -45,7 +45,9 @@ def delete_version(registry: Registry, jobs_service: JobService, name: str,
     if list_versions(model_dir) == [version]:
         raise VersionConflict(f"{name}/{version} is the model's last version; a model keeps "
                               "at least one")
-    if registry.defaults.get(name) == version:
+    # the store's word, not this process's last poll: another worker (or replica) may
+    # have just made it the default
+    if read_default(model_dir) == version or registry.defaults.get(name) == version:
         raise VersionConflict(f"{name}/{version} is the default version; PUT "
                               f"/v1/models/{name}/default to another one (or null) first")
     using = [j.id for j in jobs_service.store.active_for(name, version)]

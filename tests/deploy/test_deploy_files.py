@@ -80,8 +80,8 @@ def test_compose_redis_and_postgres_are_private_with_health_and_volumes():
     assert "--requirepass" in services["redis"]["command"]
     assert "--appendonly" in services["redis"]["command"]
     assert services["api"]["stop_grace_period"] == "50s"      # > the 30 s drain + 10 s
-    for name in ("flower", "prometheus"):                     # no auth of their own (or
-        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])  # weak)
+    for name in ("flower", "prometheus", "api", "grafana"):   # this host only: no keys here
+        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
 
 

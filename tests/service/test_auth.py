@@ -145,3 +145,15 @@ def test_missing_keys_file_stops_the_service(store, tmp_path):
 
     with pytest.raises(ValidationError, match="api_keys_file"):
         Settings(models_dir=store, api_keys_file=tmp_path / "nope.json")
+
+
+def test_a_bad_keys_file_is_one_line_at_start(tmp_path):
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+    bad = tmp_path / "keys.json"
+    bad.write_text(json.dumps(FULL_ENTRY))          # an entry, not a file of entries
+    with pytest.raises(ValidationError) as e:
+        Settings(models_dir=tmp_path, api_keys_file=bad)
+    message = str(e.value)
+    assert '{"keys": [' in message and "not a keys file" in message

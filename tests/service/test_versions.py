@@ -123,3 +123,15 @@ def test_requests_in_flight_finish_while_a_version_is_deleted(api):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_delete_refuses_a_default_set_through_another_worker(store3, tmp_path):
+    """Two workers (or replicas) of one store: the default one sets is refused for deletion
+    by the other at once, before its next poll."""
+    with make_client(store3, data_dir=tmp_path / "a") as a, \
+            make_client(store3, data_dir=tmp_path / "b") as b:
+        wait_ready(a)
+        wait_ready(b)
+        assert a.put("/v1/models/baby-dcgan/default", json={"version": "2"}).status_code == 200
+        body = error(b.delete("/v1/models/baby-dcgan/versions/2"), 409, "conflict")
+        assert "default" in body["message"]
