@@ -24,6 +24,10 @@ STOP_TIMEOUT_S = 60.0
 
 def _child_setup() -> None:
     os.nice(NICE)
+    # its own process group: a Ctrl-C or a group-wide SIGTERM reaches the server, which
+    # stops the worker in order (its main process first); signalled with the server, the
+    # Celery pool's children died under their parent's shutdown and it waited to be killed
+    os.setsid()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 

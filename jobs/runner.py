@@ -67,8 +67,24 @@ def worker_deaths(n: int) -> str:
             "memory?); see the worker logs for this job id")
 
 
+_running: set[str] = set()        # jobs this process is running now
+
+
+def busy() -> bool:
+    """Whether this process runs a job now (its SIGTERM then means "checkpoint and stop")."""
+    return bool(_running)
+
+
 def run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
     """The body of every task: deliveries of a finished, cancelled or leased job do nothing."""
+    _running.add(job_id)
+    try:
+        _run_job(ctx, job_id, work)
+    finally:
+        _running.discard(job_id)
+
+
+def _run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
     job = ctx.store.get(job_id)
     if job is None:
         log.warning("job %s: no such job (deleted?); message dropped", job_id)

@@ -23,7 +23,7 @@ from ganserve.jobs.records import JobType
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import WebhookSender
-from jobs.runner import Reaper, WorkerContext, run_job
+from jobs.runner import Reaper, WorkerContext, busy, run_job
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,16 @@ def _idle() -> bool:
     return not state.active_requests and not state.reserved_requests
 
 
+def _child_sigterm(ctx: WorkerContext) -> None:
+    """A SIGTERM sent to a pool child itself (a process-group or cgroup-wide stop): with a
+    job, "checkpoint and stop", not "die now and lose the steps since the last checkpoint";
+    idle, stop at once (ignoring it left idle children, and the stop, hanging until killed)."""
+    ctx.shutdown.set()
+    if not busy():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -> None:
     reaper = Reaper(ctx, lambda job: publish(ctx.celery, job), queues, _idle)
 
@@ -67,9 +77,7 @@ def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -
         if threads:
             import torch
             torch.set_num_threads(threads)
-        # a SIGTERM sent to the pool child itself (a cgroup-wide stop) also means "checkpoint
-        # and stop", not "die now and lose the steps since the last checkpoint"
-        signal.signal(signal.SIGTERM, lambda *_: ctx.shutdown.set())
+        signal.signal(signal.SIGTERM, lambda *_: _child_sigterm(ctx))
 
     @signals.worker_process_shutdown.connect(weak=False)
     def _child_exit(**_: Any) -> None:

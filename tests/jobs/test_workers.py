@@ -250,3 +250,24 @@ def test_embedded_mode_end_to_end_without_redis(job_models, data_dir, job_server
     assert server.stop() == 0
     out = server.output()
     assert "embedded mode" in out and "embedded worker stopped" in out
+
+
+def test_idle_embedded_worker_stops_at_once_on_a_group_sigterm(job_models, data_dir,
+                                                               job_server):
+    """A stop sent to the whole process group (a terminal's Ctrl-C, a container stop) reaches
+    the idle pool children too: they stop at once instead of waiting to be killed."""
+    import os
+    import signal
+
+    env = env_for(job_models, data_dir, None, GANSERVE_EMBEDDED_WORKER="true",
+                  GANSERVE_WORKER_METRICS_PORT="0", GANSERVE_LOG_LEVEL="INFO")
+    server = job_server(job_models, env)
+    t0 = time.monotonic()
+    while " ready." not in server.output() and time.monotonic() - t0 < 60:
+        time.sleep(0.2)
+    assert " ready." in server.output(), server.output()[-2000:]
+    t0 = time.monotonic()
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    server.proc.wait(timeout=50)
+    assert time.monotonic() - t0 < 30, "the stop waited for the worker to be killed"
+    assert "did not stop in" not in server.output()
