@@ -11,12 +11,17 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     """The CPUs this process may use: its affinity (taskset, cpusets), capped by the
     container's CPU quota (a Kubernetes limit, ``docker run --cpus``), rounded up: a pod
     limited to 2 CPUs on a 64-core node gets 2, not 64."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:                         # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = affinity_cpus()
     quota = cgroup_cpu_quota(cgroup_root)
     return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def affinity_cpus() -> int:
+    """The CPUs this process may be scheduled on (taskset, cpusets), quota aside."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                         # not on Linux
+        return os.cpu_count() or 1
 
 
 def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -40,11 +45,5 @@ def quota_threads(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     """Threads for a runtime left to its own default (0) -- unless a CPU quota caps this
     process below its CPUs, then that many (ONNX Runtime's default is a thread per physical
     core of the host, which a 2-CPU container on a 64-core node would oversubscribe)."""
-    quota = cgroup_cpu_quota(cgroup_root)
-    if quota is None:
-        return 0
     capped = available_cpus(cgroup_root)
-    try:
-        return capped if capped < len(os.sched_getaffinity(0)) else 0
-    except AttributeError:
-        return capped
+    return capped if capped < affinity_cpus() else 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def start(period_s: float = PERIOD_S) -> None:
                 refresh(nvml)
             except Exception as e:      # /proc unreadable, NVML gone: try again later
                 log.debug("process metrics: %s", e)
-            threading.Event().wait(period_s)
+            time.sleep(period_s)
     refresh(nvml)
     thread = threading.Thread(target=loop, name="process-metrics", daemon=True)
     thread.start()

@@ -294,9 +294,6 @@ class DatasetService:
             return []
         return [j.id for j in self.jobs.active() if ds_id in _dataset_ids(j.spec)]
 
-    def counts(self) -> tuple[int, int]:
-        return self.store.total_bytes()
-
 
 def _dataset_ids(spec: dict[str, Any]) -> set[str]:
     refs = (spec.get("dataset"), spec.get("reference"))

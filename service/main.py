@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -91,27 +92,17 @@ def _no_password(url: str) -> str:
     return url.replace(f":{password}@", ":***@") if password else url
 
 
-def _job_counts(app: FastAPI) -> dict[tuple[str, str], int] | None:
-    """Queued and running jobs per queue, from the records (None if they cannot be read)."""
-    jobs_service = getattr(app.state, "jobs", None)
-    if jobs_service is None:
+def _shared_counts(app: FastAPI, service: str, read: Callable[[Any], Any]) -> Any:
+    """What ``read`` gets from ``app.state.<service>`` for the metrics page: the job
+    records' queue counts, the data dir's dataset totals (None before start, or if they
+    cannot be read: the scrape still answers)."""
+    found = getattr(app.state, service, None)
+    if found is None:
         return None
     try:
-        return jobs_service.store.counts()
+        return read(found)
     except Exception as e:
-        log.warning("metrics: job records unreadable: %s", e)
-        return None
-
-
-def _dataset_counts(app: FastAPI) -> tuple[int, int] | None:
-    """(datasets, bytes) stored in the data dir (None before start or if unreadable)."""
-    datasets_service = getattr(app.state, "datasets", None)
-    if datasets_service is None:
-        return None
-    try:
-        return datasets_service.counts()
-    except OSError as e:
-        log.warning("metrics: datasets unreadable: %s", e)
+        log.warning("metrics: %s unreadable: %s", service, e)
         return None
 
 
@@ -171,8 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body, content_type = metrics_payload(
             (LoadedModel(lv.name, lv.version, lv.family, lv.provider, lv.deterministic)
              for lv in app.state.registry.loaded()),
-            await run_in_threadpool(_job_counts, app),
-            await run_in_threadpool(_dataset_counts, app))
+            await run_in_threadpool(_shared_counts, app, "jobs", lambda j: j.store.counts()),
+            await run_in_threadpool(_shared_counts, app, "datasets",
+                                    lambda d: d.store.total_bytes()))
         return Response(body, media_type=content_type)
 
     served_openapi(app, settings)

@@ -23,6 +23,7 @@ its images streamed one at a time.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -428,8 +429,6 @@ def ingest(path: Path, work: Path, limits: UploadLimits, kind: str) -> Ingested:
 def content_hash(data: Ingested) -> str:
     """sha256 of what was stored (shape, class names, labels, pixels): the same images
     uploaded twice, zipped differently or as an .npz, are the same dataset."""
-    import hashlib
-
     h = hashlib.sha256(json.dumps([list(data.images.shape), data.class_names]).encode())
     order = np.arange(len(data.images))
     if data.labels is not None:

@@ -74,14 +74,20 @@ def allowed_entries(text: str) -> list[str]:
     return [e.strip().lower() for e in text.split(",") if e.strip()]
 
 
-def _networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    nets = []
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split(entries: list[str]) -> tuple[list[Network], list[str]]:
+    """The allow-list's IP networks, and its host names and patterns (``*`` aside)."""
+    nets: list[Network] = []
+    names: list[str] = []
     for e in entries:
         try:
             nets.append(ipaddress.ip_network(e, strict=False))
         except ValueError:
-            continue
-    return nets
+            if e != "*":
+                names.append(e)
+    return nets, names
 
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -130,8 +136,7 @@ def check_target(url: str, allowed: list[str], resolver: Resolver = resolve) -> 
         raise WebhookRefused("webhooks are off here: the operator sets "
                              "GANSERVE_WEBHOOK_ALLOWED_HOSTS (and GANSERVE_WEBHOOK_SECRET)")
     _, host = _parse_url(url)
-    nets = _networks(allowed)
-    names = [e for e in allowed if e != "*" and not _networks([e])]
+    nets, names = _split(allowed)
     named = "*" in allowed or any(fnmatch.fnmatchcase(host, p.rstrip(".")) for p in names)
     if not named and not nets:
         raise WebhookRefused(f"webhook host {host!r} is not in GANSERVE_WEBHOOK_ALLOWED_HOSTS")

@@ -6,6 +6,7 @@ generator writes. The running services themselves are checked in tests/jobs/test
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -36,6 +38,15 @@ def tool(name: str) -> str:
 
 def run(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def script(name: str) -> Any:
+    """A module of scripts/ (not a package), imported by name."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
 
 
 def compose(name: str = "docker-compose.yml") -> dict:
@@ -125,11 +136,7 @@ def test_prometheus_scrapes_the_compose_services_on_their_ports():
 
 # ------------------------------------------------------------------ Grafana
 def test_dashboard_file_is_what_its_generator_writes(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import dashboard
-    finally:
-        sys.path.pop(0)
+    dashboard = script("dashboard")
     committed = json.loads((REPO / "deploy/grafana/dashboards/ganserve.json").read_text())
     assert committed == dashboard.dashboard(), "run python scripts/dashboard.py"
 
@@ -209,11 +216,7 @@ def test_dockerignore_keeps_the_context_small():
 
 # ------------------------------------------------------------------ pins
 def test_every_image_dependency_is_pinned():
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import deps
-    finally:
-        sys.path.pop(0)
+    deps = script("deps")
     pins = {}
     for line in (REPO / "requirements/constraints.txt").read_text().splitlines():
         if "==" in line and not line.startswith("#"):
