@@ -105,7 +105,7 @@ RUN pip install --no-deps --no-build-isolation . && rm -rf build
 # copies it into the shared store (GANSERVE_MODELS_DIR, a volume) on a deployment's first start
 COPY models /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
-    GANSERVE_WORKER_METRICS_PORT=9101
+    GANSERVE_WORKER_METRICS_HOST=0.0.0.0 GANSERVE_WORKER_METRICS_PORT=9101
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
 USER 10001:10001
 EXPOSE 9101
@@ -160,7 +160,7 @@ COPY --from=source /src/ ./
 RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY models /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
-    GANSERVE_WORKER_METRICS_PORT=9101
+    GANSERVE_WORKER_METRICS_HOST=0.0.0.0 GANSERVE_WORKER_METRICS_PORT=9101
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
 USER 10001:10001
 EXPOSE 9101

@@ -16,10 +16,13 @@ import sys
 import threading
 import time
 
+from ganserve.extras import training_installed
+
 log = logging.getLogger(__name__)
 NICE = 10
 PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 60.0
+TRAINING_POLL_S = 2.0
 
 
 def _child_setup() -> None:
@@ -51,10 +54,24 @@ class EmbeddedWorker:
                  NICE)
 
     def start(self) -> None:
-        self._spawn()
+        if training_installed():
+            self._spawn()
         self._watch.start()
 
+    def _wait_for_training(self) -> bool:
+        """Until the train extra is installed (``make run`` installs it in the background
+        while the API serves) -> False if stopped first."""
+        log.info("jobs: the embedded worker starts once torch and the training side are "
+                 "installed (pip install torch==2.13.0 'ganserve[train]')")
+        while not training_installed():
+            if self._stopping.wait(TRAINING_POLL_S):
+                return False
+        self._spawn()
+        return True
+
     def _keep_alive(self) -> None:
+        if self.proc is None and not self._wait_for_training():
+            return
         backoff = 1.0
         while not self._stopping.is_set():
             assert self.proc is not None

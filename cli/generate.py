@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ganserve.latents import parse_seeds
-from ganserve.manifest import load_manifest, resolve_version_dir
+from ganserve.manifest import list_models, load_manifest, resolve_version_dir
+from ganserve.names import unknown_name
 from service import generation, rendering
 from service.registry import LoadedVersion, load_version, run_padded
 from service.settings import Settings
@@ -39,6 +40,10 @@ def open_version(model: str, models_dir: Path) -> LoadedVersion:
     """``NAME``, ``NAME/VERSION`` or a path to either, loaded as the service loads it."""
     path = Path(model)
     if not path.exists():
+        name = model.split("/")[0]
+        known = list_models(models_dir)
+        if name not in known:
+            raise GenerateError(f"{unknown_name('model', name, known)} (in {models_dir})")
         path = models_dir / model
     vdir = resolve_version_dir(path)
     m = load_manifest(vdir)

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 
 import ganserve
 from ganserve.families import families
+from ganserve.logs import quiet_libraries
+from ganserve.names import closest
 
 log = logging.getLogger("ganserve")
 
@@ -30,7 +33,7 @@ EPILOG_TRAIN = """examples:
 """
 EPILOG_EXPORT = """examples:
   ganserve export runs/sg --name fashion-stylegan --version 1 --to models/
-  ganserve export runs/try --name try                      # next free version in ./models
+  ganserve export runs/try --name try                      # next free version in the store
 """
 EPILOG_GENERATE = """examples:
   ganserve generate fashion-stylegan --seeds 0-35 --psi 0.7 --outdir out/   # seed0000.png ...
@@ -58,6 +61,7 @@ Real images (--data) are read before any sampling: a missing path is an error (e
 
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+STORE_HELP = "model store (default $GANSERVE_MODELS_DIR or ./var/models)"
 
 
 class CliError(Exception):
@@ -113,10 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 "ONNX Runtime.", formatter_class=_Help)
     p.add_argument("--version", action="version", version=f"ganserve {ganserve.__version__}")
     p.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)
+    p.add_argument("--verbose", action="store_true",
+                   help="the libraries' banners and INFO lines too (Alembic, Celery, Uvicorn)")
     # --log-level also after the command (ganserve train ... --log-level DEBUG)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS,
                         help="log verbosity (default: INFO)")
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="the libraries' banners and INFO lines too (Alembic, Celery, "
+                             "Uvicorn); GANSERVE_VERBOSE=true does the same")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add = functools.partial(sub.add_parser, parents=[common], formatter_class=_Help)
@@ -163,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", required=True, help="model name in the store")
     e.add_argument("--version", help="integer version (default: next free)")
     e.add_argument("--to", help="model store folder (default GANSERVE_MODELS_DIR, else "
-                   "./models)")
+                   "./var/models)")
     e.add_argument("--parity-tol", type=_positive_float, default=1e-4,
                    help="largest |ONNX Runtime - PyTorch| allowed before publishing")
 
@@ -196,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "/srv/models --host 0.0.0.0 --port 8000 --workers 2\n\nSettings come "
                        "from GANSERVE_* environment variables (see README).",
                        )
-    s.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
+    s.add_argument("--models-dir", help=STORE_HELP)
     s.add_argument("--host", default="127.0.0.1", help="address to listen on")
     s.add_argument("--port", type=int, default=8000, help="port to listen on")
     s.add_argument("--workers", type=_positive, default=1,
@@ -211,9 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="queues to take jobs from: train (fine-tunes), eval")
     w.add_argument("--concurrency", type=_positive, default=1,
                    help="jobs at once (keep 1 per device for the train queue)")
-    w.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
+    w.add_argument("--models-dir", help=STORE_HELP)
     w.add_argument("--data-dir", help="job folders and datasets (default $GANSERVE_DATA_DIR "
-                   "or ./data)")
+                   "or ./var/data)")
 
     k = add("api-key", help="make an API key: prints the key (once) and its entry for "
             "GANSERVE_API_KEYS_FILE (which stores only its hash)")
@@ -229,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = add("generate", help="images straight from the model store (no server)",
                        epilog=EPILOG_GENERATE)
     g.add_argument("model", help="NAME or NAME/VERSION in the store, or a version folder")
-    g.add_argument("--models-dir", help="model store (default $GANSERVE_MODELS_DIR or ./models)")
+    g.add_argument("--models-dir", help=STORE_HELP)
     g.add_argument("--outdir", type=Path, default=Path("out"), help="output folder")
     g.add_argument("--seeds", default="0-7", help="seeds: '0-35', '1,5,9-12' (default 0-7)")
     g.add_argument("--psi", type=_psi, default=1.0, help="truncation psi in [0, 2]")
@@ -261,7 +270,37 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default MODELS_DIR/_evaluators/fashion-mnist)")
     b.add_argument("--epochs", type=_positive, default=8, help="training epochs")
     b.add_argument("--limit", type=_positive, help="use only the first N images per split")
+    p.set_defaults(commands=sub.choices)
     return p
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Like ``parse_args``, but an unknown flag after a command is that command's error,
+    with its usage and the flag it probably meant (argparse leaves it to the top level)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = args.commands[args.command]
+        before = argv[:argv.index(args.command)] if args.command in argv else []
+        if any(x in before for x in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        command.error(f"unrecognized arguments: {' '.join(extra)}"
+                      + "".join(_flag_hint(command, x) for x in extra if x.startswith("-")))
+    del args.commands
+    return args
+
+
+def _flag_hint(command: argparse.ArgumentParser, given: str) -> str:
+    """' (--sedes: did you mean --seeds?)' for a near miss of a flag or a positional."""
+    name = given.split("=")[0]
+    flags = [o for a in command._actions for o in a.option_strings]
+    positionals = {a.dest: a.metavar or a.dest.upper() for a in command._actions
+                   if not a.option_strings and a.dest != argparse.SUPPRESS}
+    guess = closest(name.lstrip("-"), positionals)
+    if guess:
+        return f" ({name}: {positionals[guess]} is given without a flag: {command.prog} " \
+               f"{positionals[guess]} ...)"
+    guess = closest(name, flags)
+    return f" ({name}: did you mean {guess}?)" if guess else ""
 
 
 # `ganserve train` flags -> TrainConfig fields (the plan decides which may change on resume)
@@ -427,7 +466,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def models_dir() -> Path:
     """The model store every command defaults to: GANSERVE_MODELS_DIR (the setting serve
-    and the workers read), else ./models."""
+    and the workers read), else ./var/models (a checkout's working store)."""
     from ganserve.jobs.settings import JobSettings
 
     return _settings(JobSettings).models_dir
@@ -459,18 +498,15 @@ def _settings(cls: Any) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import importlib.util
-    import os
-
     if args.models_dir:
         os.environ["GANSERVE_MODELS_DIR"] = args.models_dir
-    from service.server import serve
+    from cli.announce import announce
     from service.settings import get_settings
 
     settings = _settings(get_settings)
     _check_port(args.host, args.port)
     worker = None
-    if settings.embedded and settings.embedded_worker and importlib.util.find_spec("torch"):
+    if settings.embedded and settings.embedded_worker:
         from cli.embedded_worker import EmbeddedWorker
         from ganserve.jobs.migrate import upgrade
         from ganserve.jobs.store import make_engine
@@ -478,9 +514,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         upgrade(make_engine(settings.resolved_database_url()))
         worker = EmbeddedWorker(settings.log_level)
         worker.start()
+    jobs = _jobs_mode(settings, worker)
+    announcer = announce(args.host, args.port, args.workers, jobs)
+    try:
+        _serve(args, worker)
+    finally:
+        announcer.set()
+    return 0
+
+
+def _jobs_mode(settings: Any, worker: Any) -> str:
+    """What runs jobs, for the ready line."""
+    if worker is not None:
+        return (f"embedded worker (pid {worker.proc.pid})" if worker.proc is not None else
+                "the embedded worker starts once torch is installed")
+    if not settings.embedded:
+        return "the broker's workers (`ganserve worker`)"
+    return "embedded mode, no worker (GANSERVE_EMBEDDED_WORKER=false)"
+
+
+def _serve(args: argparse.Namespace, worker: Any) -> None:
+    from service.server import serve
+
     if worker is None:
         serve(args.host, args.port, args.workers)
-        return 0
+        return
     # uvicorn re-raises the signal it drained on (to die by it); with a worker to stop, it
     # raises this handler's exception instead, so the worker is stopped before exiting
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -491,7 +549,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         worker.stop()
-    return 0
 
 
 class _StopServing(Exception):
@@ -525,7 +582,6 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     import importlib.util
-    import os
     import shutil
     import tempfile
 
@@ -583,10 +639,14 @@ COMMANDS = {"train": cmd_train, "serve": cmd_serve, "worker": cmd_worker,
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     args.argv = argv
+    if args.verbose:            # read as a setting here and by every process started below
+        os.environ["GANSERVE_VERBOSE"] = "true"
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_libraries(args.verbose or os.environ.get("GANSERVE_VERBOSE", "").lower()
+                    in ("1", "true", "yes", "on"))
     try:
         return COMMANDS[args.command](args)
     except Exception as e:

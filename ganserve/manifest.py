@@ -186,6 +186,20 @@ def list_versions(model_dir: str | Path) -> list[str]:
                   key=int)
 
 
+def model_dirs(store: str | Path) -> list[Path]:
+    """The model folders of a store, by name (``_evaluators``, ``.tmp`` and such are not
+    models)."""
+    root = Path(store)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def list_models(store: str | Path) -> list[str]:
+    """Names of the models in a store that hold at least one version."""
+    return [d.name for d in model_dirs(store) if list_versions(d)]
+
+
 def next_version(model_dir: str | Path) -> str:
     versions = list_versions(model_dir)
     return str(int(versions[-1]) + 1) if versions else "1"

@@ -17,10 +17,13 @@ import uuid
 from pathlib import Path
 
 from ganserve.evaluations import evaluations_dir
+from ganserve.locks import file_lock
 from ganserve.manifest import atomic_write_text
 
 DEFAULT_FILE = "_default.json"
 TRASH_PREFIX = "_deleted-"
+SEEDED_FILE = "_seeded.json"        # the shipped versions a store was offered by seed()
+SEED_LOCK = ".seed.lock"
 
 
 def read_default(model_dir: Path) -> str | None:
@@ -56,24 +59,47 @@ def remove_version(model_dir: Path, version: str) -> None:
 
 
 def seed(shipped: Path, store: Path) -> list[str]:
-    """Copy every ``NAME/VERSION`` (and evaluator folder) of ``shipped`` that ``store`` lacks,
-    each through a temporary folder and one rename, so a reader sees it whole or not at all.
-    What the store already holds is never touched (a re-run, or a version a job made).
+    """Copy every ``NAME/VERSION`` (and evaluator folder) of ``shipped`` that ``store`` was
+    never offered, each through a temporary folder and one rename, so a reader sees it whole
+    or not at all. What the store holds is never touched (a re-run, a version a job made),
+    and what it was offered once is not offered again (``_seeded.json``): a shipped version
+    someone deleted stays deleted; one that a later checkout ships is copied.
     Returns what was copied, as ``NAME/VERSION``."""
-    copied = []
+    copied: list[str] = []
     store.mkdir(parents=True, exist_ok=True)
-    for model in sorted(p for p in shipped.iterdir() if p.is_dir()):
-        for item in sorted(p for p in model.iterdir() if p.is_dir()):
-            dest = store / model.name / item.name
-            if dest.exists() or item.name.startswith(".") or item.name.startswith(TRASH_PREFIX):
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.parent / f".seed-{item.name}-{uuid.uuid4().hex[:8]}"
-            shutil.copytree(item, tmp)
-            try:
-                tmp.rename(dest)
-            except OSError:                 # another seeder won the race: theirs stays
-                shutil.rmtree(tmp, ignore_errors=True)
-                continue
-            copied.append(f"{model.name}/{item.name}")
+    with file_lock(store / SEED_LOCK):
+        offered = _offered(store)
+        for model in sorted(p for p in shipped.iterdir() if p.is_dir()):
+            for item in sorted(p for p in model.iterdir() if p.is_dir()):
+                key = f"{model.name}/{item.name}"
+                if item.name.startswith((".", TRASH_PREFIX)) or key in offered:
+                    continue
+                offered.add(key)
+                if _copy_whole(item, store / model.name / item.name):
+                    copied.append(key)
+        atomic_write_text(store / SEEDED_FILE, json.dumps(
+            {"source": str(shipped.resolve()), "offered": sorted(offered)}, indent=1) + "\n")
     return copied
+
+
+def _offered(store: Path) -> set[str]:
+    try:
+        return set(json.loads((store / SEEDED_FILE).read_text())["offered"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _copy_whole(src: Path, dest: Path) -> bool:
+    """``src`` to ``dest`` through a temporary folder and one rename; False if ``dest``
+    exists (it is never overwritten)."""
+    if dest.exists():
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".seed-{src.name}-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(src, tmp)
+    try:
+        tmp.rename(dest)
+    except OSError:                 # another seeder won the race: theirs stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+    return True

@@ -70,9 +70,16 @@ def progress_record(p: Progress, batch: int, stage: str = "training") -> dict[st
             "samples": p.samples is not None}
 
 
+def starting(lease: Lease, total_steps: int, activity: str) -> None:
+    """A progress event before the first step: what the job is doing meanwhile."""
+    lease.progress({"stage": "starting", "activity": activity, "step": 0,
+                    "total_steps": total_steps, "eta_s": None, "losses": {}}, force=True)
+
+
 def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     spec = FineTuneSpec.model_validate(job.spec)
     base = ctx.settings.models_dir / spec.model / str(job.version)
+    starting(lease, spec.steps, "loading the base model and the dataset")
     try:
         m = load_manifest(base)
         data = load_dataset(spec.dataset, ctx.settings.datasets_dir,
@@ -86,6 +93,8 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
                         train={} if resume else train_overrides(spec, m.family),
                         resume=resume, init_from=None if resume else base, images=data,
                         data=spec.dataset.describe(), command=f"fine-tune job {job.id}")
+    starting(lease, spec.steps, "resuming from the job's checkpoint" if resume
+             else "building the training plan")
     try:
         plan = plan_training(opts)
     except PlanError as e:
@@ -101,7 +110,9 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
         lease.progress(progress_record(p, batch) | ({"quality": dict(quick)} if quick else {}))
         ctx.notify(job, "progress")
 
+    starting(lease, spec.steps, "waiting for the training device")
     with device_lock(ctx, lease):
+        starting(lease, spec.steps, "building the networks and loading the weights")
         result = run_plan(plan, progress=progress, should_cancel=lease.should_stop,
                           evaluator=evaluator)
     if result.cancelled:

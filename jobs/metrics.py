@@ -45,15 +45,15 @@ def finished(job_type: str, state: str, started_at: dt.datetime | None) -> None:
         DURATION.labels(job_type, state).observe(max(0.0, seconds))
 
 
-def serve(port: int) -> bool:
-    """Serve the merged metrics of this worker's processes on ``port`` -> whether it could
-    (a port taken by another worker on the host is a warning, not a dead worker)."""
+def serve(host: str, port: int) -> bool:
+    """Serve the merged metrics of this worker's processes on ``host:port`` -> whether it
+    could (a port taken by another worker on the host is a warning, not a dead worker)."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
     try:
-        start_http_server(port, registry=registry)
+        start_http_server(port, addr=host, registry=registry)
     except OSError as e:
-        log.warning("worker metrics not served: port %d: %s (set "
-                    "GANSERVE_WORKER_METRICS_PORT)", port, e.strerror)
+        log.warning("worker metrics not served: %s:%d: %s (set "
+                    "GANSERVE_WORKER_METRICS_HOST / _PORT)", host, port, e.strerror)
         return False
     return True

@@ -18,7 +18,7 @@ from celery import Celery, signals
 from ganserve import process_metrics
 from ganserve.cpus import quota_threads
 from ganserve.jobs.migrate import upgrade
-from ganserve.jobs.queue import QUEUES, TASK_OF, make_celery, publish
+from ganserve.jobs.queue import QUEUES, READY_LINE, TASK_OF, make_celery, publish
 from ganserve.jobs.records import JobType
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
@@ -66,7 +66,8 @@ def _child_sigterm(ctx: WorkerContext) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -> None:
+def _connect_signals(ctx: WorkerContext, metrics: tuple[str, int], queues: list[str]) -> None:
+    """``metrics``: the (host, port) of the worker's /metrics; port 0 is off."""
     reaper = Reaper(ctx, lambda job: publish(ctx.celery, job), queues, _idle)
 
     @signals.worker_process_init.connect(weak=False)
@@ -87,11 +88,13 @@ def _connect_signals(ctx: WorkerContext, metrics_port: int, queues: list[str]) -
     @signals.worker_ready.connect(weak=False)
     def _ready(**_: Any) -> None:
         process_metrics.start()
-        if metrics_port:
-            from jobs import metrics
-            if metrics.serve(metrics_port):
-                log.info("worker metrics on :%d/metrics", metrics_port)
+        host, port = metrics
+        if port:
+            from jobs import metrics as worker_metrics
+            if worker_metrics.serve(host, port):
+                log.info("worker metrics on http://%s:%d/metrics", host, port)
         reaper.start()
+        log.info("%s (pid %d): taking jobs from %s", READY_LINE, os.getpid(), ",".join(queues))
 
     @signals.worker_shutting_down.connect(weak=False)
     def _shutting_down(**_: Any) -> None:
@@ -109,12 +112,14 @@ def run_worker(settings: JobSettings, queues: list[str], concurrency: int,
         raise ValueError(f"unknown queue {', '.join(unknown)}; queues: {', '.join(QUEUES)}")
     upgrade(JobStore.from_url(settings.resolved_database_url()).engine)
     app, ctx = create_worker_app(settings)
-    _connect_signals(ctx, settings.worker_metrics_port, queues)
+    _connect_signals(ctx, (settings.worker_metrics_host, settings.worker_metrics_port), queues)
     mode = "embedded (SQLite broker)" if settings.embedded else "broker " + _safe(
         settings.broker_url or "")
     log.info("worker: queues %s, concurrency %d, %s, jobs in %s", ",".join(queues),
              concurrency, mode, settings.jobs_dir)
-    app.worker_main(["worker", f"--queues={','.join(queues)}",
+    # -q: no banner (the log says the same in one line above), unless --verbose
+    app.worker_main([*([] if settings.verbose else ["-q"]), "worker",
+                     f"--queues={','.join(queues)}",
                      f"--concurrency={concurrency}", "--pool=prefork",
                      f"--loglevel={loglevel}", "--without-gossip", "--without-mingle",
                      f"--hostname=ganserve-{os.getpid()}@%h"])

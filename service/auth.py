@@ -131,14 +131,17 @@ def _check(request: Request, creds: HTTPAuthorizationCredentials | None, write: 
     if creds is None or not creds.credentials:
         AUTH_FAILURES.labels(_endpoint(request), "missing").inc()
         raise Unauthorized("this endpoint needs an API key: send Authorization: Bearer <key>",
+                           field="authorization", reason="missing", scheme="Bearer",
                            headers={"WWW-Authenticate": 'Bearer realm="ganserve"'})
     key = ring.find(creds.credentials)
     if key is None:
         AUTH_FAILURES.labels(_endpoint(request), "unknown").inc()
-        raise Forbidden("the API key is not valid here")
+        raise Forbidden("the API key is not valid here", field="authorization",
+                        reason="unknown")
     if write and key.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
         AUTH_FAILURES.labels(_endpoint(request), "read_only").inc()
-        raise Forbidden(f"the key {key.name!r} is read-only")
+        raise Forbidden(f"the key {key.name!r} is read-only", field="authorization",
+                        reason="read_only", key=key.name)
     request.state.api_key = key.name
 
 

@@ -7,7 +7,6 @@ clients parse one thing. ``error_responses(...)`` documents the same statuses in
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import re
@@ -16,11 +15,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
+
+from ganserve import names
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ class ServiceError(Exception):
 
 class ModelNotFound(ServiceError):
     status, code = 404, "model_not_found"
+
+    @classmethod
+    def named(cls, name: str, known: list[str]) -> ModelNotFound:
+        """The 404 for ``name``: the models there are, and the near miss."""
+        return cls(names.unknown_name("model", name, known), field="name", available=known,
+                   suggestion=names.closest(name, known))
 
 
 class VersionNotFound(ServiceError):
@@ -137,11 +144,16 @@ class BodyError(StarletteHTTPException):
 
 
 class ErrorBody(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-    request_id: str | None = None
-    details: dict[str, Any] | None = None
+    """Every key is always there (``field`` null and ``details`` empty when they say
+    nothing), whatever the status: a client reads one shape."""
+    code: str = Field(description="what went wrong, for programs: model_not_found, "
+                      "invalid_input, unauthorized, ...")
+    message: str = Field(description="what went wrong and what to do, for people")
+    field: str | None = Field(None, description="the request field, parameter or header "
+                              "at fault, when there is one")
+    request_id: str | None = Field(None, description="also in the X-Request-ID header")
+    details: dict[str, Any] = Field(default_factory=dict, description="machine-readable "
+                                    "specifics: allowed values, limits, the near miss")
 
 
 class ErrorResponse(BaseModel):
@@ -183,8 +195,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 def error_body(rid: str | None, code: str, message: str, field: str | None = None,
                details: dict[str, Any] | None = None) -> bytes:
     return ErrorResponse(error=ErrorBody(code=code, message=message, field=field,
-                                         request_id=rid, details=details or None)
-                         ).model_dump_json(exclude_none=True).encode()
+                                         request_id=rid, details=details or {})
+                         ).model_dump_json().encode()
 
 
 def error_json(request: Request | None, status: int, code: str, message: str,
@@ -267,12 +279,12 @@ def _unknown_field_message(request: Request, loc: tuple[Any, ...]) -> str:
 
 
 def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
-    """'; did you mean 'X'?' for the known name a client probably meant, else ''."""
+    """'; did you mean 'X'?' for the known name a client probably meant (a synonym first),
+    else ''."""
     guess = SYNONYMS.get(name.lower())
-    if guess not in known:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        guess = close[0] if close else None
-    return f"; did you mean {guess!r}?" if guess else ""
+    if guess in known:
+        return f"; did you mean {guess!r}?"
+    return names.did_you_mean(name, known)
 
 
 def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:

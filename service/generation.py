@@ -15,6 +15,7 @@ from ganserve.families import supporting
 from ganserve.generator import class_weights
 from ganserve.latent_space import interpolation_steps, lerp, mix_ws, slerp
 from ganserve.latents import truncated_z_from_seed, z_from_seeds
+from ganserve.names import choices, closest
 from service.errors import InvalidInput, Unsupported
 from service.registry import LoadedVersion
 
@@ -72,8 +73,9 @@ def resolve_class(lv: LoadedVersion, ref: int | str, field: str = "class") -> in
         return names[key]
     if key.isascii() and key.isdigit():        # not '²' or '①', which int() refuses
         return resolve_class(lv, int(key), field)
-    raise InvalidInput(f"{field}: unknown class {ref!r}; classes: {', '.join(m.class_names)}",
-                       field=field, classes=m.class_names)
+    raise InvalidInput(f"{field}: unknown class {ref!r}{choices('class', str(ref), m.class_names)}",
+                       field=field, classes=m.class_names,
+                       suggestion=closest(str(ref), m.class_names))
 
 
 async def _stylegan_images(lv: LoadedVersion, z: np.ndarray, psi: float, deadline: float

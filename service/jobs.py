@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import logging
 import math
@@ -25,6 +24,7 @@ from prometheus_client import Counter
 
 from ganserve.data import DataError, load_images
 from ganserve.data.uploads import DatasetStore
+from ganserve.extras import training_installed
 from ganserve.jobs import queue
 from ganserve.jobs.datasets import class_mapping, dataset_path, selection
 from ganserve.jobs.migrate import upgrade
@@ -55,7 +55,7 @@ TRAINING_EXTRAS = "pip install 'ganserve[train]' (torch) on this host"
 def jobs_off_reason(settings: Settings) -> str | None:
     """Why this service cannot run jobs, or None. Embedded mode runs jobs in a local worker,
     which needs torch; with a broker configured, workers elsewhere run them."""
-    if settings.embedded and importlib.util.find_spec("torch") is None:
+    if settings.embedded and not training_installed():
         return (f"jobs are off: embedded mode runs them on this host, which lacks the training "
                 f"extras; {TRAINING_EXTRAS}, or set GANSERVE_BROKER_URL to a broker that "
                 "`ganserve worker` processes serve")
@@ -116,10 +116,15 @@ class JobService:
     def __init__(self, settings: Settings, registry: Registry):
         self.settings, self.registry = settings, registry
         self.store = JobStore.from_url(settings.resolved_database_url())
-        self.off_reason = jobs_off_reason(settings)
         self.datasets = DatasetChecks(settings.datasets_dir)
         self.webhooks = WebhookSender(settings, self.store.get)
         self._celery = None
+
+    @property
+    def off_reason(self) -> str | None:
+        """Why jobs are refused now (read each time: the training side may have been
+        installed since the start)."""
+        return jobs_off_reason(self.settings)
 
     def start(self) -> None:
         """Bring the job database's schema up to date (blocking; run in a thread)."""

@@ -183,5 +183,5 @@ def app_factory() -> FastAPI:
     from service.observability import setup_logging
 
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.verbose)
     return create_app(settings)

@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ganserve.jobs.queue import QUEUES as JOB_QUEUES
+from ganserve.logs import quiet_libraries
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -148,7 +149,7 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, verbose: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(logging.Formatter(
@@ -156,3 +157,4 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet_libraries(verbose)

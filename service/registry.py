@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ganserve.generator import OnnxGenerator, class_weights
-from ganserve.manifest import MANIFEST_NAME, Manifest, list_versions
+from ganserve.manifest import MANIFEST_NAME, Manifest, list_versions, model_dirs
 from ganserve.model_store import read_default
 from service.batcher import Batcher, BatchStats, pad_rows
 from service.errors import ModelNotFound, ModelUnavailable, VersionNotFound
@@ -169,11 +169,16 @@ class Registry:
         self._lock = asyncio.Lock()
 
     # ---------------------------------------------------------------- queries
-    def get(self, name: str, version: str | None = None) -> LoadedVersion:
+    def versions_of(self, name: str) -> dict[str, Entry]:
+        """The versions of model ``name`` (loaded or failed); unknown: a 404 that names the
+        models there are and the near miss."""
         versions = self.models.get(name)
         if not versions:
-            raise ModelNotFound(f"no model named {name!r}; see GET /v1/models",
-                                field="name", available=sorted(self.models))
+            raise ModelNotFound.named(name, sorted(self.models))
+        return versions
+
+    def get(self, name: str, version: str | None = None) -> LoadedVersion:
+        versions = self.versions_of(name)
         if version in (None, ""):
             chosen = versions.get(self.defaults.get(name, ""))
             if isinstance(chosen, LoadedVersion):
@@ -207,10 +212,7 @@ class Registry:
     def _plan(self) -> list[tuple[str, str, Path]]:
         """Versions on disk that are new, or failed and changed since."""
         todo = []
-        root = self.settings.models_dir
-        for model_dir in sorted(root.iterdir()) if root.is_dir() else []:
-            if not model_dir.is_dir() or model_dir.name.startswith(("_", ".")):
-                continue
+        for model_dir in model_dirs(self.settings.models_dir):
             for v in list_versions(model_dir):
                 vdir = model_dir / v
                 if not (vdir / MANIFEST_NAME).is_file():
@@ -222,13 +224,11 @@ class Registry:
         return todo
 
     def _read_defaults(self) -> dict[str, str]:
-        root = self.settings.models_dir
         found = {}
-        for model_dir in sorted(root.iterdir()) if root.is_dir() else []:
-            if model_dir.is_dir() and not model_dir.name.startswith(("_", ".")):
-                v = read_default(model_dir)
-                if v is not None:
-                    found[model_dir.name] = v
+        for model_dir in model_dirs(self.settings.models_dir):
+            v = read_default(model_dir)
+            if v is not None:
+                found[model_dir.name] = v
         return found
 
     def _removed(self) -> list[tuple[str, str]]:

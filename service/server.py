@@ -191,7 +191,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     from service.settings import get_settings
 
     settings = get_settings()          # validates the environment before anything starts
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.verbose)
     # the drain timeout as given (uvicorn waits with asyncio.wait_for): 0 = no wait
     # ws="none": no WebSocket endpoints, so an Upgrade request is plain HTTP (our 404 shape)
     common = dict(host=host, port=port, log_config=None, access_log=False, ws="none",

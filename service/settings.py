@@ -105,7 +105,9 @@ class Settings(JobSettings):
     def _models_dir_exists(cls, v: Path) -> Path:
         if not v.is_dir():
             raise ValueError(f"models_dir {v} is not a folder (--models-dir or "
-                             "GANSERVE_MODELS_DIR)")
+                             "GANSERVE_MODELS_DIR); in a checkout, `make run` seeds the "
+                             "working store from the shipped models/, or run `ganserve "
+                             "seed-store --from models`")
         return v
 
 

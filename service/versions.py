@@ -12,7 +12,7 @@ import logging
 
 from ganserve.manifest import list_versions
 from ganserve.model_store import read_default, remove_version, write_default
-from service.errors import JobConflict, ModelNotFound, VersionNotFound
+from service.errors import JobConflict, VersionNotFound
 from service.jobs import JobService
 from service.registry import Registry
 
@@ -35,9 +35,7 @@ def set_default(registry: Registry, name: str, version: str | None) -> None:
 
 def delete_version(registry: Registry, jobs_service: JobService, name: str,
                    version: str) -> None:
-    versions = registry.models.get(name)
-    if not versions:
-        raise ModelNotFound(f"no model named {name!r}; see GET /v1/models", field="name")
+    versions = registry.versions_of(name)
     model_dir = registry.settings.models_dir / name
     if version not in versions:
         raise VersionNotFound(f"{name} has no version {version!r}", field="version",

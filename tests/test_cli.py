@@ -270,3 +270,10 @@ def test_cli_seed_store_copies_what_the_store_lacks(tmp_path, baby_exports, caps
     assert not list(store.rglob(".seed-*"))
     assert main(["seed-store", "--from", str(shipped), "--to", str(store)]) == 0
     assert "nothing new" in capsys.readouterr().out
+    # a shipped version deleted from the store stays deleted; a newly shipped one is copied
+    shutil.rmtree(store / "baby-dcgan" / "1")
+    shutil.copytree(baby_exports["dcgan"], shipped / "baby-dcgan" / "2")
+    assert main(["seed-store", "--from", str(shipped), "--to", str(store)]) == 0
+    assert "baby-dcgan/2" in capsys.readouterr().out
+    assert not (store / "baby-dcgan" / "1").exists()
+    assert (store / "baby-dcgan" / "2" / "manifest.json").is_file()

@@ -324,11 +324,20 @@ class _Run:
         self.ips = ips
         self.report(progress)
 
-    def report(self, progress: Callable[[Progress], None] | None) -> None:
-        if progress is not None:
-            latest = self.folder.latest_samples
-            progress(Progress(self.step, self.cfg.steps, self.images_seen, self.ips, self.wall,
-                              self.last, latest if latest.is_file() else None))
+    def report(self, progress: Callable[[Progress], None] | None,
+               live: tuple[dict[str, list[float]], float] | None = None) -> None:
+        """``live``: the running log window and its images/s, for the steps between log rows
+        (before the first row there is no other measure of speed or loss)."""
+        if progress is None:
+            return
+        losses, ips = self.last, self.ips
+        if live is not None and live[0]:
+            window, window_ips = live
+            losses = {k: float(np.mean(v)) for k, v in window.items()}
+            ips = ips or window_ips
+        latest = self.folder.latest_samples
+        progress(Progress(self.step, self.cfg.steps, self.images_seen, ips, self.wall,
+                          losses, latest if latest.is_file() else None))
 
     def one_step(self, amp: Callable[[], Any], aux: bool) -> dict[str, float]:
         cfg, B = self.cfg, self.cfg.batch
@@ -380,8 +389,9 @@ class _Run:
                 now = time.perf_counter()
                 self.log_row(window, win_imgs / max(now - win_t, 1e-9), progress)
                 window, win_t, win_imgs = {}, now, 0
-            else:
-                self.report(progress)       # every step, with the last window's numbers
+            else:                           # every step, with the running window's numbers
+                elapsed = max(time.perf_counter() - win_t, 1e-9)
+                self.report(progress, (window, win_imgs / elapsed))
             if self.step % cfg.sample_every == 0 or (cfg.eval_every
                                                      and self.step % cfg.eval_every == 0):
                 self.snapshot()

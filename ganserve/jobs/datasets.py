@@ -9,6 +9,7 @@ import numpy as np
 from ganserve.data import DEFAULT_FASHION_DIR, DataError, ImageData, load_images
 from ganserve.data.uploads import DatasetStore
 from ganserve.jobs.specs import DatasetRef
+from ganserve.names import choices
 
 BUILTIN = {"fashion-mnist": DEFAULT_FASHION_DIR}
 
@@ -52,8 +53,8 @@ def selection(n: int, labels: np.ndarray | None, class_names: list[str], source:
                             f"{', '.join(classes)}")
         unknown = [c for c in classes if c not in class_names]
         if unknown:
-            raise DataError(f"{source} has no class {', '.join(map(repr, unknown))}; "
-                            f"its classes: {', '.join(class_names)}")
+            raise DataError(f"{source} has no class {', '.join(map(repr, unknown))}"
+                            f"{choices('class', unknown[0], class_names)}")
         keep = np.flatnonzero(np.isin(labels, [class_names.index(c) for c in classes]))
     if limit is not None:
         keep = keep[:limit]

@@ -18,8 +18,6 @@ from sqlalchemy.engine import Connection, Engine
 from ganserve.locks import file_lock
 
 log = logging.getLogger(__name__)
-# alembic's own INFO lines ("Context impl SQLiteImpl.") on every start are noise: we log one
-logging.getLogger("alembic").setLevel(logging.WARNING)
 MIGRATIONS = Path(__file__).parent / "migrations"
 PG_LOCK_KEY = 0x67616E73     # "gans": one advisory lock id for ganserve's migrations
 

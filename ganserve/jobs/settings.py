@@ -16,9 +16,11 @@ class JobSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GANSERVE_", extra="ignore",
                                       protected_namespaces=())
 
-    models_dir: Path = Field(Path("models"), description="the model store")
-    data_dir: Path = Field(Path("data"), description="job folders, datasets, and in embedded "
-                           "mode the broker and job database files")
+    # a checkout's working store (git-ignored; `make run` seeds it from the shipped models/),
+    # so jobs, defaults and deletions never write into the tracked tree
+    models_dir: Path = Field(Path("var/models"), description="the model store")
+    data_dir: Path = Field(Path("var/data"), description="job folders, datasets, and in "
+                           "embedded mode the broker and job database files")
     broker_url: str | None = Field(None, description="Celery broker, e.g. "
                                    "redis://host:6379/0; unset: embedded mode (a SQLite "
                                    "broker in the data dir, one worker started by serve)")
@@ -61,8 +63,13 @@ class JobSettings(BaseSettings):
                                      "retry, doubled for each next one")
     webhook_progress_interval_s: float = Field(5.0, ge=0, description="progress events at "
                                                "most this often per job")
+    verbose: bool = Field(False, description="the libraries' start-up banners and INFO "
+                          "lines too (Alembic, Celery, Uvicorn); --verbose on the CLI")
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="a worker's "
                                      "Prometheus /metrics port (0 = off)")
+    worker_metrics_host: str = Field("127.0.0.1", min_length=1, description="the address "
+                                     "a worker's /metrics listens on (the images set "
+                                     "0.0.0.0: Prometheus scrapes from another container)")
 
     @model_validator(mode="after")
     def _limits_ordered(self) -> JobSettings:

@@ -21,6 +21,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from ganserve.jobs.queue import READY_LINE
 from tests.service.conftest import REPO, ServerProcess, free_port
 from tests.service.conftest import server_factory as server_factory  # noqa: F401
 from tests.service.conftest import store as store  # noqa: F401 (the baby store fixture)
@@ -72,7 +73,8 @@ class OwnRedis:
                                       "--appendonly", "no", "--bind", "127.0.0.1"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
-        for _ in range(100):
+        deadline = time.monotonic() + 60          # generous: a busy machine starts slowly
+        while time.monotonic() < deadline:
             with contextlib.suppress(redis.ConnectionError):
                 if client.ping():
                     return
@@ -131,7 +133,7 @@ class WorkerProcess:
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.output()}")
-            if " ready." in self.output():
+            if READY_LINE in self.output():
                 return
             time.sleep(0.1)
         raise TimeoutError(f"worker did not become ready: {self.output()}")

@@ -3,7 +3,6 @@ cancel of a queued job, jobs switched off. (Embedded mode's SQLite broker takes 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +183,8 @@ def test_events_of_a_finished_job_end_at_once(api):
 
 
 def test_jobs_off_without_training_extras_is_503(job_models, data_dir, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "torch" else real(name, *a))
+    installed = {"train": False}
+    monkeypatch.setattr("service.jobs.training_installed", lambda: installed["train"])
     with make_client(job_models, data_dir=data_dir) as c:
         wait_ready(c)
         body = error(c.post("/v1/jobs/fine-tune", json=fine_tune_body()), 503,
@@ -194,6 +192,20 @@ def test_jobs_off_without_training_extras_is_503(job_models, data_dir, monkeypat
         assert "ganserve[train]" in body["message"] and "GANSERVE_BROKER_URL" in body["message"]
         assert c.get("/v1/jobs").status_code == 200          # reads still work
         assert c.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]}).status_code == 200
+        # installed while the service runs (make run does so in the background): taken
+        installed["train"] = True
+        assert c.post("/v1/jobs/fine-tune", json=fine_tune_body()).status_code == 202
+
+
+def test_training_installed_is_every_package_of_the_train_extra(monkeypatch):
+    from ganserve import extras
+
+    assert extras.training_installed()              # the test environment has it all
+    requires = ['torch>=2.3; extra == "train"', 'no-such-dist-ganserve; extra == "train"',
+                'pytest>=8; extra == "dev"']
+    monkeypatch.setattr(extras.importlib.metadata, "requires", lambda name: requires)
+    assert not extras.training_installed()          # one package still missing
+    assert extras.installed("dev", "pytest")
 
 
 def test_job_metrics_count_submissions_and_queues(api):

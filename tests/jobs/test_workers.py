@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from ganserve.jobs.queue import make_celery, publish
+from ganserve.jobs.queue import READY_LINE, make_celery, publish
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import verify
@@ -81,6 +81,12 @@ def test_fine_tune_job_end_to_end_new_version_served(job_models, data_dir, redis
     assert result["parent"] == "baby-dcgan/1" and result["steps"] == 12
     assert {"precision", "recall", "target_share", "near_copy_share"} <= set(result["quality"])
     assert final["progress"]["step"] == 12 and final["attempts"] == 1
+    # before the first step an event says what the job is doing; after it, ETA and losses
+    progress = [d for e, d in events if e == "progress"]
+    assert all(d["stage"] == "starting" and d["activity"]
+               for d in progress if d.get("step") == 0), progress
+    stepped = [d for d in progress if d.get("step", 0) >= 1]
+    assert stepped and all(d["eta_s"] is not None and d["losses"] for d in stepped), stepped
     assert 0 <= final["progress"]["quality"]["target_share"] <= 1   # the in-training figure
     # served with no restart, and it generates
     wait_version(server.url, "baby-dcgan", "2")
@@ -263,9 +269,9 @@ def test_idle_embedded_worker_stops_at_once_on_a_group_sigterm(job_models, data_
                   GANSERVE_WORKER_METRICS_PORT="0", GANSERVE_LOG_LEVEL="INFO")
     server = job_server(job_models, env)
     t0 = time.monotonic()
-    while " ready." not in server.output() and time.monotonic() - t0 < 60:
+    while READY_LINE not in server.output() and time.monotonic() - t0 < 60:
         time.sleep(0.2)
-    assert " ready." in server.output(), server.output()[-2000:]
+    assert READY_LINE in server.output(), server.output()[-2000:]
     t0 = time.monotonic()
     os.killpg(server.proc.pid, signal.SIGTERM)
     server.proc.wait(timeout=50)

@@ -55,6 +55,7 @@ def error(r, status: int, code: str, field: str | None = None) -> dict:
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/json"), r.headers
     body = r.json()["error"]
+    assert set(body) == {"code", "message", "field", "request_id", "details"}, body
     assert body["code"] == code and body["message"] and body["request_id"]
     assert r.headers["x-request-id"] == body["request_id"]
     if field is not None:

@@ -45,7 +45,7 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
      "a page cursor is valid only as the API wrote it"),
     ("invalid_input", r"give exactly one of name \(a built-in dataset",
      "a dataset is named, an id or a path: one of three optional fields"),
-    ("invalid_input", r"no dataset .* in the datasets folder|no class .*; its classes|"
+    ("invalid_input", r"no dataset .* in the datasets folder|no class .*classes: |"
      r"must be relative to the datasets folder|no images left after narrowing",
      "which datasets, classes and images exist is the data dir's"),
     ("invalid_input", r"steps=\d+ is above GANSERVE_MAX_FINE_TUNE_STEPS|n=\d+ is above "

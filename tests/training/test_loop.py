@@ -102,7 +102,8 @@ def test_progress_callback_and_unlabeled_cgan(idx_dir, tmp_path):
     seen = []
     train(tmp_path / "p", "dcgan", model_cfg, cfg, data, progress=seen.append)
     assert [p.step for p in seen] == [1, 2, 3] and seen[-1].total_steps == 3
-    assert set(seen[-1].losses) >= {"loss_G", "loss_D"}
+    # from the first step on (before the first log row too): a speed for the ETA, losses
+    assert all(set(p.losses) >= {"loss_G", "loss_D"} and p.images_per_s > 0 for p in seen)
     cg_cfg, cfg, data = _setup("cgan", idx_dir, steps=2)
     data.labels = None
     with pytest.raises(RunError, match="needs labels"):

@@ -26,7 +26,7 @@ UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
                      "a .zip of PNG/JPEG/WebP images (class subfolders: Bag/001.png, or "
                      "flat) or an .npz with images [N,H,W] or [N,C,H,W] uint8, optional "
                      "labels [N] and class_names [K]"},
-            "name": {"type": "string", "maxLength": 128,
+            "name": {"type": "string", "maxLength": 128, "examples": ["my bags"],
                      "description": "a name to show (default: the file's name)"}}}}}}}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request
 
 from service.api.schemas import Health, ModelReady
-from service.errors import ModelNotFound, ModelUnavailable, NotReady, error_responses
+from service.errors import ModelUnavailable, NotReady, error_responses
 from service.registry import LoadedVersion
 
 router = APIRouter(prefix="/v2", tags=["health"])
@@ -47,9 +47,7 @@ async def model_ready(request: Request,
                                        json_schema_extra={"x-capability": "any"})
                       ) -> ModelReady:
     registry = request.app.state.registry
-    versions = registry.models.get(name)
-    if not versions:
-        raise ModelNotFound(f"no model named {name!r}; see GET /v1/models", field="name")
+    versions = registry.versions_of(name)
     if not any(isinstance(v, LoadedVersion) for v in versions.values()):
         raise ModelUnavailable(f"{name}: no version could be loaded", field="name",
                                headers={"Retry-After": "5"})

@@ -11,7 +11,7 @@ from ganserve.evaluations import effective_metrics, evaluations_dir
 from service.api.deps import JobsDep, RegistryDep, require_json
 from service.api.schemas import DefaultRequest, ModelInfo, ModelList, VersionInfo, VersionList
 from service.auth import require_key, require_key_for_inference
-from service.errors import ModelNotFound, error_responses
+from service.errors import error_responses
 from service.registry import Entry, LoadedVersion, Registry
 from service.versions import delete_version, set_default
 
@@ -62,9 +62,7 @@ def _version_info(e: Entry, default: str | None = None) -> VersionInfo:
 
 
 def model_info(registry: Registry, name: str) -> ModelInfo:
-    versions = registry.models.get(name)
-    if not versions:
-        raise ModelNotFound(f"no model named {name!r}; see GET /v1/models", field="name")
+    versions = registry.versions_of(name)
     loaded = [e for e in versions.values() if isinstance(e, LoadedVersion)]
     default = registry.get(name).version if loaded else None
     infos = [_version_info(e, default)
