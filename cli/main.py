@@ -32,7 +32,7 @@ EPILOG_TRAIN = """examples:
   ganserve train stylegan --out runs/sg --resume            # continue a killed run
 """
 EPILOG_EXPORT = """examples:
-  ganserve export runs/sg --name fashion-stylegan --version 1 --to models/
+  ganserve export runs/sg --name fashion-stylegan --version 1 --to /srv/models
   ganserve export runs/try --name try                      # next free version in the store
 """
 EPILOG_GENERATE = """examples:
@@ -47,10 +47,10 @@ Each file has the bytes the API returns for the same request (seed0042.png = POS
 """
 
 EPILOG_EVAL = """examples:
-  ganserve evaluate models/fashion-stylegan/3
-  ganserve evaluate models/fashion-cgan --n 2000           # latest version, fewer samples
-  ganserve evaluate models/m/1 --extractor inception/      # any ONNX feature extractor
-  ganserve evaluate models/m/1 --no-data --quick           # FID vs stored stats, no dataset
+  ganserve evaluate fashion-stylegan/3                     # a version in the store
+  ganserve evaluate fashion-cgan --n 2000                  # latest version, fewer samples
+  ganserve evaluate m/1 --extractor inception/             # any ONNX feature extractor
+  ganserve evaluate m/1 --no-data --quick                  # FID vs stored stats, no dataset
 
 The version folder (its manifest included) is never written. Each evaluation is stored as
 a record beside it, MODELS_DIR/NAME/_evaluations/VERSION/<UTC time>-<id>.json (who, when,
@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = add("evaluate", help="score a model version (FID, KID, P/R, coverage) "
                        "into a record beside it",
                        epilog=EPILOG_EVAL)
-    v.add_argument("model", help="models/NAME/VERSION (or models/NAME for its latest)")
+    v.add_argument("model", help="NAME/VERSION in the store (or NAME for its latest), or a "
+                   "version folder")
     v.add_argument("--n", type=_positive, default=10_000, help="samples (default 10000)")
     v.add_argument("--extractor", help="extractor folder or .json "
                    "(default MODELS_DIR/_evaluators/fashion-mnist)")
