@@ -54,6 +54,24 @@ def test_cli_usage_errors_exit_2(argv, capsys):
     assert "usage:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, usage, says", [
+    (["generate", "x", "--sedes", "1"], "usage: ganserve generate",
+     "unrecognized arguments: --sedes 1 (--sedes: did you mean --seeds?)"),
+    (["generate", "--modle", "x"], "usage: ganserve generate",
+     "(--modle: MODEL is given without a flag: ganserve generate MODEL ...)"),
+    (["train", "dcgan", "--out", "x", "--stesp", "3"], "usage: ganserve train",
+     "did you mean --steps?"),
+    (["--bogus", "generate", "x"], "usage: ganserve [-h]", "unrecognized arguments: --bogus"),
+])
+def test_cli_unknown_flag_is_the_commands_error(argv, usage, says, capsys):
+    """An unknown flag after a command: that command's usage and the flag it meant (argparse
+    alone reports it from the top-level parser, with the top-level usage)."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(usage) and says in err, err
+
+
 def test_cli_missing_data_is_one_clear_line(tmp_path, capsys):
     code = main(["train", "dcgan", "--preset", "baby", "--data", str(tmp_path / "nowhere"),
                  "--out", str(tmp_path / "r"), "--no-progress"])

@@ -22,7 +22,7 @@ import redis
 import sqlalchemy as sa
 
 from ganserve.jobs.queue import READY_LINE
-from tests.service.conftest import REPO, ServerProcess, free_port
+from tests.service.conftest import READY_TIMEOUT_S, REPO, ServerProcess, free_port
 from tests.service.conftest import server_factory as server_factory  # noqa: F401
 from tests.service.conftest import store as store  # noqa: F401 (the baby store fixture)
 
@@ -128,7 +128,7 @@ class WorkerProcess:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:

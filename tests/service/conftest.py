@@ -63,7 +63,12 @@ def error(r, status: int, code: str, field: str | None = None) -> dict:
     return body
 
 
-def wait_ready(client, timeout: float = 30.0) -> None:
+# readiness is polled, never slept for: these limits only stop a hung start, and are generous
+# enough for a machine whose cores something else is using too
+READY_TIMEOUT_S = 180.0
+
+
+def wait_ready(client, timeout: float = READY_TIMEOUT_S) -> None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if client.get("/v2/health/ready").status_code == 200:
@@ -133,7 +138,7 @@ class ServerProcess:
                 pids.append(int(stat.parent.name))
         return sorted(pids)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:

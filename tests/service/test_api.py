@@ -33,7 +33,18 @@ def test_models_list_families_capabilities_versions(client):
 def test_get_model_and_unknown_model(client):
     assert client.get(f"/v1/models/{CG}").json()["family"] == "cgan"
     body = error(client.get("/v1/models/nope"), 404, "model_not_found", "name")
-    assert "GET /v1/models" in body["message"]
+    assert body["message"].endswith("models: baby-cgan, baby-dcgan, baby-stylegan"), body
+    assert body["details"]["available"] == ["baby-cgan", "baby-dcgan", "baby-stylegan"]
+    # a near miss is named, here and wherever a model name is looked up
+    for path in ("/v1/models/baby-dcgn", "/v2/models/baby-dcgn/ready",
+                 "/v1/models/baby-dcgn/versions"):
+        body = error(client.get(path), 404, "model_not_found", "name")
+        assert "did you mean 'baby-dcgan'?" in body["message"], (path, body)
+        assert body["details"]["suggestion"] == "baby-dcgan"
+    body = error(client.post(f"/v1/models/{CG}/conditional", json={"class": "clas3"}), 422,
+                 "invalid_input", "class")
+    assert "did you mean 'class3'?" in body["message"] and "classes: class0," in body["message"]
+    assert body["details"]["suggestion"] == "class3"
 
 
 # ---------------------------------------------------------------- sample

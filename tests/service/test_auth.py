@@ -41,14 +41,15 @@ def api(store, tmp_path, keys_file):
 
 def test_no_key_is_401_with_www_authenticate(api):
     r = api.get("/v1/jobs")
-    error(r, 401, "unauthorized")
+    body = error(r, 401, "unauthorized", "authorization")    # the shape of every error
+    assert body["details"] == {"reason": "missing", "scheme": "Bearer"}
     assert r.headers["www-authenticate"].startswith("Bearer")
     error(api.get("/v1/jobs", headers={"Authorization": "Basic abc"}), 401, "unauthorized")
 
 
 def test_wrong_key_is_403_and_not_echoed(api):
     r = api.get("/v1/jobs", headers=bearer("gsk_not-a-key"))
-    error(r, 403, "forbidden")
+    assert error(r, 403, "forbidden", "authorization")["details"] == {"reason": "unknown"}
     assert "gsk_not-a-key" not in r.text
 
 
@@ -56,8 +57,8 @@ def test_keys_read_and_write_by_their_kind(api):
     assert api.get("/v1/jobs", headers=bearer(READ)).status_code == 200
     assert api.get("/v1/models/baby-dcgan/versions", headers=bearer(READ)).status_code == 200
     body = error(api.post("/v1/jobs/fine-tune", json=fine_tune_body(dataset={
-        "name": "fashion-mnist"}), headers=bearer(READ)), 403, "forbidden")
-    assert "read-only" in body["message"]
+        "name": "fashion-mnist"}), headers=bearer(READ)), 403, "forbidden", "authorization")
+    assert "read-only" in body["message"] and body["details"]["reason"] == "read_only"
     error(api.put("/v1/models/baby-dcgan/default", json={"version": "1"},
                   headers=bearer(READ)), 403, "forbidden")
     error(api.delete("/v1/models/baby-dcgan/versions/1", headers=bearer(READ)), 403,
