@@ -77,7 +77,7 @@ def run(cold: bool, timeout_s: float) -> list[tuple[str, str]]:
             rows.append(("make run → job worker ready (torch installed)", f"{ready - t1:.1f} s"))
             line = next((x for x in log.read_text().splitlines()
                          if x.startswith("ganserve ready in")), "(no ready line)")
-            rows.append(("ready line", line.split(":")[0]))
+            rows.append(("ready line", line.split(" at ")[0]))
         finally:
             os.killpg(make.pid, signal.SIGINT)
             try:
