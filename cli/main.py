@@ -482,8 +482,19 @@ def in_store(path: str) -> str:
     that exists as given."""
     if Path(path).exists() or Path(path).is_absolute():
         return path
-    candidate = models_dir() / path
-    return str(candidate) if candidate.exists() else path
+    store = models_dir()
+    candidate = store / path
+    if candidate.exists():
+        return str(candidate)
+    from ganserve.manifest import list_models
+    from ganserve.names import unknown_name
+
+    name = Path(path).parts[0] if Path(path).parts else path
+    known = list_models(store)
+    if name not in known:
+        raise CliError(f"{unknown_name('model', name, known)} (in the store {store}; a "
+                       "version folder's path works too)")
+    return path
 
 
 def _settings(cls: Any) -> Any:

@@ -9,6 +9,8 @@ import pytest
 from cli.main import main
 from ganserve.manifest import load_manifest
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def test_cli_train_export_evaluate_baby(tmp_path, idx_dir, extractor_dir, capsys):
     run, store = tmp_path / "runs" / "sg", tmp_path / "models"
@@ -70,6 +72,14 @@ def test_cli_unknown_flag_is_the_commands_error(argv, usage, says, capsys):
         main(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith(usage) and says in err, err
+
+
+def test_cli_unknown_model_names_the_store_and_the_near_miss(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GANSERVE_MODELS_DIR", str(REPO / "models"))
+    assert main(["evaluate", "fashion-dcgn", "--no-data", "--no-write"]) == 1
+    err = capsys.readouterr().err
+    assert "no model named 'fashion-dcgn'; did you mean 'fashion-dcgan'? models: " \
+           "fashion-cgan, fashion-dcgan, fashion-stylegan" in err, err
 
 
 def test_cli_missing_data_is_one_clear_line(tmp_path, capsys):
