@@ -36,7 +36,9 @@ $(SERVE_STAMP): pyproject.toml
 	touch $@
 
 # training (fine-tune jobs, ganserve train/export): torch from the local CPU build, and the
-# train extra's packages, without reinstalling ganserve under a running server
+# train extra's packages, without reinstalling ganserve under a running server. `make run`
+# runs it in the background under a lock (a second `make run` meanwhile waits, then finds
+# the stamp); a Ctrl-C of `make run` leaves it to finish
 $(TRAIN_STAMP): $(SERVE_STAMP)
 	$(PY) scripts/deps.py train | grep -v '^torch' > $(VENV)/train-requirements.txt
 	$(PIP) install torch==2.13.0 -r $(VENV)/train-requirements.txt
@@ -55,7 +57,8 @@ install: $(DEV_STAMP)
 run: $(SERVE_STAMP) store
 	@test -f $(TRAIN_STAMP) || { echo "make run: installing torch and the training side in" \
 	  "the background (log: $(VENV)/install-train.log); the job worker starts when it is in"; \
-	  nohup $(MAKE) -s $(TRAIN_STAMP) > $(VENV)/install-train.log 2>&1 & }
+	  nohup flock $(VENV)/.install-train.lock $(MAKE) -s $(TRAIN_STAMP) \
+	    >> $(VENV)/install-train.log 2>&1 & }
 	$(GANSERVE) serve --workers 2 --host $(HOST) --port $(PORT)
 
 ## store: the working store, seeded from the shipped models/ (only what it was never offered)

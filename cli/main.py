@@ -21,7 +21,7 @@ from typing import Any
 import ganserve
 from ganserve.families import families
 from ganserve.logs import quiet_libraries
-from ganserve.names import closest
+from ganserve.names import closest, did_you_mean
 
 log = logging.getLogger("ganserve")
 
@@ -278,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Like ``parse_args``, but an unknown flag after a command is that command's error,
     with its usage and the flag it probably meant (argparse leaves it to the top level)."""
+    command = _command_word(parser, argv)
+    if command is not None and command not in COMMANDS:
+        parser.error(f"unknown command {command!r}{did_you_mean(command, COMMANDS)} "
+                     f"(commands: {', '.join(COMMANDS)})")
     args, extra = parser.parse_known_args(argv)
     if extra:
         command = args.commands[args.command]
@@ -288,6 +292,19 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
                       + "".join(_flag_hint(command, x) for x in extra if x.startswith("-")))
     del args.commands
     return args
+
+
+def _command_word(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """The first word that is neither a top-level flag nor a flag's value."""
+    takes_value = {o for a in parser._actions if a.option_strings and a.nargs != 0
+                   for o in a.option_strings}
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            return word
+        if word in takes_value:
+            next(words, None)
+    return None
 
 
 def _flag_hint(command: argparse.ArgumentParser, given: str) -> str:
@@ -494,7 +511,7 @@ def in_store(path: str) -> str:
     if name not in known:
         raise CliError(f"{unknown_name('model', name, known)} (in the store {store}; a "
                        "version folder's path works too)")
-    return path
+    return str(candidate)           # a version the model lacks: the error lists its versions
 
 
 def _settings(cls: Any) -> Any:

@@ -118,9 +118,11 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     if result.cancelled:
         raise Stopped(lease.stop_reason() or "cancelled")
     done = {"step": result.step, "total_steps": plan.train_cfg.steps, "eta_s": 0,
-            "images_per_s": round(result.images_per_s, 2), "losses": result.last,
+            "images_per_s": round(result.images_per_s, 2),
+            "losses": {k: round(v, 5) for k, v in result.last.items()},
             **({"quality": dict(quick)} if quick else {})}
-    lease.progress({"stage": "exporting", **done}, force=True)
+    lease.progress({"stage": "exporting", "activity": "exporting ONNX, checking parity and "
+                    "scoring the new version", **done}, force=True)
     version_dir, quality = publish(ctx, job, lease, spec, m, run, data)
     lease.progress({"stage": "published", **done}, force=True)
     return {"model": version_dir.parent.name, "version": version_dir.name,

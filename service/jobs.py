@@ -56,9 +56,11 @@ def jobs_off_reason(settings: Settings) -> str | None:
     """Why this service cannot run jobs, or None. Embedded mode runs jobs in a local worker,
     which needs torch; with a broker configured, workers elsewhere run them."""
     if settings.embedded and not training_installed():
-        return (f"jobs are off: embedded mode runs them on this host, which lacks the training "
-                f"extras; {TRAINING_EXTRAS}, or set GANSERVE_BROKER_URL to a broker that "
-                "`ganserve worker` processes serve")
+        return ("jobs wait for the training side: embedded mode runs them on this host, "
+                "which does not have torch and the training extras yet. `make run` installs "
+                "them in the background (log: .venv/install-train.log) and jobs are taken "
+                f"once they are in; elsewhere {TRAINING_EXTRAS}, or set GANSERVE_BROKER_URL "
+                "to a broker that `ganserve worker` processes serve")
     return None
 
 
@@ -191,8 +193,8 @@ class JobService:
         return job
 
     def _require_on(self) -> None:
-        if self.off_reason is not None:
-            raise JobsUnavailable(self.off_reason)
+        if self.off_reason is not None:     # often for a minute only: make run's install
+            raise JobsUnavailable(self.off_reason, headers={"Retry-After": "30"})
 
     def _submit(self, job_type: JobType, lv: LoadedVersion, spec: dict[str, Any],
                 key: str | None, digest: str) -> tuple[Job, bool]:

@@ -187,9 +187,10 @@ def test_jobs_off_without_training_extras_is_503(job_models, data_dir, monkeypat
     monkeypatch.setattr("service.jobs.training_installed", lambda: installed["train"])
     with make_client(job_models, data_dir=data_dir) as c:
         wait_ready(c)
-        body = error(c.post("/v1/jobs/fine-tune", json=fine_tune_body()), 503,
-                     "jobs_unavailable")
+        r = c.post("/v1/jobs/fine-tune", json=fine_tune_body())
+        body = error(r, 503, "jobs_unavailable")
         assert "ganserve[train]" in body["message"] and "GANSERVE_BROKER_URL" in body["message"]
+        assert "make run" in body["message"] and r.headers["retry-after"] == "30"
         assert c.get("/v1/jobs").status_code == 200          # reads still work
         assert c.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]}).status_code == 200
         # installed while the service runs (make run does so in the background): taken

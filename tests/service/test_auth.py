@@ -44,7 +44,9 @@ def test_no_key_is_401_with_www_authenticate(api):
     body = error(r, 401, "unauthorized", "authorization")    # the shape of every error
     assert body["details"] == {"reason": "missing", "scheme": "Bearer"}
     assert r.headers["www-authenticate"].startswith("Bearer")
-    error(api.get("/v1/jobs", headers={"Authorization": "Basic abc"}), 401, "unauthorized")
+    body = error(api.get("/v1/jobs", headers={"Authorization": "Basic abc"}), 401,
+                 "unauthorized", "authorization")
+    assert body["details"]["reason"] == "not_bearer"
 
 
 def test_wrong_key_is_403_and_not_echoed(api):
