@@ -125,7 +125,8 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
     t0 = time.monotonic()
     gen = OnnxGenerator(vdir, device=settings.device, verify=True,
                         intra_op_threads=settings.intra_op_threads,
-                        spinning=settings.ort_spinning)
+                        spinning=settings.ort_spinning,
+                        identical_across_cpus=settings.identical_across_cpus)
     m = gen.manifest
     if m.name != name or m.version != version:
         raise ValueError(f"manifest says {m.name}/{m.version}, folder is {name}/{version}")

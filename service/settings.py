@@ -42,6 +42,10 @@ class Settings(JobSettings):
                                   "(0 = the cores shared out between the workers)")
     ort_spinning: bool = Field(False, description="let idle ONNX Runtime threads busy-wait "
                                "(faster runs, but steals CPU from HTTP work)")
+    identical_across_cpus: bool = Field(False, description="the same image bits on AVX2 and "
+                                        "AVX-512 CPUs (ONNX Runtime's NCHWc rewrite off; "
+                                        "StyleGAN about 22% slower); off: identical on one "
+                                        "CPU family, one grey level on a few pixels across")
     allow_empty_store: bool = Field(False, description="ready (/v2/health/ready 200) even "
                                     "when the store holds no servable model")
     poll_interval_s: float = Field(5.0, ge=0, description="model store poll period (0 = off)")
