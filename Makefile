@@ -36,12 +36,13 @@ $(SERVE_STAMP): pyproject.toml
 	touch $@
 
 # training (fine-tune jobs, ganserve train/export): torch from the local CPU build, and the
-# train extra's packages, without reinstalling ganserve under a running server. `make run`
-# runs it in the background under a lock (a second `make run` meanwhile waits, then finds
-# the stamp); a Ctrl-C of `make run` leaves it to finish
+# train extra's packages, without reinstalling ganserve under a running server. pip runs
+# under a lock: `make run` starts this in the background, and a `make run` or `make test`
+# meanwhile waits for it instead of installing into the same venv at once; a Ctrl-C of
+# `make run` leaves it to finish
 $(TRAIN_STAMP): $(SERVE_STAMP)
-	$(PY) scripts/deps.py train | grep -v '^torch' > $(VENV)/train-requirements.txt
-	$(PIP) install torch==2.13.0 -r $(VENV)/train-requirements.txt
+	$(PY) scripts/deps.py train | grep -Ev '^torch([<>=!~; ]|$$)' > $(VENV)/train-requirements.txt
+	flock $(VENV)/.install-train.lock $(PIP) install torch==2.13.0 -r $(VENV)/train-requirements.txt
 	touch $@
 
 # tests and development tools
@@ -55,10 +56,9 @@ install: $(DEV_STAMP)
 
 ## run: serve the working store on http://$(HOST):$(PORT) (docs at /docs); make run PORT=9000
 run: $(SERVE_STAMP) store
-	@test -f $(TRAIN_STAMP) || { echo "make run: installing torch and the training side in" \
-	  "the background (log: $(VENV)/install-train.log); the job worker starts when it is in"; \
-	  nohup flock $(VENV)/.install-train.lock $(MAKE) -s $(TRAIN_STAMP) \
-	    >> $(VENV)/install-train.log 2>&1 & }
+	@$(MAKE) -s -q $(TRAIN_STAMP) || { echo "make run: installing torch and the training" \
+	  "side in the background (log: $(VENV)/install-train.log); the job worker starts when" \
+	  "it is in"; nohup $(MAKE) -s $(TRAIN_STAMP) >> $(VENV)/install-train.log 2>&1 & }
 	$(GANSERVE) serve --workers 2 --host $(HOST) --port $(PORT)
 
 ## store: the working store, seeded from the shipped models/ (only what it was never offered)

@@ -24,7 +24,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_IMAGE = "/v1/models/fashion-dcgan/sample.png?seed=1"
-WORKER_READY = "worker ready"          # ganserve.jobs.queue.READY_LINE
+WORKER_READY = "worker ready"          # ganserve.jobs.queue.WORKER_READY
 
 
 def free_port() -> int:

@@ -44,19 +44,21 @@ def wait_and_announce(url: str, started: float, workers: int, jobs: str,
                       stop: threading.Event) -> None:
     """Poll readiness until 200 (then print the ready line) or ``stop``."""
     warned = False
-    with httpx.Client(base_url=url, timeout=2.0) as client:
+    # trust_env=False: a proxy from the environment must not stand between us and loopback
+    with httpx.Client(base_url=url, timeout=2.0, trust_env=False) as client:
         while not stop.wait(POLL_S):
             try:
                 r = client.get("/v2/health/ready")
-            except httpx.HTTPError:
-                continue
-            if r.status_code == 200:
+                why = _reason(r)
+            except httpx.HTTPError as e:
+                r, why = None, f"{url} does not answer ({type(e).__name__})"
+            if r is not None and r.status_code == 200:
                 print(ready_line(client, url, time.monotonic() - started, workers, jobs),
                       flush=True)
                 return
             if not warned and time.monotonic() - started > SLOW_S:
                 warned = True
-                log.warning("not ready after %.0f s: %s", SLOW_S, _reason(r))
+                log.warning("not ready after %.0f s: %s", SLOW_S, why)
 
 
 def _reason(r: httpx.Response) -> str:

@@ -43,15 +43,21 @@ class EmbeddedWorker:
         self.log_level = log_level
         self.proc: subprocess.Popen | None = None
         self._stopping = threading.Event()
+        self._lock = threading.Lock()        # a spawn and a stop never cross
         self._watch = threading.Thread(target=self._keep_alive, name="embedded-worker",
                                        daemon=True)
 
-    def _spawn(self) -> None:
-        cmd = [sys.executable, "-m", "ganserve", "worker", "--concurrency", "1",
-               "--log-level", self.log_level]
-        self.proc = subprocess.Popen(cmd, preexec_fn=_child_setup)
+    def _spawn(self) -> bool:
+        """Start the worker process -> False once stop() has begun (nothing started)."""
+        with self._lock:
+            if self._stopping.is_set():
+                return False
+            cmd = [sys.executable, "-m", "ganserve", "worker", "--concurrency", "1",
+                   "--log-level", self.log_level]
+            self.proc = subprocess.Popen(cmd, preexec_fn=_child_setup)
         log.info("jobs: embedded mode: started a worker (pid %d, nice +%d)", self.proc.pid,
                  NICE)
+        return True
 
     def start(self) -> None:
         if training_installed():
@@ -66,8 +72,7 @@ class EmbeddedWorker:
         while not training_installed():
             if self._stopping.wait(TRAINING_POLL_S):
                 return False
-        self._spawn()
-        return True
+        return self._spawn()
 
     def _keep_alive(self) -> None:
         if self.proc is None and not self._wait_for_training():
@@ -86,11 +91,13 @@ class EmbeddedWorker:
             if self._stopping.wait(backoff):
                 return
             backoff = min(backoff * 2, 60.0)
-            self._spawn()
+            if not self._spawn():
+                return
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (a running job checkpoints and stops), then SIGKILL after ``timeout_s``."""
-        self._stopping.set()
+        with self._lock:                    # no spawn after this point
+            self._stopping.set()
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)

@@ -39,6 +39,8 @@ class DirectRun:
 def open_version(model: str, models_dir: Path) -> LoadedVersion:
     """``NAME``, ``NAME/VERSION`` or a path to either, loaded as the service loads it."""
     path = Path(model)
+    if not path.exists() and (path.is_absolute() or model.startswith(".")):
+        raise GenerateError(f"{model}: no such folder")
     if not path.exists():
         name = model.split("/")[0]
         known = list_models(models_dir)

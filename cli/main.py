@@ -300,9 +300,9 @@ def _command_word(parser: argparse.ArgumentParser, argv: list[str]) -> str | Non
                    for o in a.option_strings}
     words = iter(argv)
     for word in words:
-        if not word.startswith("-"):
-            return word
-        if word in takes_value:
+        if not word.startswith("-") or word == "--":
+            return next(words, None) if word == "--" else word
+        if "=" not in word and any(o.startswith(word) for o in takes_value):   # --log too
             next(words, None)
     return None
 

@@ -96,10 +96,12 @@ def _copy_whole(src: Path, dest: Path) -> bool:
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".seed-{src.name}-{uuid.uuid4().hex[:8]}"
-    shutil.copytree(src, tmp)
     try:
+        shutil.copytree(src, tmp)
         tmp.rename(dest)
-    except OSError:                 # another seeder won the race: theirs stays
+    except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        return False
+        if dest.exists():           # another seeder won the race: theirs stays
+            return False
+        raise
     return True

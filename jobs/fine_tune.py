@@ -70,16 +70,20 @@ def progress_record(p: Progress, batch: int, stage: str = "training") -> dict[st
             "samples": p.samples is not None}
 
 
-def starting(lease: Lease, total_steps: int, activity: str) -> None:
-    """A progress event before the first step: what the job is doing meanwhile."""
-    lease.progress({"stage": "starting", "activity": activity, "step": 0,
-                    "total_steps": total_steps, "eta_s": None, "losses": {}}, force=True)
+def starting(lease: Lease, total_steps: int, activity: str, resume: bool = False) -> None:
+    """A progress event before the first step: what the job is doing meanwhile (a resumed
+    job's step is its checkpoint's, known once training continues: no step 0 then)."""
+    counts = {} if resume else {"step": 0, "eta_s": None, "losses": {}}
+    lease.progress({"stage": "starting", "activity": activity, "total_steps": total_steps,
+                    **counts}, force=True)
 
 
 def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     spec = FineTuneSpec.model_validate(job.spec)
     base = ctx.settings.models_dir / spec.model / str(job.version)
-    starting(lease, spec.steps, "loading the base model and the dataset")
+    run = ctx.job_folder(job.id) / "run"
+    resume = RunFolder(run).holds_run()
+    starting(lease, spec.steps, "loading the base model and the dataset", resume)
     try:
         m = load_manifest(base)
         data = load_dataset(spec.dataset, ctx.settings.datasets_dir,
@@ -87,14 +91,12 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
                             model_classes=m.class_names if m.conditional else None)
     except (DataError, OSError, ValueError) as e:
         raise JobError(f"cannot read the base model or the dataset: {e}") from e
-    run = ctx.job_folder(job.id) / "run"
-    resume = RunFolder(run).holds_run()
     opts = TrainOptions(family=m.family, out=run, preset=base_preset(m),
                         train={} if resume else train_overrides(spec, m.family),
                         resume=resume, init_from=None if resume else base, images=data,
                         data=spec.dataset.describe(), command=f"fine-tune job {job.id}")
     starting(lease, spec.steps, "resuming from the job's checkpoint" if resume
-             else "building the training plan")
+             else "building the training plan", resume)
     try:
         plan = plan_training(opts)
     except PlanError as e:
@@ -110,9 +112,9 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
         lease.progress(progress_record(p, batch) | ({"quality": dict(quick)} if quick else {}))
         ctx.notify(job, "progress")
 
-    starting(lease, spec.steps, "waiting for the training device")
+    starting(lease, spec.steps, "waiting for the training device", resume)
     with device_lock(ctx, lease):
-        starting(lease, spec.steps, "building the networks and loading the weights")
+        starting(lease, spec.steps, "building the networks and loading the weights", resume)
         result = run_plan(plan, progress=progress, should_cancel=lease.should_stop,
                           evaluator=evaluator)
     if result.cancelled:

@@ -18,7 +18,7 @@ from celery import Celery, signals
 from ganserve import process_metrics
 from ganserve.cpus import quota_threads
 from ganserve.jobs.migrate import upgrade
-from ganserve.jobs.queue import QUEUES, READY_LINE, TASK_OF, make_celery, publish
+from ganserve.jobs.queue import QUEUES, TASK_OF, WORKER_READY, make_celery, publish
 from ganserve.jobs.records import JobType
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
@@ -94,7 +94,7 @@ def _connect_signals(ctx: WorkerContext, metrics: tuple[str, int], queues: list[
             if worker_metrics.serve(host, port):
                 log.info("worker metrics on http://%s:%d/metrics", host, port)
         reaper.start()
-        log.info("%s (pid %d): taking jobs from %s", READY_LINE, os.getpid(), ",".join(queues))
+        log.info("%s (pid %d): taking jobs from %s", WORKER_READY, os.getpid(), ",".join(queues))
 
     @signals.worker_shutting_down.connect(weak=False)
     def _shutting_down(**_: Any) -> None:

@@ -130,10 +130,11 @@ def _check(request: Request, creds: HTTPAuthorizationCredentials | None, write: 
         return
     if creds is None or not creds.credentials:
         AUTH_FAILURES.labels(_endpoint(request), "missing").inc()
-        sent = request.headers.get("authorization")       # another scheme (Basic ...)
+        scheme = request.headers.get("authorization", "").split(" ", 1)[0]   # Basic ...?
         raise Unauthorized("this endpoint needs an API key: send Authorization: Bearer <key>",
                            field="authorization", scheme="Bearer",
-                           reason="not_bearer" if sent else "missing",
+                           reason="not_bearer" if scheme and scheme.lower() != "bearer"
+                           else "missing",
                            headers={"WWW-Authenticate": 'Bearer realm="ganserve"'})
     key = ring.find(creds.credentials)
     if key is None:

@@ -57,10 +57,10 @@ def jobs_off_reason(settings: Settings) -> str | None:
     which needs torch; with a broker configured, workers elsewhere run them."""
     if settings.embedded and not training_installed():
         return ("jobs wait for the training side: embedded mode runs them on this host, "
-                "which does not have torch and the training extras yet. `make run` installs "
-                "them in the background (log: .venv/install-train.log) and jobs are taken "
-                f"once they are in; elsewhere {TRAINING_EXTRAS}, or set GANSERVE_BROKER_URL "
-                "to a broker that `ganserve worker` processes serve")
+                f"which lacks torch and the training extras; {TRAINING_EXTRAS} (in a "
+                "checkout `make run` does so in the background: .venv/install-train.log), "
+                "and jobs are taken once they are in; or set GANSERVE_BROKER_URL to a broker "
+                "that `ganserve worker` processes serve")
     return None
 
 
@@ -193,8 +193,9 @@ class JobService:
         return job
 
     def _require_on(self) -> None:
-        if self.off_reason is not None:     # often for a minute only: make run's install
-            raise JobsUnavailable(self.off_reason, headers={"Retry-After": "30"})
+        reason = self.off_reason           # often for a minute only: make run's install
+        if reason is not None:
+            raise JobsUnavailable(reason, headers={"Retry-After": "30"})
 
     def _submit(self, job_type: JobType, lv: LoadedVersion, spec: dict[str, Any],
                 key: str | None, digest: str) -> tuple[Job, bool]:

@@ -64,6 +64,8 @@ def test_cli_usage_errors_exit_2(argv, capsys):
     (["train", "dcgan", "--out", "x", "--stesp", "3"], "usage: ganserve train",
      "did you mean --steps?"),
     (["--bogus", "generate", "x"], "usage: ganserve [-h]", "unrecognized arguments: --bogus"),
+    (["--log", "DEBUG", "genrate", "x"], "usage: ganserve [-h]",
+     "unknown command 'genrate'; did you mean 'generate'?"),     # --log: --log-level's value
 ])
 def test_cli_unknown_flag_is_the_commands_error(argv, usage, says, capsys):
     """An unknown flag after a command: that command's usage and the flag it meant (argparse

@@ -22,7 +22,7 @@ from ganserve.jobs.settings import JobSettings
 log = logging.getLogger(__name__)
 TASK_OF = {JobType.FINE_TUNE: "ganserve.fine_tune", JobType.EVALUATE: "ganserve.evaluate"}
 QUEUES = tuple(dict.fromkeys(QUEUE_OF.values()))
-READY_LINE = "worker ready"     # a worker logs it once it takes jobs (Celery's line is quiet)
+WORKER_READY = "worker ready"     # a worker logs it once it takes jobs (Celery's line is quiet)
 
 
 class QueueUnreachable(Exception):

@@ -21,7 +21,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from ganserve.jobs.queue import READY_LINE
+from ganserve.jobs.queue import WORKER_READY
 from tests.service.conftest import READY_TIMEOUT_S, REPO, ServerProcess, free_port
 from tests.service.conftest import server_factory as server_factory  # noqa: F401
 from tests.service.conftest import store as store  # noqa: F401 (the baby store fixture)
@@ -133,7 +133,7 @@ class WorkerProcess:
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.output()}")
-            if READY_LINE in self.output():
+            if WORKER_READY in self.output():
                 return
             time.sleep(0.1)
         raise TimeoutError(f"worker did not become ready: {self.output()}")

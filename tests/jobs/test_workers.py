@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from ganserve.jobs.queue import READY_LINE, make_celery, publish
+from ganserve.jobs.queue import WORKER_READY, make_celery, publish
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import verify
@@ -269,9 +269,9 @@ def test_idle_embedded_worker_stops_at_once_on_a_group_sigterm(job_models, data_
                   GANSERVE_WORKER_METRICS_PORT="0", GANSERVE_LOG_LEVEL="INFO")
     server = job_server(job_models, env)
     t0 = time.monotonic()
-    while READY_LINE not in server.output() and time.monotonic() - t0 < 60:
+    while WORKER_READY not in server.output() and time.monotonic() - t0 < 60:
         time.sleep(0.2)
-    assert READY_LINE in server.output(), server.output()[-2000:]
+    assert WORKER_READY in server.output(), server.output()[-2000:]
     t0 = time.monotonic()
     os.killpg(server.proc.pid, signal.SIGTERM)
     server.proc.wait(timeout=50)
