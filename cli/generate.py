@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ganserve.latents import parse_seeds
-from ganserve.manifest import list_models, load_manifest, resolve_version_dir
-from ganserve.names import unknown_name
+from ganserve.manifest import in_store, load_manifest, resolve_version_dir
 from service import generation, rendering
 from service.registry import LoadedVersion, load_version, run_padded
 from service.settings import Settings
@@ -38,16 +37,7 @@ class DirectRun:
 
 def open_version(model: str, models_dir: Path) -> LoadedVersion:
     """``NAME``, ``NAME/VERSION`` or a path to either, loaded as the service loads it."""
-    path = Path(model)
-    if not path.exists() and (path.is_absolute() or model.startswith(".")):
-        raise GenerateError(f"{model}: no such folder")
-    if not path.exists():
-        name = model.split("/")[0]
-        known = list_models(models_dir)
-        if name not in known:
-            raise GenerateError(f"{unknown_name('model', name, known)} (in {models_dir})")
-        path = models_dir / model
-    vdir = resolve_version_dir(path)
+    vdir = resolve_version_dir(in_store(model, models_dir))
     m = load_manifest(vdir)
     lv = load_version(m.name, m.version, vdir, Settings(models_dir=models_dir))
     lv.batchers = {g: DirectRun(s, lv.pad_to) for g, s in lv.generator.sessions.items()}

@@ -16,12 +16,16 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ganserve
 from ganserve.families import families
 from ganserve.logs import quiet_libraries
 from ganserve.names import closest, did_you_mean
+
+if TYPE_CHECKING:
+    from cli.embedded_worker import EmbeddedWorker
+    from service.settings import Settings
 
 log = logging.getLogger("ganserve")
 
@@ -342,9 +346,10 @@ def _train_options(args: argparse.Namespace):
         overrides["lr_g"] = args.lr
         if args.lr_d is None:          # --lr sets both learning rates
             overrides["lr_d"], names["lr_d"] = args.lr, "--lr"
-    from ganserve.manifest import resolve_version_dir
+    from ganserve.manifest import in_store, resolve_version_dir
 
-    init_from = resolve_version_dir(in_store(args.init_from)) if args.init_from else None
+    init_from = (resolve_version_dir(in_store(args.init_from, models_dir()))
+                 if args.init_from else None)
     return TrainOptions(family=args.family, out=Path(args.out), preset=args.preset,
                         init_from=init_from,
                         train=overrides, model=dict(args.model_arg), data=args.data,
@@ -443,8 +448,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from evaluation.evaluate import evaluate, format_table
+    from ganserve.manifest import in_store
 
-    result = evaluate(in_store(args.model), n=args.n, extractor=args.extractor,
+    result = evaluate(in_store(args.model, models_dir()), n=args.n, extractor=args.extractor,
                       data=args.data,
                       psi=args.psi, write=not args.no_write, extras=not args.quick,
                       seed=args.seed, data_free=args.no_data)
@@ -494,26 +500,6 @@ def default_evaluator() -> Path:
     return models_dir() / "_evaluators" / "fashion-mnist"
 
 
-def in_store(path: str) -> str:
-    """A version given as NAME/V or NAME: in the model store, unless it names a folder
-    that exists as given."""
-    if Path(path).exists() or Path(path).is_absolute():
-        return path
-    store = models_dir()
-    candidate = store / path
-    if candidate.exists():
-        return str(candidate)
-    from ganserve.manifest import list_models
-    from ganserve.names import unknown_name
-
-    name = Path(path).parts[0] if Path(path).parts else path
-    known = list_models(store)
-    if name not in known:
-        raise CliError(f"{unknown_name('model', name, known)} (in the store {store}; a "
-                       "version folder's path works too)")
-    return str(candidate)           # a version the model lacks: the error lists its versions
-
-
 def _settings(cls: Any) -> Any:
     """``cls()`` from the environment, or one CliError line naming each bad variable."""
     from pydantic import ValidationError
@@ -552,7 +538,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jobs_mode(settings: Any, worker: Any) -> str:
+def _jobs_mode(settings: Settings, worker: EmbeddedWorker | None) -> str:
     """What runs jobs, for the ready line."""
     if worker is not None:
         return (f"embedded worker (pid {worker.proc.pid})" if worker.proc is not None else
@@ -562,7 +548,7 @@ def _jobs_mode(settings: Any, worker: Any) -> str:
     return "embedded mode, no worker (GANSERVE_EMBEDDED_WORKER=false)"
 
 
-def _serve(args: argparse.Namespace, worker: Any) -> None:
+def _serve(args: argparse.Namespace, worker: EmbeddedWorker | None) -> None:
     from service.server import serve
 
     if worker is None:

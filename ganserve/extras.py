@@ -9,10 +9,15 @@ import importlib.metadata
 import importlib.util
 import re
 
+_FOUND: set[str] = set()       # extras seen installed: packages are not uninstalled under us
+
 
 def installed(extra: str, module: str) -> bool:
     """Whether every package of ganserve's ``extra`` is installed; ``module`` alone when
-    ganserve runs from a source tree without metadata."""
+    ganserve runs from a source tree without metadata. Once true, answered from memory (job
+    submissions ask on every request)."""
+    if extra in _FOUND:
+        return True
     importlib.invalidate_caches()
     try:
         wanted = [m.group(0) for r in importlib.metadata.requires("ganserve") or []
@@ -24,6 +29,7 @@ def installed(extra: str, module: str) -> bool:
             importlib.metadata.distribution(name)
     except importlib.metadata.PackageNotFoundError:
         return False
+    _FOUND.add(extra)
     return True
 
 

@@ -200,6 +200,22 @@ def list_models(store: str | Path) -> list[str]:
     return [d.name for d in model_dirs(store) if list_versions(d)]
 
 
+def in_store(model: str, store: Path) -> Path:
+    """``NAME``, ``NAME/VERSION`` in ``store``, or a folder given by its path. A name the store
+    lacks is a ManifestError naming its models and the near miss; a known model's missing
+    version is left to resolve_version_dir, which lists its versions."""
+    from ganserve.names import unknown_name
+
+    path = Path(model)
+    if path.exists() or path.is_absolute() or model.startswith("."):
+        return path                 # a path: resolve_version_dir says what is wrong with it
+    known = list_models(store)
+    if path.parts[0] not in known:
+        raise ManifestError(f"{unknown_name('model', path.parts[0], known)} (in the store "
+                            f"{store}; a version folder's path works too)")
+    return store / model
+
+
 def next_version(model_dir: str | Path) -> str:
     versions = list_versions(model_dir)
     return str(int(versions[-1]) + 1) if versions else "1"

@@ -315,7 +315,7 @@ class _Run:
 
     def log_row(self, window: dict[str, list[float]], ips: float,
                 progress: Callable[[Progress], None] | None) -> None:
-        self.last = {k: float(np.mean(v)) for k, v in window.items()}
+        self.last = _means(window)
         row = {"step": self.step, "images_seen": self.images_seen,
                "images_per_s": round(ips, 2), "wall_seconds": round(self.wall, 2),
                **{k: round(v, 6) for k, v in self.last.items()}}
@@ -333,7 +333,7 @@ class _Run:
         losses, ips = self.last, self.ips
         if live is not None and live[0]:
             window, window_ips = live
-            losses = {k: float(np.mean(v)) for k, v in window.items()}
+            losses = _means(window)
             ips = ips or window_ips
         latest = self.folder.latest_samples
         progress(Progress(self.step, self.cfg.steps, self.images_seen, ips, self.wall,
@@ -413,6 +413,11 @@ class _Run:
                  "cancelled" if cancelled else "finished", self.step, cfg.steps, self.wall, ips)
         return TrainResult(self.run_dir, self.step, cancelled, path, self.wall, self.busy, ips,
                            self.last, out_of_time)
+
+
+def _means(window: dict[str, list[float]]) -> dict[str, float]:
+    """Each loss's mean over a log window."""
+    return {k: float(np.mean(v)) for k, v in window.items()}
 
 
 def _present_classes(data: ImageData, num_classes: int) -> torch.Tensor | None:
