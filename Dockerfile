@@ -3,14 +3,18 @@
 #   api         the inference + job API: ONNX Runtime (CPU), no torch; the store without
 #               training weights
 #   worker      `ganserve worker`: torch (CPU build) + training + Celery; the full store
-#   api-gpu     api on an NVIDIA CUDA 12 / cuDNN 9 runtime with onnxruntime-gpu
-#   worker-gpu  worker on the same base with onnxruntime-gpu: evaluations on the GPU (training
-#               is CPU-only so far: torch's CPU build)
+#   api-gpu     api on an NVIDIA CUDA 13 / cuDNN 9 runtime with onnxruntime-gpu (built for
+#               CUDA 13.0); refuses to start when ONNX Runtime cannot get the GPU
+#   worker-gpu  worker on the same base: torch's CUDA 13.0 build trains on the GPU,
+#               onnxruntime-gpu runs the evaluations
 # Exactly one ONNX Runtime package per image (the cpu or gpu extra, never both).
 # Dependencies are installed from pyproject.toml, pinned by requirements/constraints.txt,
 # before the source is copied: a code change rebuilds only the last layers.
+# The bases, overridable (scripts/compose_check.py builds local stand-ins from Debian's
+# packages where no registry is reachable). CUDA_IMAGE's CUDA major must be the one the pinned
+# onnxruntime-gpu and TORCH_CUDA_INDEX's torch were built for (tests/deploy/test_cuda.py).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 
 # ------------------------------------------------------------------ bases
 FROM ${PYTHON_IMAGE} AS cpu-base
@@ -74,13 +78,17 @@ RUN python /build/deps.py cpu > /build/requirements.txt \
  && pip check
 COPY --from=source /src/ ./
 RUN pip install --no-deps --no-build-isolation . && rm -rf build
-COPY --from=api-store --chown=ganserve:ganserve /store /app/models
-ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data
-RUN mkdir -p /app/data && chown ganserve:ganserve /app/data
+# the shipped store (no weights), served as it is when no store is mounted; compose and
+# Kubernetes point GANSERVE_MODELS_DIR at their volume. /app/models and /app/data stay empty
+# folders owned by the service user: a named volume first mounted here (whichever container
+# the engine creates first) is filled from them, so it starts empty and writable.
+COPY --from=api-store --chown=ganserve:ganserve /store /app/shipped-models
+ENV GANSERVE_MODELS_DIR=/app/shipped-models GANSERVE_DATA_DIR=/app/data
+RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/live', timeout=2).status != 200)"]
+  CMD ["ganserve", "healthcheck", "http://127.0.0.1:8000/v2/health/live"]
 ENTRYPOINT ["ganserve"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
 
@@ -95,7 +103,10 @@ LABEL org.opencontainers.image.title="ganserve-worker" \
       org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
-RUN pip install -c /build/constraints.txt --index-url https://download.pytorch.org/whl/cpu torch \
+# torch's CPU build; TORCH_PIP_ARGS says where from (a wheel folder mounted into the build,
+# where download.pytorch.org is out of reach: --find-links /wheels)
+ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+RUN pip install -c /build/constraints.txt ${TORCH_PIP_ARGS} torch \
  && python /build/deps.py cpu train > /build/requirements.txt \
  && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
  && pip check
@@ -110,7 +121,7 @@ RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/mod
 USER 10001:10001
 EXPOSE 9101
 HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9101/metrics', timeout=2).status != 200)"]
+  CMD ["ganserve", "healthcheck", "http://127.0.0.1:9101/metrics"]
 ENTRYPOINT ["ganserve"]
 CMD ["worker", "--queues", "train,eval", "--log-level", "INFO"]
 
@@ -130,13 +141,17 @@ RUN python /build/deps.py gpu > /build/requirements.txt \
  && pip check
 COPY --from=source /src/ ./
 RUN pip install --no-deps --no-build-isolation . && rm -rf build
-COPY --from=api-store --chown=ganserve:ganserve /store /app/models
-ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data GANSERVE_DEVICE=cuda
-RUN mkdir -p /app/data && chown ganserve:ganserve /app/data
+# the shipped store (no weights), served as it is when no store is mounted; compose and
+# Kubernetes point GANSERVE_MODELS_DIR at their volume. /app/models and /app/data stay empty
+# folders owned by the service user: a named volume first mounted here (whichever container
+# the engine creates first) is filled from them, so it starts empty and writable.
+COPY --from=api-store --chown=ganserve:ganserve /store /app/shipped-models
+ENV GANSERVE_MODELS_DIR=/app/shipped-models GANSERVE_DATA_DIR=/app/data GANSERVE_DEVICE=cuda
+RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=90s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/live', timeout=2).status != 200)"]
+  CMD ["ganserve", "healthcheck", "http://127.0.0.1:8000/v2/health/live"]
 ENTRYPOINT ["ganserve"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
 
@@ -144,15 +159,17 @@ FROM gpu-base AS worker-gpu
 ARG VERSION=0.1.0
 ARG VCS_REF=unknown
 LABEL org.opencontainers.image.title="ganserve-worker-gpu" \
-      org.opencontainers.image.description="GAN jobs: evaluations on CUDA (onnxruntime-gpu), training on the CPU" \
+      org.opencontainers.image.description="GAN jobs: fine-tunes (torch CUDA) and evaluations (onnxruntime-gpu) on the GPU" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
-# training runs on the CPU (training/ has no CUDA path yet): torch's CPU build; the GPU serves
-# the evaluations' ONNX Runtime sessions (onnxruntime-gpu)
-RUN pip install -c /build/constraints.txt --index-url https://download.pytorch.org/whl/cpu torch \
+# torch built for the base's CUDA major (cu130 for CUDA 13.0): fine-tunes train on the GPU
+# (GANSERVE_TRAIN_DEVICE=cuda below), evaluations run on onnxruntime-gpu
+ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu130
+RUN pip install -c /build/constraints.txt --index-url ${TORCH_CUDA_INDEX} \
+      --extra-index-url https://pypi.org/simple torch \
  && python /build/deps.py gpu train > /build/requirements.txt \
  && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
  && pip check
@@ -160,11 +177,12 @@ COPY --from=source /src/ ./
 RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY models /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
-    GANSERVE_WORKER_METRICS_HOST=0.0.0.0 GANSERVE_WORKER_METRICS_PORT=9101
+    GANSERVE_WORKER_METRICS_HOST=0.0.0.0 GANSERVE_WORKER_METRICS_PORT=9101 \
+    GANSERVE_TRAIN_DEVICE=cuda
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
 USER 10001:10001
 EXPOSE 9101
 HEALTHCHECK --interval=30s --timeout=3s --start-period=90s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9101/metrics', timeout=2).status != 200)"]
+  CMD ["ganserve", "healthcheck", "http://127.0.0.1:9101/metrics"]
 ENTRYPOINT ["ganserve"]
 CMD ["worker", "--queues", "train,eval", "--log-level", "INFO"]

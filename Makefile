@@ -27,7 +27,7 @@ run store demo: export GANSERVE_MODELS_DIR ?= $(STORE)/models
 run store demo: export GANSERVE_DATA_DIR ?= $(STORE)/data
 
 .PHONY: run test lint demo install install-serve install-train store reset-store \
-        clean-venv bench system-deps
+        clean-venv bench system-deps compose-check
 
 # serving: the base package and the CPU ONNX Runtime, no torch
 $(SERVE_STAMP): pyproject.toml
@@ -94,3 +94,8 @@ bench: $(TRAIN_STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+## compose-check: build the images and start docker-compose.yml for real (Podman here),
+## check it end to end on empty volumes, print a table (scripts/compose_check.py)
+compose-check:
+	$(PYTHON) scripts/compose_check.py

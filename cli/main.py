@@ -240,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "image: /app/shipped-models)")
     sd.add_argument("--to", help="the store (default GANSERVE_MODELS_DIR)")
 
+    hc = add("healthcheck", help="exit 0 when URL answers 200 within --timeout, else 1 with "
+             "one line (the images' and compose's health checks)")
+    hc.add_argument("url", nargs="?", default="http://127.0.0.1:8000/v2/health/ready",
+                    help="what to ask (default: the API's readiness on this host)")
+    hc.add_argument("--timeout", type=float, default=2.0, help="seconds")
+
+    al = add("alert-log", help="an Alertmanager webhook receiver that logs each alert and "
+             "keeps the latest for GET /alerts (compose's default receiver)")
+    al.add_argument("--host", default="127.0.0.1")
+    al.add_argument("--port", type=int, default=9095)
+
     g = add("generate", help="images straight from the model store (no server)",
                        epilog=EPILOG_GENERATE)
     g.add_argument("model", help="NAME or NAME/VERSION in the store, or a version folder")
@@ -520,6 +531,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(get_settings)
     _check_port(args.host, args.port)
+    _check_device(settings.device)
     worker = None
     if settings.embedded and settings.embedded_worker:
         from cli.embedded_worker import EmbeddedWorker
@@ -536,6 +548,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         announcer.set()
     return 0
+
+
+def _check_device(device: str) -> None:
+    """device=cuda without a working CUDA provider: one line, exit 2, before any worker
+    process starts (each would refuse the same way)."""
+    from ganserve.onnx_runtime import DeviceUnavailable, require_device
+
+    try:
+        require_device(device)
+    except DeviceUnavailable as e:
+        raise CliError(str(e)) from None
 
 
 def _jobs_mode(settings: Settings, worker: EmbeddedWorker | None) -> str:
@@ -583,6 +606,44 @@ def cmd_seed_store(args: argparse.Namespace) -> int:
     copied = seed(source, store)
     print(f"seeded {store}: {', '.join(copied) if copied else 'nothing new'}")
     return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    # no proxy: a health check asks this container, whatever HTTP_PROXY says
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(args.url, timeout=args.timeout) as r:
+            status = r.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except (OSError, ValueError) as e:
+        print(f"unhealthy: {args.url}: {getattr(e, 'reason', e)}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"unhealthy: {args.url} answered {status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_alert_log(args: argparse.Namespace) -> int:
+    from cli.alert_log import serve
+
+    server = serve(args.host, args.port)
+    log.info("alert-log: receiving Alertmanager webhooks on http://%s:%d/ (GET /alerts)",
+             args.host, args.port)
+    # as a container's PID 1 a signal without a handler is ignored: stop on SIGTERM too
+    signal.signal(signal.SIGTERM, _interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    server.server_close()
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
@@ -646,6 +707,7 @@ def _check_port(host: str, port: int) -> None:
 
 COMMANDS = {"train": cmd_train, "serve": cmd_serve, "worker": cmd_worker,
             "api-key": cmd_api_key, "seed-store": cmd_seed_store,
+            "healthcheck": cmd_healthcheck, "alert-log": cmd_alert_log,
             "generate": cmd_generate,
             "export": cmd_export, "evaluate": cmd_evaluate,
             "build-evaluator": cmd_build_evaluator}

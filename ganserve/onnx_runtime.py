@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import re
 from pathlib import Path
 
 try:
@@ -14,6 +16,56 @@ except ImportError as e:                # the package ships without a runtime: p
 from ganserve.cpus import quota_threads
 
 log = logging.getLogger(__name__)
+
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+# what ONNX Runtime's CUDA provider opens when a session starts rather than when it is loaded
+# (not in its ELF NEEDED list): cuDNN 9 for onnxruntime-gpu 1.2x-1.3x
+LAZY_CUDA_LIBS = ("libcudnn.so.9",)
+
+
+class DeviceUnavailable(RuntimeError):
+    """``device=cuda`` was asked for and ONNX Runtime cannot run on the GPU here."""
+
+
+def cuda_problem() -> str | None:
+    """Why ONNX Runtime's CUDA provider cannot start on this machine, in a few words (e.g.
+    "libcudart.so.13 not found"); None when its libraries load. ONNX Runtime itself only logs
+    the failure and carries on on the CPU, so the provider's library is opened here the way
+    it opens it, and the loader's first complaint is kept."""
+    if CUDA_PROVIDER not in ort.get_available_providers():
+        return (f"this onnxruntime {ort.__version__} has no CUDA provider (install "
+                "onnxruntime-gpu, not onnxruntime)")
+    capi = Path(ort.__file__).parent / "capi"
+    try:
+        ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(str(capi / "libonnxruntime_providers_cuda.so"))
+        for lib in LAZY_CUDA_LIBS:
+            ctypes.CDLL(lib)
+    except OSError as e:
+        return _loader_complaint(str(e))
+    return None
+
+
+def _loader_complaint(message: str) -> str:
+    """``libX.so.N: cannot open shared object file: No such file or directory`` ->
+    ``libX.so.N not found``; anything else as the loader said it."""
+    m = re.search(r"([\w.+-]+\.so[\w.]*): cannot open shared object file", message)
+    return f"{m.group(1)} not found" if m else message
+
+
+def require_device(device: str) -> None:
+    """Refuse (DeviceUnavailable, one line) when ``device=cuda`` cannot be had; log what
+    ``auto`` will run on."""
+    if device == "cpu":
+        return
+    problem = cuda_problem()
+    if device == "cuda" and problem:
+        raise DeviceUnavailable(f"device=cuda, but ONNX Runtime's CUDA provider cannot "
+                                f"start: {problem}")
+    if device == "auto":
+        log.info("device=auto: ONNX Runtime runs on %s", "the GPU (CUDA)" if problem is None
+                 else f"the CPU ({problem})")
 
 
 def providers_for(device: str = "auto") -> list[str]:
@@ -56,4 +108,11 @@ def make_session(path: str | Path, device: str = "auto", intra_op_threads: int =
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(device))
+    session = ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(device))
+    got = session.get_providers()
+    if device == "cuda" and got[0] != CUDA_PROVIDER:
+        # the provider loaded but this session fell back (no device visible, out of memory,
+        # an operator it lacks...): ONNX Runtime's own error above says which
+        raise DeviceUnavailable(f"device=cuda, but ONNX Runtime ran {Path(path).name} on "
+                                f"{', '.join(got)} ({cuda_problem() or 'see its error above'})")
+    return session

@@ -9,6 +9,7 @@ need=()
 [ -n "${GANSERVE_TEST_CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)     # checks alertmanager.yml
 command -v qemu-x86_64 >/dev/null || need+=(qemu-user)     # an AVX2 CPU for the cross-CPU test
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -18,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 import ganserve
 from ganserve import process_metrics
 from ganserve.cpus import available_cpus
+from ganserve.onnx_runtime import require_device
 from service.api.routes import datasets, generate, health, jobs, models
 from service.auth import KeyRing
 from service.datasets import DatasetService
@@ -118,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         executor = ThreadPoolExecutor(max_workers=max(2, available_cpus()),
                                       thread_name_prefix="ort")
+        # device=cuda where the GPU cannot be had: stop here, never serve from the CPU unsaid
+        require_device(settings.device)
         registry = Registry(settings, executor, on_batch=_on_batch, on_queue=_on_queue)
         app.state.registry = registry
         # Load and warm every model before accepting connections: with several workers on

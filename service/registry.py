@@ -28,6 +28,7 @@ import numpy as np
 from ganserve.generator import OnnxGenerator, class_weights
 from ganserve.manifest import MANIFEST_NAME, Manifest, list_versions, model_dirs
 from ganserve.model_store import read_default
+from ganserve.onnx_runtime import DeviceUnavailable
 from service.batcher import Batcher, BatchStats, pad_rows
 from service.errors import ModelNotFound, ModelUnavailable, VersionNotFound
 from service.settings import Settings
@@ -244,6 +245,8 @@ class Registry:
                 log.info("loaded %s/%s (%s) on %s in %.2f s, deterministic=%s", name, version,
                          lv.family, lv.provider, lv.load_seconds, lv.deterministic)
                 out.append(lv)
+            except DeviceUnavailable:   # not this version's fault: the server stops
+                raise
             except Exception as e:  # any failure: refuse this version, keep the rest
                 log.error("refused %s/%s: %s", name, version, e)
                 out.append(FailedVersion(name, version, vdir, str(e), _signature(vdir)))

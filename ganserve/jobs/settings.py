@@ -4,6 +4,7 @@ the broker live, and the job timing rules."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,14 @@ class JobSettings(BaseSettings):
     database_url: str | None = Field(None, description="job records (SQLAlchemy URL, e.g. "
                                      "postgresql+psycopg://user@host/db); unset: SQLite in "
                                      "the data dir")
+    # each secret once: the URLs above name host, user and database; the passwords come alone
+    # (a Kubernetes Secret or .env holds each once, and any character works: it is escaped)
+    broker_password: SecretStr | None = Field(None, description="the broker's password, "
+                                              "put into GANSERVE_BROKER_URL (which then "
+                                              "holds none)")
+    database_password: SecretStr | None = Field(None, description="the job database's "
+                                                "password, put into GANSERVE_DATABASE_URL "
+                                                "(which then holds none)")
     job_heartbeat_s: float = Field(2.0, gt=0, le=300, description="a running job's lease "
                                    "heartbeat period")
     job_lease_s: float = Field(30.0, gt=0, le=3600, description="a job whose heartbeat is "
@@ -77,6 +86,13 @@ class JobSettings(BaseSettings):
             raise ValueError("job_time_limit_s must be above job_soft_time_limit_s")
         if self.job_lease_s <= 2 * self.job_heartbeat_s:
             raise ValueError("job_lease_s must be more than twice job_heartbeat_s")
+        for name in ("broker", "database"):
+            url, password = getattr(self, f"{name}_url"), getattr(self, f"{name}_password")
+            if password is not None and not url:
+                raise ValueError(f"{name}_password is set but {name}_url is not")
+            if password is not None and urlsplit(url).password is not None:
+                raise ValueError(f"{name}_url holds a password and {name}_password is set "
+                                 "too: keep the password in one place")
         return self
 
     @property
@@ -86,12 +102,12 @@ class JobSettings(BaseSettings):
 
     def resolved_broker_url(self) -> str:
         if self.broker_url:
-            return self.broker_url
+            return with_password(self.broker_url, self.broker_password)
         return f"sqla+sqlite:///{(self.data_dir / BROKER_FILE).resolve()}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            return with_password(self.database_url, self.database_password)
         return f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
 
     @property
@@ -107,3 +123,14 @@ class JobSettings(BaseSettings):
     @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"
+
+
+def with_password(url: str, password: SecretStr | None) -> str:
+    """``url`` with ``password`` in its authority, escaped (``redis://host:6379/0`` +
+    ``p@ss`` -> ``redis://:p%40ss@host:6379/0``); unchanged without one."""
+    if password is None:
+        return url
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    secret = quote(password.get_secret_value(), safe="")
+    return urlunsplit(parts._replace(netloc=f"{user}:{secret}@{host}"))

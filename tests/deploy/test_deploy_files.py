@@ -78,8 +78,40 @@ def test_compose_runs_the_whole_product():
         assert deps["redis"]["condition"] == deps["postgres"]["condition"] == "service_healthy"
         assert deps["seed"]["condition"] == "service_completed_successfully"
         env = services[name]["environment"]
-        assert env["GANSERVE_BROKER_URL"].startswith("redis://:${REDIS_PASSWORD")
-        assert env["GANSERVE_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["GANSERVE_BROKER_URL"] == "redis://redis:6379/0"
+        assert env["GANSERVE_DATABASE_URL"] == "postgresql+psycopg://ganserve@postgres:5432/ganserve"
+
+
+def test_compose_names_each_secret_once():
+    """Passwords come from one variable each, never spelled inside a URL; the services get
+    them alone (GANSERVE_*_PASSWORD) and build their URLs."""
+    text = (REPO / "docker-compose.yml").read_text()
+    for var in ("REDIS_PASSWORD", "POSTGRES_PASSWORD"):
+        assert len(re.findall(r"\$\{" + var, text)) == 1, var
+    assert not re.search(r"://[^\s\"]*:\$\{", text), "a password inside a URL"
+    env = compose()["services"]["api"]["environment"]
+    assert env["GANSERVE_BROKER_PASSWORD"] == "${REDIS_PASSWORD:-ganserve-redis}"
+    assert env["GANSERVE_DATABASE_PASSWORD"] == "${POSTGRES_PASSWORD:-ganserve-pg}"
+
+
+def test_compose_alerts_reach_a_receiver():
+    services = compose()["services"]
+    assert "alertmanager" in services["prometheus"]["depends_on"]
+    assert services["alert-log"]["command"][0] == "alert-log"
+    am = yaml.safe_load((REPO / "deploy/alertmanager/alertmanager.yml").read_text())
+    receiver = next(r for r in am["receivers"] if r["name"] == am["route"]["receiver"])
+    assert receiver["webhook_configs"][0]["url"].startswith("http://alert-log:9095/")
+    prom = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "alertmanager:9093"]
+
+
+def test_compose_health_checks_have_no_spaced_arguments():
+    """docker-compose 1.29 over Podman's API splits a CMD list's arguments on spaces."""
+    for name, s in compose()["services"].items():
+        test = s.get("healthcheck", {}).get("test", [])
+        if test and test[0] == "CMD":
+            assert all(" " not in word for word in test), name
 
 
 def test_compose_redis_and_postgres_are_private_with_health_and_volumes():
@@ -88,17 +120,17 @@ def test_compose_redis_and_postgres_are_private_with_health_and_volumes():
         s = services[name]
         assert "ports" not in s, f"{name} must not be published on the host"
         assert s["healthcheck"]["test"] and s["volumes"]
-    assert "--requirepass" in services["redis"]["command"]
-    assert "--appendonly" in services["redis"]["command"]
+    assert "--requirepass" in services["redis"]["command"][-1]
+    assert "--appendonly" in services["redis"]["command"][-1]
     assert services["api"]["stop_grace_period"] == "50s"      # > the 30 s drain + 10 s
-    for name in ("flower", "prometheus", "api", "grafana"):   # this host only: no keys here
+    for name in ("flower", "prometheus", "api", "grafana", "alertmanager", "alert-log"):
         assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
 
 
 def test_compose_read_only_mounts_where_only_read():
     services = compose()["services"]
-    for name in ("prometheus", "grafana"):
+    for name in ("prometheus", "grafana", "alertmanager"):
         config = [v for v in services[name]["volumes"] if v.startswith("./deploy")]
         assert config and all(v.endswith(":ro") for v in config), name
 
@@ -120,6 +152,21 @@ def test_prometheus_config_and_rules_pass_promtool():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_alert_rules_fire_and_stay_quiet_as_their_unit_tests_say():
+    r = run(tool("promtool"), "test", "rules", "deploy/prometheus/alerts_test.yml")
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+    tested = set(re.findall(r"alertname: (\w+)", (REPO / "deploy/prometheus/alerts_test.yml")
+                            .read_text()))
+    rules = {r["alert"] for g in yaml.safe_load((REPO / "deploy/prometheus/alerts.yml")
+                                                .read_text())["groups"] for r in g["rules"]}
+    assert rules == tested, f"rules without a unit test: {rules - tested}"
+
+
+def test_alertmanager_config_passes_amtool():
+    r = run(tool("amtool"), "check-config", "deploy/alertmanager/alertmanager.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_prometheus_scrapes_the_compose_services_on_their_ports():
     config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
     targets = {j["job_name"]: j["dns_sd_configs"][0] for j in config["scrape_configs"]
@@ -130,8 +177,9 @@ def test_prometheus_scrapes_the_compose_services_on_their_ports():
     assert targets["ganserve-worker"]["port"] == 9101 and "api" in services
     alerts = {r["alert"] for g in yaml.safe_load((REPO / "deploy/prometheus/alerts.yml")
                                                  .read_text())["groups"] for r in g["rules"]}
-    assert {"GanserveHighErrorRate", "GanserveSlowP99", "GanserveJobQueueLong",
-            "GanserveWorkerDown"} <= alerts
+    assert {"GanserveApiDown", "GanserveWorkerDown", "GanserveNoWorker",
+            "GanserveJobQueueGrowing", "GanserveJobFailures", "GanserveHighErrorRate",
+            "GanserveSlowP99"} <= alerts
 
 
 # ------------------------------------------------------------------ Grafana
