@@ -64,14 +64,6 @@ RUN find /store -name '*.safetensors' -delete
 
 # ------------------------------------------------------------------ api
 FROM cpu-base AS api
-ARG VERSION=0.1.0
-ARG VCS_REF=unknown
-LABEL org.opencontainers.image.title="ganserve-api" \
-      org.opencontainers.image.description="GAN serving: FastAPI + ONNX Runtime (CPU)" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
-      org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
 RUN python /build/deps.py cpu > /build/requirements.txt \
  && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
@@ -85,6 +77,15 @@ RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY --from=api-store --chown=ganserve:ganserve /store /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/shipped-models GANSERVE_DATA_DIR=/app/data
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
+# labels last: a new VCS_REF (every commit) must not invalidate the installs' cache
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="ganserve-api" \
+      org.opencontainers.image.description="GAN serving: FastAPI + ONNX Runtime (CPU)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
+      org.opencontainers.image.licenses="Apache-2.0"
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
@@ -94,14 +95,6 @@ CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
 
 # ------------------------------------------------------------------ worker
 FROM cpu-base AS worker
-ARG VERSION=0.1.0
-ARG VCS_REF=unknown
-LABEL org.opencontainers.image.title="ganserve-worker" \
-      org.opencontainers.image.description="GAN jobs: fine-tune and evaluate (torch CPU + Celery)" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
-      org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
 # torch's CPU build; TORCH_PIP_ARGS says where from (a wheel folder mounted into the build,
 # where download.pytorch.org is out of reach: --find-links /wheels)
@@ -118,6 +111,15 @@ COPY models /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
     GANSERVE_WORKER_METRICS_HOST=0.0.0.0 GANSERVE_WORKER_METRICS_PORT=9101
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
+# labels last: a new VCS_REF (every commit) must not invalidate the installs' cache
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="ganserve-worker" \
+      org.opencontainers.image.description="GAN jobs: fine-tune and evaluate (torch CPU + Celery)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
+      org.opencontainers.image.licenses="Apache-2.0"
 USER 10001:10001
 EXPOSE 9101
 HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \
@@ -127,14 +129,6 @@ CMD ["worker", "--queues", "train,eval", "--log-level", "INFO"]
 
 # ------------------------------------------------------------------ GPU variants
 FROM gpu-base AS api-gpu
-ARG VERSION=0.1.0
-ARG VCS_REF=unknown
-LABEL org.opencontainers.image.title="ganserve-api-gpu" \
-      org.opencontainers.image.description="GAN serving: FastAPI + ONNX Runtime (CUDA)" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
-      org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
 RUN python /build/deps.py gpu > /build/requirements.txt \
  && pip install -c /build/constraints.txt -r /build/requirements.txt setuptools \
@@ -148,6 +142,15 @@ RUN pip install --no-deps --no-build-isolation . && rm -rf build
 COPY --from=api-store --chown=ganserve:ganserve /store /app/shipped-models
 ENV GANSERVE_MODELS_DIR=/app/shipped-models GANSERVE_DATA_DIR=/app/data GANSERVE_DEVICE=cuda
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
+# labels last: a new VCS_REF (every commit) must not invalidate the installs' cache
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="ganserve-api-gpu" \
+      org.opencontainers.image.description="GAN serving: FastAPI + ONNX Runtime (CUDA)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
+      org.opencontainers.image.licenses="Apache-2.0"
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=90s --retries=3 \
@@ -156,14 +159,6 @@ ENTRYPOINT ["ganserve"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
 
 FROM gpu-base AS worker-gpu
-ARG VERSION=0.1.0
-ARG VCS_REF=unknown
-LABEL org.opencontainers.image.title="ganserve-worker-gpu" \
-      org.opencontainers.image.description="GAN jobs: fine-tunes (torch CUDA) and evaluations (onnxruntime-gpu) on the GPU" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
-      org.opencontainers.image.licenses="Apache-2.0"
 COPY pyproject.toml requirements/constraints.txt scripts/deps.py /build/
 # torch built for the base's CUDA major (cu130 for CUDA 13.0): fine-tunes train on the GPU
 # (GANSERVE_TRAIN_DEVICE=cuda below), evaluations run on onnxruntime-gpu
@@ -180,6 +175,15 @@ ENV GANSERVE_MODELS_DIR=/app/models GANSERVE_DATA_DIR=/app/data \
     GANSERVE_WORKER_METRICS_HOST=0.0.0.0 GANSERVE_WORKER_METRICS_PORT=9101 \
     GANSERVE_TRAIN_DEVICE=cuda
 RUN mkdir -p /app/data /app/models && chown ganserve:ganserve /app/data /app/models
+# labels last: a new VCS_REF (every commit) must not invalidate the installs' cache
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="ganserve-worker-gpu" \
+      org.opencontainers.image.description="GAN jobs: fine-tunes (torch CUDA) and evaluations (onnxruntime-gpu) on the GPU" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="https://github.com/ganserve/ganserve" \
+      org.opencontainers.image.licenses="Apache-2.0"
 USER 10001:10001
 EXPOSE 9101
 HEALTHCHECK --interval=30s --timeout=3s --start-period=90s --retries=3 \

@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--r1-gamma", type=float, help="R1 penalty weight on real images (0 = off)")
     t.add_argument("--precision", choices=["fp32", "bf16"],
                    help="bf16: autocast the G/D passes (faster on CPUs with AVX512-BF16)")
+    t.add_argument("--device", choices=["cpu", "cuda", "auto"],
+                   help="where G and D train (default cpu; cuda needs torch's CUDA build and "
+                   "a GPU; samples and the export run on the CPU)")
     t.add_argument("--model-arg", action="append", default=[], type=_model_arg,
                    metavar="KEY=VALUE", help="override one field of the preset's model "
                    "config, e.g. d_architecture=orig or mapping_lr_mult=0.1 (repeatable; "
@@ -340,7 +343,7 @@ def _flag_hint(command: argparse.ArgumentParser, given: str) -> str:
 TRAIN_FLAGS = {"batch": "batch", "loss": "loss", "seed": "seed", "precision": "precision",
                "r1_gamma": "r1_gamma", "steps": "steps", "time_budget": "time_budget_minutes",
                "eval_every": "eval_every", "lr_d": "lr_d",
-               "aux_class_weight": "aux_class_weight"}
+               "aux_class_weight": "aux_class_weight", "device": "device"}
 
 
 # TrainConfig field -> the flag that sets it, for the plan's messages

@@ -92,7 +92,9 @@ def fine_tune(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     except (DataError, OSError, ValueError) as e:
         raise JobError(f"cannot read the base model or the dataset: {e}") from e
     opts = TrainOptions(family=m.family, out=run, preset=base_preset(m),
-                        train={} if resume else train_overrides(spec, m.family),
+                        # the device is this worker's (a resumed job may move to another)
+                        train=({} if resume else train_overrides(spec, m.family))
+                        | {"device": ctx.settings.train_device},
                         resume=resume, init_from=None if resume else base, images=data,
                         data=spec.dataset.describe(), command=f"fine-tune job {job.id}")
     starting(lease, spec.steps, "resuming from the job's checkpoint" if resume

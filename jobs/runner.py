@@ -21,6 +21,7 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
+from ganserve.jobs.queue import QueueUnreachable, publish
 from ganserve.jobs.records import Job, JobState, now
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
@@ -153,8 +154,16 @@ def _stopped(ctx: WorkerContext, job: Job, owner: str, reason: str) -> None:
         _ended(ctx, moved, job, JobState.CANCELLED)
     elif reason == "shutdown":
         ctx.store.release(job.id, owner)
-        log.info("job %s: worker shutting down; checkpoint kept, the job resumes on the next "
-                 "worker", job.id)
+        # back into its queue's list at once: the next worker resumes it without waiting for
+        # another worker's reaper, and a queue-length autoscaler (KEDA) sees it waiting even
+        # when this was the last worker (the lease lets one delivery run it)
+        try:
+            publish(ctx.celery, job)
+        except QueueUnreachable:
+            log.warning("job %s: could not put it back in its queue; a worker's reaper will "
+                        "requeue it", job.id)
+        log.info("job %s: worker shutting down; checkpoint kept, the job is back in its "
+                 "queue and resumes on the next worker", job.id)
     else:
         log.info("job %s: lease lost; this worker leaves it to the new holder", job.id)
 

@@ -421,7 +421,8 @@ class Run:
         self.engine.compose("down", "-v", timeout=300)
         label = f"label=com.docker.compose.project={PROJECT}"
         left = (self.engine.podman("ps", "-aq", "--filter", label).stdout.split()
-                + self.engine.podman("volume", "ls", "-q", "--filter", label).stdout.split())
+                + self.engine.podman("volume", "ls", "-q", "--filter", label).stdout.split()
+                + self.engine.podman("network", "ls", "-q", "--filter", label).stdout.split())
         if left:
             raise CheckFailed(f"down -v left: {' '.join(left)}")
         return "no container, volume or network of the project is left"
@@ -490,6 +491,8 @@ def main() -> int:
             if not args.keep:
                 engine.compose("down", "-v", check=False, timeout=300)
         finally:
+            # the tagged images stay (the next run reuses their layers); superseded ones go
+            engine.podman("image", "prune", "-f", check=False)
             engine.stop()
         print_table(run.rows, time.monotonic() - t0)
     return 0 if run.rows and all(r.ok for r in run.rows) and len(run.rows) >= 11 else 1

@@ -2,8 +2,9 @@
 
 D sees real and fake images through the same random translation and cutout, in both the D
 and the G step, so it cannot memorise a few hundred images and G's gradients still flow
-through the (differentiable) transforms. All randomness comes from the torch RNG, whose state
-the checkpoint keeps, so a resumed run stays bit-exact.
+through the (differentiable) transforms. All randomness comes from the torch CPU RNG, whose
+state the checkpoint keeps, so a resumed run stays bit-exact (on a GPU too: the draws are made
+on the CPU and moved to the images' device).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to ``ratio`` of its size, padding with zeros."""
     B, _, H, W = x.shape
     sh, sw = int(H * ratio + 0.5), int(W * ratio + 0.5)
-    tx = torch.randint(-sh, sh + 1, (B, 1, 1))
-    ty = torch.randint(-sw, sw + 1, (B, 1, 1))
-    gb, gx, gy = torch.meshgrid(torch.arange(B), torch.arange(H), torch.arange(W),
+    tx = torch.randint(-sh, sh + 1, (B, 1, 1)).to(x.device)
+    ty = torch.randint(-sw, sw + 1, (B, 1, 1)).to(x.device)
+    gb, gx, gy = torch.meshgrid(*(torch.arange(n, device=x.device) for n in (B, H, W)),
                                 indexing="ij")
     gx = torch.clamp(gx + tx + 1, 0, H + 1)
     gy = torch.clamp(gy + ty + 1, 0, W + 1)
@@ -34,13 +35,13 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     """Zero one square of ``ratio`` x the image size at a random place in each image."""
     B, _, H, W = x.shape
     ch, cw = int(H * ratio + 0.5), int(W * ratio + 0.5)
-    ox = torch.randint(0, H + (1 - ch % 2), (B, 1, 1))
-    oy = torch.randint(0, W + (1 - cw % 2), (B, 1, 1))
-    gb, gx, gy = torch.meshgrid(torch.arange(B), torch.arange(ch), torch.arange(cw),
+    ox = torch.randint(0, H + (1 - ch % 2), (B, 1, 1)).to(x.device)
+    oy = torch.randint(0, W + (1 - cw % 2), (B, 1, 1)).to(x.device)
+    gb, gx, gy = torch.meshgrid(*(torch.arange(n, device=x.device) for n in (B, ch, cw)),
                                 indexing="ij")
     gx = torch.clamp(gx + ox - ch // 2, 0, H - 1)
     gy = torch.clamp(gy + oy - cw // 2, 0, W - 1)
-    mask = torch.ones(B, H, W, dtype=x.dtype)
+    mask = torch.ones(B, H, W, dtype=x.dtype, device=x.device)
     mask[gb, gx, gy] = 0
     return x * mask.unsqueeze(1)
 

@@ -9,6 +9,7 @@ from training.augment import parse_policy
 from training.losses import LOSSES
 
 PRECISIONS = ("fp32", "bf16")
+DEVICES = ("cpu", "cuda", "auto")
 
 
 @dataclass
@@ -35,6 +36,9 @@ class TrainConfig:
                                         # passes under autocast (fp32 weights, optimizer and
                                         # R1); 1.3-1.5x the images/s on CPUs with AVX512-BF16
     seed: int = 0                       # seeds the torch RNG (data order, z, noise, mixing)
+    device: str = "cpu"                 # cpu | cuda | auto (cuda when torch sees a GPU): where
+                                        # G and D train; every random draw stays on the CPU
+                                        # RNG, samples and exports run on the CPU
     log_every: int = 50                 # steps between metrics.jsonl lines
     sample_every: int = 500             # steps between sample grids + loss-curve PNGs
     checkpoint_every: int = 500         # steps between checkpoints
@@ -58,6 +62,9 @@ class TrainConfig:
             raise ValueError(f"r1_gamma must be >= 0 (0 = off), got {self.r1_gamma}")
         if self.time_budget_minutes < 0:
             raise ValueError("time_budget_minutes must be >= 0 (0 = no limit)")
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; choose one of "
+                             f"{', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of "
                              f"{', '.join(PRECISIONS)}")

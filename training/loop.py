@@ -143,7 +143,9 @@ class Nets:
 
 @dataclass
 class Batches:
-    """Where a step draws its real images (uint8 NCHW) and labels from."""
+    """Where a step draws its real images (uint8 NCHW) and labels from. They stay in host
+    memory; each batch goes to ``device``. Every random draw is made on the CPU RNG (the one
+    a checkpoint keeps) and moved, so a run's draws are the same on any device."""
     images_u8: torch.Tensor
     labels: torch.Tensor | None
     batch: int
@@ -152,13 +154,25 @@ class Batches:
     # of its classes): fakes are asked for these only, or G would be trained on classes D
     # has no real images of, and the tuned classes would get a fraction of the updates
     present: torch.Tensor | None = None
+    device: torch.device = torch.device("cpu")
 
     def fake_classes(self, B: int) -> torch.Tensor | None:
         if not self.num_classes:
             return None
         if self.present is None:
-            return torch.randint(self.num_classes, (B,))
-        return self.present[torch.randint(len(self.present), (B,))]
+            return torch.randint(self.num_classes, (B,)).to(self.device)
+        return self.present[torch.randint(len(self.present), (B,))].to(self.device)
+
+    def z(self, B: int, z_dim: int) -> torch.Tensor:
+        return torch.randn(B, z_dim).to(self.device)
+
+    def real(self, B: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """B random real images in [-1, 1] and their labels (None: unconditional)."""
+        idx = torch.randint(len(self.images_u8), (B,))
+        real = self.images_u8[idx].to(self.device).float() * (2 / 255) - 1
+        labels = (self.labels[idx].to(self.device)
+                  if (self.labels is not None and self.num_classes) else None)
+        return real, labels
 
 
 def d_step(nets: Nets, cfg: TrainConfig, data: Batches, step: int,
@@ -166,10 +180,8 @@ def d_step(nets: Nets, cfg: TrainConfig, data: Batches, step: int,
     """One discriminator update: the loss, the AC-GAN term, the gradient penalty or lazy R1.
     (The order of the random draws is part of resume's bit-exactness: keep it.)"""
     G, D, B, K = nets.G, nets.D, data.batch, data.num_classes
-    idx = torch.randint(len(data.images_u8), (B,))
-    real = data.images_u8[idx].float() * (2 / 255) - 1
-    c_real = data.labels[idx] if (data.labels is not None and K) else None
-    z = torch.randn(B, G.z_dim)
+    real, c_real = data.real(B)
+    z = data.z(B, G.z_dim)
     c_fake = data.fake_classes(B)
     with torch.no_grad(), amp():
         fake = G(z, c_fake)
@@ -207,7 +219,7 @@ def g_step(nets: Nets, cfg: TrainConfig, data: Batches, amp: Callable[[], Any],
     """One generator update against the frozen discriminator."""
     G, D, B = nets.G, nets.D, data.batch
     stats: dict[str, float] = {}
-    z = torch.randn(B, G.z_dim)
+    z = data.z(B, G.z_dim)
     c_fake = data.fake_classes(B)
     nets.d_trainable(False)
     if aux:     # ... and G learns to make fakes D names as the requested class
@@ -240,7 +252,8 @@ class _Run:
         self.folder = RunFolder(run_dir)
         self.ckpt_path = self.folder.checkpoint
         torch.manual_seed(cfg.seed)
-        G, D = build(family, model_cfg)
+        self.device = training_device(cfg.device)
+        G, D = (net.to(self.device) for net in build(family, model_cfg))
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         frozen = _frozen_d_parameters(D, cfg.freeze_d)
         self.nets = Nets(G, D, _adam(G, cfg.lr_g, cfg), _adam(D, cfg.lr_d, cfg),
@@ -249,7 +262,7 @@ class _Run:
         self.batches = Batches(torch.from_numpy(data.images),
                                torch.from_numpy(data.labels) if data.labels is not None
                                else None, cfg.batch, model_cfg.num_classes,
-                               _present_classes(data, model_cfg.num_classes))
+                               _present_classes(data, model_cfg.num_classes), self.device)
         self.step, self.images_seen, self.wall, self.busy = 0, 0, 0.0, 0.0
         self.folder.create()
         if resume:
@@ -298,7 +311,9 @@ class _Run:
 
     def snapshot(self, final: bool = False) -> None:
         cfg, step, folder = self.cfg, self.step, self.folder
-        G_inf = inference_copy(self.G_ema)
+        # samples, FID and the grids run on the CPU, as the exported model will
+        G_inf = inference_copy(self.G_ema if self.device.type == "cpu"
+                               else copy.deepcopy(self.G_ema).cpu())
         grid = progress_grid(G_inf, cfg.sample_seeds)
         save_png(grid, folder.samples_at(step))
         save_png(grid, folder.latest_samples)
@@ -363,7 +378,8 @@ class _Run:
 
         def amp() -> torch.autocast:
             """bf16 autocast around the G/D passes when asked; R1, Adam stay fp32."""
-            return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16)
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
+                                  enabled=bf16)
 
         window: dict[str, list[float]] = {}
         win_t, win_imgs = time.perf_counter(), 0
@@ -413,6 +429,20 @@ class _Run:
                  "cancelled" if cancelled else "finished", self.step, cfg.steps, self.wall, ips)
         return TrainResult(self.run_dir, self.step, cancelled, path, self.wall, self.busy, ips,
                            self.last, out_of_time)
+
+
+def training_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (refused, in one line, where torch sees no GPU) or ``auto``."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if name == "cuda":
+        built = torch.version.cuda
+        raise RunError(f"device=cuda, but torch {torch.__version__} sees no GPU ("
+                       + (f"built for CUDA {built}: no device or driver visible)" if built
+                          else "a CPU-only build)"))
+    return torch.device("cpu")
 
 
 def _means(window: dict[str, list[float]]) -> dict[str, float]:

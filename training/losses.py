@@ -27,7 +27,7 @@ def g_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor | None
                      ) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al.): (||grad D(x_hat)|| - 1)^2 on real/fake interpolates."""
-    eps = torch.rand(real.shape[0], 1, 1, 1)
+    eps = torch.rand(real.shape[0], 1, 1, 1).to(real.device)    # drawn on the CPU RNG
     x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
     out = D(x_hat, c)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)

@@ -31,7 +31,7 @@ from training.run_folder import RunFolder
 # TrainConfig fields a run keeps for life (resume refuses to change them), and those it may
 FIXED_TRAIN_FIELDS = ("batch", "loss", "seed", "precision", "r1_gamma", "lr_g", "lr_d",
                       "aux_class_weight")
-RESUMABLE_TRAIN_FIELDS = ("steps", "time_budget_minutes", "eval_every")
+RESUMABLE_TRAIN_FIELDS = ("steps", "time_budget_minutes", "eval_every", "device")
 
 
 class PlanError(ValueError):

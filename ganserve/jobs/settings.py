@@ -36,6 +36,9 @@ class JobSettings(BaseSettings):
     database_password: SecretStr | None = Field(None, description="the job database's "
                                                 "password, put into GANSERVE_DATABASE_URL "
                                                 "(which then holds none)")
+    train_device: str = Field("cpu", pattern="^(cpu|cuda|auto)$", description="where "
+                              "fine-tunes train: cpu, cuda (torch's CUDA build and a GPU; the "
+                              "GPU worker image sets it) or auto (cuda when torch sees one)")
     job_heartbeat_s: float = Field(2.0, gt=0, le=300, description="a running job's lease "
                                    "heartbeat period")
     job_lease_s: float = Field(30.0, gt=0, le=3600, description="a job whose heartbeat is "

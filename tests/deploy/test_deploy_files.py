@@ -16,10 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from ganserve.jobs.queue import QUEUES
 from tests.deploy.files import REPO
 
 BIN = Path(sys.executable).parent
@@ -389,10 +391,79 @@ def test_k8s_monitors_and_scaler_point_at_what_exists():
         assert any(labels.items() <= s["metadata"]["labels"].items()
                    and port in {p["name"] for p in s["spec"]["ports"]}
                    for s in services.values()), monitor["metadata"]["name"]
+    for monitor in of_kind(docs, "ServiceMonitor").values():     # the rules' job names
+        assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
+
+
+def test_keda_scales_workers_on_the_celery_lists_in_redis():
+    """KEDA's Redis list scaler reads the queues Celery keeps (lists named after them) from
+    the Redis the pods use, with the password from the one Secret: no Prometheus needed."""
+    docs = built("keda")
     scaled = of_kind(docs, "ScaledObject")["ganserve-worker"]["spec"]
     assert scaled["scaleTargetRef"]["name"] in of_kind(docs, "Deployment")
-    (trigger,) = scaled["triggers"]
-    # running jobs count too: scaling on the queue lists alone would stop busy workers
-    assert trigger["type"] == "prometheus"
-    assert 'ganserve_jobs{state=~"queued|running"}' in trigger["metadata"]["query"]
-    assert "max by (queue, state)" in trigger["metadata"]["query"]     # not x replicas
+    assert {t["type"] for t in scaled["triggers"]} == {"redis"}
+    assert {t["metadata"]["listName"] for t in scaled["triggers"]} == set(QUEUES)
+    settings = of_kind(docs, "ConfigMap")["ganserve-settings"]["data"]
+    broker = urlsplit(settings["GANSERVE_BROKER_URL"])
+    redis_service = of_kind(docs, "Service")[broker.hostname]
+    for t in scaled["triggers"]:
+        host, _, port = t["metadata"]["address"].partition(":")
+        assert host.split(".")[0] == broker.hostname and int(port) == broker.port
+        assert host.split(".")[1] == redis_service["metadata"]["namespace"]
+        assert t["metadata"]["databaseIndex"] == broker.path.strip("/")
+        auth = of_kind(docs, "TriggerAuthentication")[t["authenticationRef"]["name"]]
+        (ref,) = auth["spec"]["secretTargetRef"]
+        assert (ref["parameter"], ref["name"], ref["key"]) == (
+            "password", "ganserve-secrets", "REDIS_PASSWORD")
+    policy = of_kind(docs, "NetworkPolicy")["ganserve-redis-from-keda"]["spec"]
+    assert policy["ingress"][0]["ports"] == [{"port": 6379, "protocol": "TCP"}]
+
+
+def test_k8s_secret_holds_each_password_once_and_no_url():
+    docs = built("cpu")
+    secret = of_kind(docs, "Secret")["ganserve-secrets"]["stringData"]
+    assert not any("://" in v for v in secret.values())
+    settings = of_kind(docs, "ConfigMap")["ganserve-settings"]["data"]
+    for key in ("GANSERVE_BROKER_URL", "GANSERVE_DATABASE_URL"):
+        assert urlsplit(settings[key]).password is None, key
+    for name in ("ganserve-api", "ganserve-worker"):
+        pod = of_kind(docs, "Deployment")[name]["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert env["GANSERVE_BROKER_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == \
+            "REDIS_PASSWORD"
+        assert env["GANSERVE_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == \
+            "POSTGRES_PASSWORD"
+
+
+def test_k8s_egress_is_denied_but_for_dns_the_stores_and_public_webhooks():
+    policies = of_kind(built("cpu"), "NetworkPolicy")
+    deny = policies["ganserve-default-deny-egress"]["spec"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Egress"] and "egress" not in deny
+    dns = policies["ganserve-dns-egress"]["spec"]["egress"][0]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    egress = policies["ganserve-api-worker-egress"]["spec"]["egress"]
+    ports = [{p["port"] for p in rule["ports"]} for rule in egress]
+    assert ports == [{6379}, {5432}, {443, 80}]
+    public = egress[2]["to"][0]["ipBlock"]
+    assert public["cidr"] == "0.0.0.0/0" and "169.254.0.0/16" in public["except"]
+
+
+def test_prometheus_rule_is_compose_rules_as_written_by_its_generator():
+    committed = yaml.safe_load((REPO / "k8s/components/monitoring/prometheusrule.yaml")
+                               .read_text())
+    assert committed == yaml.safe_load(script("prometheus_rule").render())
+    compose_rules = yaml.safe_load((REPO / "deploy/prometheus/alerts.yml").read_text())
+    assert committed["spec"]["groups"] == compose_rules["groups"]
+    assert "PrometheusRule" in of_kind(built("cpu"), "PrometheusRule")["ganserve"]["kind"]
+
+
+def test_gpu_overlay_gives_a_gpu_only_to_the_pods_that_use_one():
+    docs = built("gpu")
+    for kind in ("Deployment", "StatefulSet", "Job"):
+        for name, doc in of_kind(docs, kind).items():
+            wants = any("nvidia.com/gpu" in c.get("resources", {}).get("limits", {})
+                        for c in doc["spec"]["template"]["spec"]["containers"])
+            assert wants == (name in ("ganserve-api", "ganserve-worker")), name
+    worker = of_kind(docs, "Deployment")["ganserve-worker"]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
+    assert env["GANSERVE_TRAIN_DEVICE"] == "cuda"

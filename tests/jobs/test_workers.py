@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+import redis
 
 from ganserve.jobs.queue import WORKER_READY, make_celery, publish
 from ganserve.jobs.settings import JobSettings
@@ -174,6 +175,8 @@ def test_worker_sigterm_checkpoints_and_next_worker_resumes(job_models, data_dir
              until=lambda j: (j["progress"] or {}).get("step", 0) >= 60)
     assert first.stop(timeout=30) == 0          # warm shutdown: the job checkpointed
     assert "checkpoint kept" in first.output()
+    # back in its queue's Redis list: what KEDA's list scaler counts with no worker left
+    assert redis.Redis.from_url(redis_url).llen("train") == 1
     second = worker_factory(env)
     done = wait_job(server.url, job["id"], ("succeeded",), timeout=120)
     assert done["attempts"] == 1            # a clean hand-over is not a failed attempt

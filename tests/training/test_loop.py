@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ from ganserve.data import load_images
 from tests.conftest import baby_run
 from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from training.config import TrainConfig, preset, train_config_to_dict
-from training.loop import RunError, train
+from training.loop import RunError, train, training_device
 from training.networks import config_from_dict
 
 FAMILIES = ["dcgan", "cgan", "stylegan"]
@@ -192,3 +193,24 @@ def test_fid_points_follow_eval_every_not_sample_every(idx_dir, tmp_path):
     train(tmp_path, "dcgan", model_cfg, cfg, data, evaluator=lambda G: {"fid": 2.0})
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "fid" in r] == [3, 6]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_device_cuda_without_a_gpu_is_refused_in_one_line(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=2)
+    cfg = dataclasses.replace(cfg, device="cuda")
+    with pytest.raises(RunError, match=r"^device=cuda, but torch \S+ sees no GPU \((a CPU-only "
+                       r"build|built for CUDA [\d.]+: no device or driver visible)\)$"):
+        train(tmp_path, "dcgan", model_cfg, cfg, data)
+
+
+def test_device_auto_trains_where_torch_sees_a_device(idx_dir, tmp_path):
+    model_cfg, cfg, data = _setup("dcgan", idx_dir, steps=2)
+    result = train(tmp_path, "dcgan", model_cfg, dataclasses.replace(cfg, device="auto"), data)
+    assert result.step == 2
+    assert training_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_unknown_device_is_refused():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        TrainConfig(device="tpu")

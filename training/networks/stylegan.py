@@ -162,7 +162,8 @@ class SynthesisLayer(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         x = modulated_conv2d(x, self.weight, self.affine(w), demodulate=True, padding=1)
         if self.training:
-            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution)
+            # drawn on the CPU RNG (the one a checkpoint keeps), then to x's device
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution).to(x.device)
         else:
             noise = self.inference_noise_map(w)
         x = x + noise * self.noise_strength + self.bias[None, :, None, None]
@@ -319,9 +320,9 @@ class Generator(nn.Module):
             n = z.shape[0]
             cutoff = torch.randint(1, self.num_ws, (n,))
             cutoff = torch.where(torch.rand(n) < self.cfg.style_mixing_prob, cutoff,
-                                 torch.full_like(cutoff, self.num_ws))
-            w2 = self.mapping(torch.randn_like(z))
-            mix = torch.arange(self.num_ws)[None, :] >= cutoff[:, None]     # [B, num_ws]
+                                 torch.full_like(cutoff, self.num_ws)).to(z.device)
+            w2 = self.mapping(torch.randn(z.shape).to(z.device))       # the CPU RNG's draw
+            mix = torch.arange(self.num_ws, device=z.device)[None, :] >= cutoff[:, None]
             ws = torch.where(mix[:, :, None], w2[:, None].expand_as(ws), ws)
         return ws
 
