@@ -11,7 +11,8 @@
 # Dependencies are installed from pyproject.toml, pinned by requirements/constraints.txt,
 # before the source is copied: a code change rebuilds only the last layers.
 # The bases, overridable (scripts/compose_check.py builds local stand-ins from Debian's
-# packages where no registry is reachable). CUDA_IMAGE's CUDA major must be the one the pinned
+# packages where no registry is reachable). The CUDA 13 images need a driver for CUDA 13
+# (580+) and a Turing-or-newer GPU. CUDA_IMAGE's CUDA major must be the one the pinned
 # onnxruntime-gpu and TORCH_CUDA_INDEX's torch were built for (tests/deploy/test_cuda.py).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04

@@ -44,6 +44,24 @@ def cuda_problem() -> str | None:
             ctypes.CDLL(lib)
     except OSError as e:
         return _loader_complaint(str(e))
+    return _driver_too_old()
+
+
+def _driver_too_old() -> str | None:
+    """The driver's CUDA version (cuDriverGetVersion: no cuInit, no side effects) against
+    the one this onnxruntime was built for: an older driver loads, then fails every session."""
+    try:
+        from onnxruntime.capi import build_and_package_info as info
+        built = tuple(int(x) for x in str(info.cuda_version).split(".")[:2])
+        version = ctypes.c_int(0)
+        if ctypes.CDLL("libcuda.so.1").cuDriverGetVersion(ctypes.byref(version)) != 0:
+            return None
+    except (ImportError, AttributeError, ValueError, OSError):
+        return None                     # nothing to compare: let the session say
+    have = (version.value // 1000, version.value % 1000 // 10)
+    if have < built:
+        return (f"the NVIDIA driver supports CUDA {have[0]}.{have[1]}, this onnxruntime needs "
+                f"{built[0]}.{built[1]} (update the driver)")
     return None
 
 

@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from ganserve.jobs.queue import QueueUnreachable, publish
 from ganserve.jobs.records import Job, JobState, now
+from ganserve.jobs.running import RunningList
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import WebhookSender
@@ -43,6 +44,7 @@ class WorkerContext:
     celery: Celery
     shutdown: Any           # a multiprocessing.Event: set in the main process, seen by children
     webhooks: WebhookSender | None = None
+    running: RunningList = field(default_factory=lambda: RunningList(None))
 
     def notify(self, job: Job, event: str) -> None:
         if self.webhooks is not None:
@@ -109,9 +111,13 @@ def _run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
     log.info("job %s: %s %s started (attempt %d)", job_id, claimed.type, claimed.model,
              claimed.attempts)
     ctx.notify(claimed, "start")
-    with Lease(ctx.store, job_id, owner, ctx.settings.job_heartbeat_s, ctx.shutdown) as lease, \
-            metrics.running(claimed.type):
-        _run_claimed(ctx, claimed, lease, owner, work)
+    ctx.running.add(job_id)
+    try:
+        with Lease(ctx.store, job_id, owner, ctx.settings.job_heartbeat_s,
+                   ctx.shutdown) as lease, metrics.running(claimed.type):
+            _run_claimed(ctx, claimed, lease, owner, work)
+    finally:        # ended, failed, stopped or back in its queue: no longer running here
+        ctx.running.remove(job_id)
 
 
 def _run_claimed(ctx: WorkerContext, job: Job, lease: Lease, owner: str, work: Work) -> None:
@@ -207,6 +213,11 @@ class Reaper(threading.Thread):
         self.sweep_stale()
         if self.idle():
             self.sweep_lost_messages()
+        self.ctx.running.reconcile(self._is_running)
+
+    def _is_running(self, job_id: str) -> bool:
+        job = self.ctx.store.get(job_id)
+        return job is not None and job.state == JobState.RUNNING
 
     def sweep_lost_messages(self) -> None:
         after = max(60.0, 2 * self.ctx.settings.job_lease_s)

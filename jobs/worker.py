@@ -11,6 +11,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 from typing import Any
 
 from celery import Celery, signals
@@ -20,6 +22,7 @@ from ganserve.cpus import quota_threads
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.queue import QUEUES, TASK_OF, WORKER_READY, make_celery, publish
 from ganserve.jobs.records import JobType
+from ganserve.jobs.running import RunningList
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import WebhookSender
@@ -36,7 +39,8 @@ def create_worker_app(settings: JobSettings) -> tuple[Celery, WorkerContext]:
     app = make_celery(settings)
     store = JobStore.from_url(settings.resolved_database_url())
     ctx = WorkerContext(settings, store, app, multiprocessing.get_context("fork").Event(),
-                        WebhookSender(settings, store.get))
+                        WebhookSender(settings, store.get),
+                        RunningList(None if settings.embedded else settings.resolved_broker_url()))
 
     @app.task(name=TASK_OF[JobType.FINE_TUNE], acks_late=True, reject_on_worker_lost=True)
     def fine_tune_task(job_id: str) -> None:
@@ -104,12 +108,31 @@ def _connect_signals(ctx: WorkerContext, metrics: tuple[str, int], queues: list[
             ctx.webhooks.close(timeout=5.0)
 
 
+# asked in a child process: CUDA initialised in this one before Celery forks its pool would
+# leave the children unable to use the GPU
+CUDA_PROBE = ("from training.loop import RunError, training_device\n"
+              "try:\n    training_device('cuda')\n"
+              "except RunError as e:\n    raise SystemExit(str(e))\n")
+
+
+def check_cuda_training() -> None:
+    """GANSERVE_TRAIN_DEVICE=cuda where torch sees no GPU: refuse to start (ValueError, one
+    line) rather than take fine-tunes and fail each one."""
+    r = subprocess.run([sys.executable, "-c", CUDA_PROBE], capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode != 0:
+        lines = (r.stderr.strip() or f"the probe exited {r.returncode}").splitlines()
+        raise ValueError(f"GANSERVE_TRAIN_DEVICE=cuda: {lines[-1]}")
+
+
 def run_worker(settings: JobSettings, queues: list[str], concurrency: int,
                loglevel: str = "INFO") -> None:
     """Migrate the job database, then run the worker until SIGTERM/SIGINT."""
     unknown = [q for q in queues if q not in QUEUES]
     if unknown:
         raise ValueError(f"unknown queue {', '.join(unknown)}; queues: {', '.join(QUEUES)}")
+    if "train" in queues and settings.train_device == "cuda":
+        check_cuda_training()
     upgrade(JobStore.from_url(settings.resolved_database_url()).engine)
     app, ctx = create_worker_app(settings)
     _connect_signals(ctx, (settings.worker_metrics_host, settings.worker_metrics_port), queues)

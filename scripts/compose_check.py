@@ -64,7 +64,10 @@ class Hopeless(CheckFailed):
 # ---------------------------------------------------------------- running things
 def sh(*cmd: str, check: bool = True, quiet: bool = True, env: dict[str, str] | None = None,
        timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(cmd, capture_output=quiet, text=True, env=env, timeout=timeout)
+    try:
+        r = subprocess.run(cmd, capture_output=quiet, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"{' '.join(cmd[:4])}... still running after {timeout:.0f} s") from None
     if check and r.returncode != 0:
         tail = ((r.stdout or "") + (r.stderr or ""))[-3000:]
         raise CheckFailed(f"{' '.join(cmd[:4])}... exited {r.returncode}:\n{tail}")
@@ -88,13 +91,17 @@ class Engine:
         deadline = time.monotonic() + 30
         while not sock.exists():
             if time.monotonic() > deadline or self.service.poll() is not None:
+                self.stop()
                 raise CheckFailed("podman system service did not open its socket")
             time.sleep(0.2)
 
     def stop(self) -> None:
-        if self.service is not None:
+        if self.service is not None and self.service.poll() is None:
             self.service.terminate()
-            self.service.wait(timeout=20)
+            try:
+                self.service.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
 
     def podman(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return sh("podman", *args, env=self.env, **kw)
@@ -119,13 +126,18 @@ class HealthPump:
 
     def _run(self) -> None:
         while not self.stopped.wait(2.0):
-            r = self.engine.podman("ps", "--filter", f"label=com.docker.compose.project="
-                                   f"{PROJECT}", "--format", "{{.Names}} {{.Status}}",
-                                   check=False)
-            for line in r.stdout.splitlines():
-                name, _, status = line.partition(" ")
-                if "(" in status:         # "Up 5 seconds (starting)" / "(healthy)"...
-                    self.engine.podman("healthcheck", "run", name, check=False, timeout=30)
+            try:
+                self._check_all()
+            except CheckFailed as e:        # a hung check: try again next round
+                print(f"compose-check: health pump: {e}", file=sys.stderr, flush=True)
+
+    def _check_all(self) -> None:
+        r = self.engine.podman("ps", "--filter", f"label=com.docker.compose.project={PROJECT}",
+                               "--format", "{{.Names}} {{.Status}}", check=False, timeout=30)
+        for line in r.stdout.splitlines():
+            name, _, status = line.partition(" ")
+            if "(" in status:         # "Up 5 seconds (starting)" / "(healthy)"...
+                self.engine.podman("healthcheck", "run", name, check=False, timeout=30)
 
     def __enter__(self) -> HealthPump:
         self.thread.start()
@@ -272,6 +284,8 @@ class Run:
             detail, ok = fn(), True
         except CheckFailed as e:
             detail, ok = str(e), False
+        except Exception as e:          # an answer of an unexpected shape: a failed check too
+            detail, ok = f"{type(e).__name__}: {e}", False
         self.rows.append(Row(check, ok, time.monotonic() - t0, detail))
         print(f"compose-check: {'ok  ' if ok else 'FAIL'} {check} ({time.monotonic() - t0:.0f}"
               f" s): {detail.splitlines()[0] if detail else ''}", flush=True)
@@ -398,7 +412,8 @@ class Run:
                         return a["annotations"].get("description", "")
             return None
 
-        description = wait_for("GanserveNoWorker at alert-log", received, 360, every_s=5)
+        # the rule's `for: 5m`, an evaluation and Alertmanager's group_wait: about 5.5 min
+        description = wait_for("GanserveNoWorker at alert-log", received, 600, every_s=5)
         self.engine.compose("start", "worker")
         wait_for(f"the waiting job {eval_id} to run once the worker is back",
                  lambda: get_json(f"{API}/v1/jobs/{eval_id}")["state"] == "succeeded", 300, 3)
@@ -456,6 +471,20 @@ def logs_of_failure(engine: Engine) -> None:
     print(r.stdout[-12000:], r.stderr[-2000:], sep="\n")
 
 
+def clean_up(engine: Engine, run: Run, keep: bool) -> None:
+    """Whatever happened (a failed check, Ctrl-C): the stack and its volumes go, unless
+    --keep; the tagged images stay (the next run reuses their layers), superseded ones go."""
+    done = bool(run.rows) and run.rows[-1].check.startswith("down -v") and run.rows[-1].ok
+    try:
+        if not keep and not done:
+            engine.compose("down", "-v", check=False, timeout=300)
+        engine.podman("image", "prune", "-f", check=False, timeout=300)
+    except CheckFailed as e:
+        print(f"compose-check: clean-up: {e}", file=sys.stderr)
+    finally:
+        engine.stop()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--keep", action="store_true", help="leave the stack running at the end")
@@ -488,12 +517,8 @@ def main() -> int:
                     run.step("down -v removes everything", run.down_removes_everything)
         except CheckFailed:
             logs_of_failure(engine)
-            if not args.keep:
-                engine.compose("down", "-v", check=False, timeout=300)
         finally:
-            # the tagged images stay (the next run reuses their layers); superseded ones go
-            engine.podman("image", "prune", "-f", check=False)
-            engine.stop()
+            clean_up(engine, run, args.keep)
         print_table(run.rows, time.monotonic() - t0)
     return 0 if run.rows and all(r.ok for r in run.rows) and len(run.rows) >= 11 else 1
 

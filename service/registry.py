@@ -245,9 +245,9 @@ class Registry:
                 log.info("loaded %s/%s (%s) on %s in %.2f s, deterministic=%s", name, version,
                          lv.family, lv.provider, lv.load_seconds, lv.deterministic)
                 out.append(lv)
-            except DeviceUnavailable:   # not this version's fault: the server stops
-                raise
-            except Exception as e:  # any failure: refuse this version, keep the rest
+            except Exception as e:  # any failure: refuse this version, keep the rest...
+                if isinstance(e, DeviceUnavailable) and not self.scanned:
+                    raise           # ...but no GPU at start is no version's fault: stop
                 log.error("refused %s/%s: %s", name, version, e)
                 out.append(FailedVersion(name, version, vdir, str(e), _signature(vdir)))
         return out

@@ -1,5 +1,6 @@
 """The ganserve command line: the full train -> export -> evaluate path and usage errors."""
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -307,3 +308,18 @@ def test_cli_seed_store_copies_what_the_store_lacks(tmp_path, baby_exports, caps
     assert "baby-dcgan/2" in capsys.readouterr().out
     assert not (store / "baby-dcgan" / "1").exists()
     assert (store / "baby-dcgan" / "2" / "manifest.json").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None or __import__("torch").cuda
+                    .is_available(), reason="needs torch and no GPU")
+def test_cli_worker_training_on_cuda_without_a_gpu_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GANSERVE_TRAIN_DEVICE", "cuda")
+    monkeypatch.setenv("GANSERVE_BROKER_URL", "redis://127.0.0.1:1/0")      # never reached
+    assert main(["worker", "--queues", "train", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "GANSERVE_TRAIN_DEVICE=cuda: device=cuda, but torch" in err[0]
+
+
+def test_cli_healthcheck_answers_by_exit_status(capsys):
+    assert main(["healthcheck", "http://127.0.0.1:1/v2/health/ready", "--timeout", "1"]) == 1
+    assert capsys.readouterr().err.startswith("unhealthy: http://127.0.0.1:1/v2/health/ready")

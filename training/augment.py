@@ -3,8 +3,9 @@
 D sees real and fake images through the same random translation and cutout, in both the D
 and the G step, so it cannot memorise a few hundred images and G's gradients still flow
 through the (differentiable) transforms. All randomness comes from the torch CPU RNG, whose
-state the checkpoint keeps, so a resumed run stays bit-exact (on a GPU too: the draws are made
-on the CPU and moved to the images' device).
+state the checkpoint keeps, so a resumed run stays bit-exact on the CPU. On a GPU the draws are
+the same (made on the CPU, then moved to the images' device), but some CUDA kernels sum in a
+varying order, so GPU runs match closely, not bit for bit.
 """
 
 from __future__ import annotations

@@ -81,8 +81,9 @@ def host_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_initialized() else None
     return {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, **({"gpu": gpu} if gpu else {})}
 
 
 def write_run_config(run_dir: Path, family: str, model_cfg: Any, train_cfg: TrainConfig,
@@ -512,5 +513,10 @@ def train(run_dir: str | Path, family: str, model_cfg: Any, cfg: TrainConfig,
                                       previous.get("hosts", []) + [host_info()],
                                       previous.get("parent", parent))
     started, wall_at_start = time.perf_counter(), run.wall
-    cancelled, out_of_time = run.loop(progress, should_cancel)
-    return run.finish(cancelled, out_of_time, started, wall_at_start)
+    try:
+        cancelled, out_of_time = run.loop(progress, should_cancel)
+        return run.finish(cancelled, out_of_time, started, wall_at_start)
+    finally:
+        if run.device.type == "cuda":   # a worker process lives on: give the memory back
+            del run
+            torch.cuda.empty_cache()

@@ -6,6 +6,7 @@ must say it runs on the CPU."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -96,3 +97,47 @@ def test_device_auto_says_it_runs_on_the_cpu_and_why(ort_gpu):
     assert r.returncode == 0, r.stderr
     assert re.search(r"device=auto: ONNX Runtime runs on the CPU \(lib\S+ not found\)",
                      r.stderr), r.stderr
+
+
+# the Python and glibc each Ubuntu release of the CUDA base ships
+UBUNTU = {"ubuntu24.04": ("3.12", 39), "ubuntu22.04": ("3.10", 35)}
+
+
+def test_gpu_api_dependency_set_resolves_for_the_bases_python(tmp_path):
+    """The api-gpu image installs the gpu extra, pinned, with the CUDA base's own Python
+    (Ubuntu's, not the 3.11 the pins were frozen on): resolved here for that Python and
+    platform, wheels only, as the image's pip would (metadata only, nothing installed)."""
+    release = dockerfile_arg("CUDA_IMAGE").rsplit("-", 1)[-1]
+    python, glibc = UBUNTU[release]
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "deps.py"), "gpu"], capture_output=True,
+        text=True, check=True).stdout)
+    platforms = [a for m in range(17, glibc + 1) for a in ("--platform", f"manylinux_2_{m}_x86_64")]
+    report = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--dry-run",
+                        "--ignore-installed", "--only-binary=:all:", "--implementation", "cp",
+                        "--python-version", python, *platforms,
+                        "--platform", "manylinux2014_x86_64", "--target", str(tmp_path / "t"),
+                        "-c", str(CONSTRAINTS), "-r", str(requirements), "--report", str(report)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    installed = {i["metadata"]["name"].lower(): i["metadata"]["version"]
+                 for i in json.loads(report.read_text())["install"]}
+    assert installed["onnxruntime-gpu"] == pinned("onnxruntime-gpu")
+    assert "onnxruntime" not in installed           # never both runtimes in one image
+
+
+def test_a_driver_older_than_the_build_is_named(ort_gpu, tmp_path):
+    """A driver for CUDA 12.8 under a CUDA 13 onnxruntime-gpu: the libraries load, every
+    session would fall back to the CPU; the check says which driver CUDA it found."""
+    source = tmp_path / "fake_cuda.c"
+    source.write_text("int cuDriverGetVersion(int *v) { *v = 12080; return 0; }\n")
+    lib = tmp_path / "libcuda.so.1"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(source)], check=True)
+    code = "from ganserve.onnx_runtime import _driver_too_old; print(_driver_too_old())"
+    env = gpu_env(ort_gpu, "cuda") | {"LD_LIBRARY_PATH": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.stdout.strip() == ("the NVIDIA driver supports CUDA 12.8, this onnxruntime needs "
+                                "13.0 (update the driver)"), r.stdout + r.stderr

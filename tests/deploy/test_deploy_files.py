@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from ganserve.jobs.queue import QUEUES
+from ganserve.jobs.running import RUNNING_LIST
 from tests.deploy.files import REPO
 
 BIN = Path(sys.executable).parent
@@ -395,14 +396,19 @@ def test_k8s_monitors_and_scaler_point_at_what_exists():
         assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
 
 
-def test_keda_scales_workers_on_the_celery_lists_in_redis():
-    """KEDA's Redis list scaler reads the queues Celery keeps (lists named after them) from
-    the Redis the pods use, with the password from the one Secret: no Prometheus needed."""
+def test_keda_scales_workers_on_the_job_lists_in_redis():
+    """KEDA's Redis list scaler reads the queues Celery keeps (lists named after them) and
+    the workers' running-jobs list from the Redis the pods use, with the password from the
+    one Secret, and sums them: one worker per job, waiting or running; no Prometheus."""
     docs = built("keda")
     scaled = of_kind(docs, "ScaledObject")["ganserve-worker"]["spec"]
     assert scaled["scaleTargetRef"]["name"] in of_kind(docs, "Deployment")
     assert {t["type"] for t in scaled["triggers"]} == {"redis"}
-    assert {t["metadata"]["listName"] for t in scaled["triggers"]} == set(QUEUES)
+    lists = {t["name"]: t["metadata"]["listName"] for t in scaled["triggers"]}
+    assert set(lists.values()) == {*QUEUES, RUNNING_LIST}
+    modifiers = scaled["advanced"]["scalingModifiers"]
+    assert sorted(modifiers["formula"].replace(" ", "").split("+")) == sorted(lists)
+    assert (modifiers["target"], modifiers["activationTarget"]) == ("1", "0")
     settings = of_kind(docs, "ConfigMap")["ganserve-settings"]["data"]
     broker = urlsplit(settings["GANSERVE_BROKER_URL"])
     redis_service = of_kind(docs, "Service")[broker.hostname]

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from ganserve.jobs.queue import WORKER_READY, make_celery, publish
+from ganserve.jobs.running import RUNNING_LIST
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import verify
@@ -173,10 +174,15 @@ def test_worker_sigterm_checkpoints_and_next_worker_resumes(job_models, data_dir
     job = submit(server.url, fine_tune_body(steps=400, checkpoint_every=1000))
     wait_job(server.url, job["id"], ("running",),
              until=lambda j: (j["progress"] or {}).get("step", 0) >= 60)
+    broker = redis.Redis.from_url(redis_url)
+    # what KEDA counts (k8s/overlays/keda): running jobs in their own list, waiting ones in
+    # their queue's
+    assert broker.lrange(RUNNING_LIST, 0, -1) == [job["id"].encode()]
+    assert broker.llen("train") == 0
     assert first.stop(timeout=30) == 0          # warm shutdown: the job checkpointed
     assert "checkpoint kept" in first.output()
-    # back in its queue's Redis list: what KEDA's list scaler counts with no worker left
-    assert redis.Redis.from_url(redis_url).llen("train") == 1
+    # back in its queue's list, out of the running one, with no worker left to requeue it
+    assert broker.llen("train") == 1 and broker.llen(RUNNING_LIST) == 0
     second = worker_factory(env)
     done = wait_job(server.url, job["id"], ("succeeded",), timeout=120)
     assert done["attempts"] == 1            # a clean hand-over is not a failed attempt
