@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -201,15 +202,22 @@ def ensure_packages() -> None:
        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
-def debian_mirror() -> str:
-    """The Debian mirror apt uses here (debootstrap fetches from it; so do builds)."""
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+def debian_mirror(apt: Path = Path("/etc/apt")) -> str:
+    """The mirror apt uses here for bookworm (debootstrap fetches from it; so do builds):
+    one-line sources (``deb [options] URI bookworm ...``) or deb822 stanzas (``URIs:`` with
+    ``Suites: bookworm``); other repositories (a vendor's, security) are skipped."""
+    listed = apt / "sources.list.d"
+    sources = [apt / "sources.list", *sorted([*listed.glob("*.list"), *listed.glob("*.sources")])]
     for path in sources:
-        for line in path.read_text(errors="replace").splitlines() if path.is_file() else ():
-            words = line.split()
-            url = next((w for w in words if w.startswith("http")), None)
-            if url and "security" not in url and (words[:1] in (["deb"], ["URIs:"])):
-                return url
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        for line in text.splitlines():
+            m = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
+            if m and m.group(2) == "bookworm":
+                return m.group(1)
+        for stanza in re.split(r"\n\s*\n", text):
+            fields = dict(re.findall(r"^([\w-]+):[ \t]*(.*)$", stanza, re.M))
+            if "bookworm" in fields.get("Suites", "").split() and fields.get("URIs"):
+                return fields["URIs"].split()[0]
     return "http://deb.debian.org/debian"
 
 
@@ -290,6 +298,7 @@ class Run:
         print(f"compose-check: {'ok  ' if ok else 'FAIL'} {check} ({time.monotonic() - t0:.0f}"
               f" s): {detail.splitlines()[0] if detail else ''}", flush=True)
         if not ok:
+            print(f"compose-check: {check}: {detail}", file=sys.stderr, flush=True)
             raise CheckFailed(check)
 
     # -- each returns the row's detail

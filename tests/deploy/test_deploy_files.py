@@ -473,3 +473,22 @@ def test_gpu_overlay_gives_a_gpu_only_to_the_pods_that_use_one():
     worker = of_kind(docs, "Deployment")["ganserve-worker"]["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
     assert env["GANSERVE_TRAIN_DEVICE"] == "cuda"
+
+
+def test_compose_check_debootstraps_from_apts_bookworm_mirror(tmp_path):
+    """Another vendor's repository (listed first), a disabled file and security updates are
+    not the Debian mirror; one-line and deb822 sources both count."""
+    mirror = script("compose_check").debian_mirror
+    listed = tmp_path / "sources.list.d"
+    listed.mkdir()
+    (listed / "a-nodesource.sources").write_text(
+        "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n")
+    (listed / "b.sources.disabled").write_text("Types: deb\nURIs: http://wrong\nSuites: bookworm\n")
+    (listed / "debian.sources").write_text(
+        "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n")
+    assert mirror(tmp_path) == "http://mirror.example/debian"
+    (tmp_path / "sources.list").write_text(
+        "deb [signed-by=/k.gpg] http://one.example/debian bookworm main\n")
+    assert mirror(tmp_path) == "http://one.example/debian"
+    assert mirror(tmp_path / "none") == "http://deb.debian.org/debian"
