@@ -23,6 +23,7 @@ stack running for a look (then: docker-compose -p ganserve-check ... down -v).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -337,6 +338,31 @@ class Run:
             raise CheckFailed("the models volume holds no training weights")
         return line.split("|", 1)[-1].strip() + "; weights present"
 
+    def all_running(self) -> str:
+        """Every service's container up and none restarting (a crash loop shows as restarts),
+        and Flower answering behind its password."""
+        expected = {"redis", "postgres", "api", "worker", "flower", "prometheus",
+                    "alertmanager", "alert-log"}
+        time.sleep(10)                      # a crash loop needs a moment to show
+        states = {}
+        for name in self.containers():
+            info = json.loads(self.engine.podman("inspect", name).stdout)[0]
+            service = info["Config"]["Labels"]["com.docker.compose.service"]
+            states[service] = (info["State"]["Status"], info.get("RestartCount", 0))
+        bad = {s: st for s, st in states.items() if st != ("running", 0)}
+        missing = expected - states.keys()
+        if bad or missing:
+            raise CheckFailed(f"not running or restarting: {bad}; missing: {sorted(missing)}")
+        password = os.environ.get("FLOWER_PASSWORD", "ganserve")
+        token = base64.b64encode(f"admin:{password}".encode()).decode()
+        req = urllib.request.Request("http://127.0.0.1:5555/healthcheck",
+                                     headers={"Authorization": f"Basic {token}"})
+        with NO_PROXY.open(req, timeout=10) as r:
+            flower = r.read().decode().strip()
+        if flower != "OK":
+            raise CheckFailed(f"Flower's /healthcheck said {flower!r}")
+        return f"{len(states)} services running, none restarted; Flower: {flower}"
+
     def sample(self, version: str | None = None) -> str:
         body: dict[str, Any] = {"seeds": [1, 2, 3, 4]}
         if version:
@@ -517,6 +543,7 @@ def main() -> int:
                 run.step("compose up on empty volumes", run.up_on_empty_volumes)
                 run.step("seed filled the models volume", run.seeded)
                 run.step("API ready, samples a shipped model", run.ready)
+                run.step("every service up, none restarting", run.all_running)
                 run.step("fine-tune: worker over Redis, PostgreSQL", run.fine_tune)
                 run.step("API serves the new version", run.new_version_served)
                 run.step("Prometheus: targets up, rules loaded", run.prometheus)
@@ -529,7 +556,7 @@ def main() -> int:
         finally:
             clean_up(engine, run, args.keep)
         print_table(run.rows, time.monotonic() - t0)
-    return 0 if run.rows and all(r.ok for r in run.rows) and len(run.rows) >= 11 else 1
+    return 0 if run.rows and all(r.ok for r in run.rows) and len(run.rows) >= 12 else 1
 
 
 if __name__ == "__main__":
