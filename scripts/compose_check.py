@@ -404,14 +404,12 @@ class Run:
                 f"'{row}', new version {r['model']}/{r['version']}")
 
     def new_version_served(self) -> str:
+        """Each API worker polls the store on its own (GANSERVE_POLL_INTERVAL_S): the new
+        version is served once several requests in a row, spread over the workers, get it."""
         version = self.job["result"]["version"]
-
-        def listed() -> bool:
-            info = get_json(f"{API}/v1/models/fashion-dcgan")
-            return version in json.dumps(info.get("versions", info))
-
-        wait_for(f"fashion-dcgan/{version} served", listed, 120)
-        return self.sample(version)
+        wait_for(f"fashion-dcgan/{version} served by every API worker",
+                 lambda: all(self.sample(version) for _ in range(8)), 120, every_s=1)
+        return self.sample(version) + " (8 requests in a row)"
 
     def prometheus(self) -> str:
         def targets_up() -> str | None:
