@@ -4,7 +4,9 @@ migrations of a SQLite job database, a model's publisher, a host's one fine-tune
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +18,16 @@ def file_lock(path: Path, while_waiting: Callable[[], None] | None = None,
     """Hold an exclusive lock on ``path`` (created with its folder). With ``while_waiting``
     the wait polls, calling it each ``poll_s`` (it may raise to give up); without, it blocks."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
+    # never through a symlink (the device lock lives in a shared temp dir, where anyone may
+    # plant one), and never truncating: the lock is the file's flock, not its contents
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, f"lock file {path} is a symlink; refusing to follow "
+                          "it (remove it)") from None
+        raise
+    with os.fdopen(fd, "r+") as f:
         if while_waiting is None:
             fcntl.flock(f, fcntl.LOCK_EX)
         else:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 
 from ganserve.data import DataError, ImageData
 from ganserve.data.idx import looks_like_idx_folder
@@ -187,10 +188,14 @@ def published_by(models: Path, name: str, job_id: str) -> Path | None:
     """The version an earlier attempt of this job already published, if any (a worker that
     died between the rename and recording success must not publish a second one)."""
     for v in list_versions(models / name):
-        with contextlib.suppress(Exception):
+        try:
             extra = load_manifest(models / name / v).training.model_extra or {}
-            if (extra.get("job") or {}).get("id") == job_id:
-                return models / name / v
+        except SoftTimeLimitExceeded:       # the job's time is up: not a manifest problem
+            raise
+        except Exception:                   # an unreadable manifest is no earlier attempt's
+            continue
+        if (extra.get("job") or {}).get("id") == job_id:
+            return models / name / v
     return None
 
 

@@ -211,25 +211,15 @@ def _inflates_past(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
 
 def _directory(path: Path) -> tuple[int, int] | None:
     """(entries, directory bytes) as the end-of-central-directory record declares them
-    (ZIP64 too), read from the file's tail before ``zipfile`` parses the directory; None
-    if there is no record."""
+    (ZIP64 too), before ``zipfile`` parses the directory; None if there is no record. The
+    record is found by zipfile's own search (``_EndRecData``): a search of our own (the last
+    signature in the tail) could land on a lookalike, even inside the real record's counts,
+    and vouch for a directory zipfile then reads in full."""
     with path.open("rb") as f:
-        size = f.seek(0, 2)
-        tail_at = max(0, size - (1 << 16) - 22)
-        f.seek(tail_at)
-        tail = f.read()
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) < at + 22:
-            return None
-        entries, cd_size = struct.unpack("<HI", tail[at + 10:at + 16])
-        locator = at - 20
-        if locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
-            offset = struct.unpack("<Q", tail[locator + 8:locator + 16])[0]
-            f.seek(offset)
-            record = f.read(56)
-            if record[:4] == b"PK\x06\x06" and len(record) == 56:
-                entries, cd_size = struct.unpack("<QQ", record[32:48])
-        return entries, cd_size
+        record = zipfile._EndRecData(f)     # noqa: SLF001 -- the one zipfile will use
+    if not record:
+        return None
+    return record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE]  # noqa: SLF001
 
 
 def open_zip(path: Path, limits: ArchiveLimits) -> zipfile.ZipFile:

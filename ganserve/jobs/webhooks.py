@@ -92,16 +92,22 @@ def _split(entries: list[str]) -> tuple[list[Network], list[str]]:
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# local-use NAT64 (RFC 8215): translates to whatever the local translator reaches, never public
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# SIIT's IPv4-translated addresses (RFC 2765, ::ffff:0:a.b.c.d)
+SIIT = ipaddress.ip_network("::ffff:0:0:0/96")
 
 
 def public(a: Address) -> bool:
     """A global address, and for IPv6 forms that carry an IPv4 address (mapped, 6to4,
-    NAT64, compatible), that one too."""
+    NAT64, SIIT, compatible), that one too; local-use NAT64 never."""
     if not a.is_global:
         return False
     if isinstance(a, ipaddress.IPv6Address):
+        if a in NAT64_LOCAL:
+            return False
         inner = a.ipv4_mapped or a.sixtofour
-        if inner is None and a in NAT64:
+        if inner is None and (a in NAT64 or a in SIIT):
             inner = ipaddress.IPv4Address(int(a) & 0xFFFFFFFF)
         if inner is None and int(a) >> 32 == 0:         # ::a.b.c.d (deprecated)
             inner = ipaddress.IPv4Address(int(a))

@@ -3,6 +3,7 @@ cancel of a queued job, jobs switched off. (Embedded mode's SQLite broker takes 
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -299,3 +300,14 @@ def test_fine_tune_unlabelled_upload_on_a_conditional_model_is_refused(api):
                                      {"id": "0123456789abcdef", "name": "fashion-mnist"}])
 def test_fine_tune_bad_dataset_id_rejected(api, dataset):
     error(submit(api, fine_tune_body(dataset=dataset)), 422, "invalid_input")
+
+
+@pytest.mark.parametrize("raw", [
+    "0001-01-01T00:00:00+05:00|" + "a" * 32,            # overflows when moved to UTC
+    "2026-01-01T00:00:00+00:00|a\x00b",                  # a NUL: PostgreSQL refuses it
+    "2026-01-01T00:00:00|" + "a" * 32,                   # no zone: not one we wrote
+    "9999-12-31T23:59:59-05:00|" + "a" * 32,
+])
+def test_crafted_cursor_is_a_422_never_a_5xx(api, raw):
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    error(api.get("/v1/jobs", params={"cursor": cursor}), 422, "invalid_input", "cursor")

@@ -62,6 +62,8 @@ def delivered(event: str, outcome: str) -> float:
     ("http://127.0.0.1:9000/x", LOCAL, stub("127.0.0.1")),
     ("https://public.example/x", "*", stub("93.184.216.34")),
     ("https://internal.example/x", "10.0.0.0/8", stub("10.1.2.3")),
+    ("https://public.example/x", "*", stub("::ffff:0:808:808")),     # SIIT of a public one
+    ("https://public.example/x", "*", stub("64:ff9b::808:808")),     # NAT64 of a public one
 ])
 def test_webhook_target_allowed(url, allowed, resolver):
     check_target(url, allowed_entries(allowed), resolver)
@@ -85,6 +87,10 @@ def test_webhook_target_allowed(url, allowed, resolver):
     ("http://x.example/", "*", stub("64:ff9b::a9fe:a9fe"), "public"),
     ("http://x.example/", "*", stub("2002:a9fe:a9fe::1"), "public"),
     ("http://x.example/", "*", stub("::127.0.0.1"), "public"),
+    ("http://x.example/", "*", stub("64:ff9b:1::a00:1"), "public"),     # local-use NAT64
+    ("http://x.example/", "*", stub("64:ff9b:1::808:808"), "public"),   # never public
+    ("http://x.example/", "*", stub("::ffff:0:a9fe:a9fe"), "public"),   # SIIT, metadata
+    ("http://x.example/", "*", stub("::ffff:0:a00:1"), "public"),       # SIIT, 10.0.0.1
 ])
 def test_webhook_target_refused(url, allowed, resolver, says):
     with pytest.raises(WebhookRefused, match=None) as e:

@@ -106,6 +106,17 @@ def overlapping_zip(copies: int = 8) -> bytes:
     return bytes(data[:cd]) + records + bytes(end)
 
 
+def hidden_directory_zip(copies: int = 5000) -> bytes:
+    """overlapping_zip whose end record's entry counts spell the record's own signature
+    (b"PK" then 05 06): a search for the last signature lands inside the real record, whose
+    22 bytes then run past the file's end, while zipfile reads the real record and every
+    entry its directory holds."""
+    data = bytearray(overlapping_zip(copies))
+    eocd = len(data) - 22
+    data[eocd + 8:eocd + 12] = b"PK\x05\x06"
+    return bytes(data)
+
+
 def bomb_png(side: int = 20_000) -> bytes:
     """A real side x side 1-bit PNG of zeros: about 50 KB (a few hundred bytes zipped) that
     decode to 400 M pixels."""

@@ -428,6 +428,12 @@ def test_upload_huge_directory_refused_before_it_is_parsed(upload_client):
     rejected(api, crafted.overlapping_zip(copies=5000), 422, "too_many_files")
 
 
+def test_upload_directory_behind_a_signature_in_its_own_record_is_refused(upload_client):
+    """The entry-count guard reads the record zipfile will use, not the last lookalike."""
+    api = upload_client(upload_max_files=10)
+    rejected(api, crafted.hidden_directory_zip(copies=5000), 422, "too_many_files")
+
+
 def test_upload_dataset_too_large_and_storage_full(upload_client):
     api = upload_client(dataset_max_bytes=2 * 28 * 28 * 3, datasets_max_total_bytes=20_000)
     rejected(api, crafted.classes_zip({"Bag": 3}), 413, "dataset_too_large")

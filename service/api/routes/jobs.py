@@ -7,6 +7,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -70,17 +71,26 @@ def submit_evaluate(spec: EvaluateSpec, response: Response, jobs: JobsDep,
     return _accepted(*jobs.submit_evaluate(spec, key), response)
 
 
+JOB_ID = re.compile(r"[0-9a-f]{32}")      # ganserve.jobs.records.new_job_id
+
+
 def _cursor(job: Job) -> str:
     raw = f"{job.created_at.isoformat()}|{job.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _parse_cursor(text: str) -> tuple[dt.datetime, str]:
+    """Only what ``_cursor`` writes: a zoned time the records can hold and a job id. A
+    crafted one (no zone, year 1 east of UTC, a NUL in the id) is a 422, never a query that
+    fails in the database (503)."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         t, jid = raw.split("|", 1)
-        return dt.datetime.fromisoformat(t), jid
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        when = dt.datetime.fromisoformat(t)
+        if when.tzinfo is None or not JOB_ID.fullmatch(jid):
+            raise ValueError(raw)
+        return when.astimezone(dt.UTC), jid
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("cursor is not one this API gave out (use the 'next' of a page)",
                            field="cursor") from None
 
