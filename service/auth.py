@@ -89,7 +89,8 @@ class KeyRing:
         self._stamp: int | None = None
         self._lock = threading.Lock()
         if path is not None:
-            self._load()            # a broken file stops the service at start, not later
+            parse_keys(path)        # a missing or broken file stops the service at start
+            self._load()
 
     @property
     def enabled(self) -> bool:
@@ -97,13 +98,30 @@ class KeyRing:
 
     def _load(self) -> None:
         assert self.path is not None
-        stamp = self.path.stat().st_mtime_ns
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._revoke("is gone")
+            return
+        if st.st_size == 0:
+            self._revoke("is empty")
+            return
+        stamp = st.st_mtime_ns
         if stamp == self._stamp:
             return
         keys = parse_keys(self.path)
         with self._lock:
             self._keys, self._stamp = keys, stamp
         log.info("API keys: %d loaded from %s", len(keys), self.path)
+
+    def _revoke(self, why: str) -> None:
+        """A removed or emptied keys file revokes every key (an unreadable one keeps the last
+        good keys: a half-written edit must not lock everyone out)."""
+        with self._lock:
+            had, self._keys, self._stamp = len(self._keys), [], None
+        if had:
+            log.error("API keys file %s %s: all %d keys revoked; key-guarded endpoints "
+                      "answer 401 until it is back", self.path, why, had)
 
     def find(self, presented: str) -> ApiKey | None:
         """The key whose hash matches, comparing against every stored hash."""

@@ -361,6 +361,11 @@ def _npz_labels(zf: zipfile.ZipFile, found: dict[str, Member], n: int,
         if h.shape[0] > limits.max_classes:
             raise Rejected("too_many_classes", f"{h.shape[0]} class names; at most "
                            f"{limits.max_classes} (GANSERVE_UPLOAD_MAX_CLASSES)")
+        # NumPy pads every name to the longest (4 bytes a character): one long name among
+        # few would make the array huge, so its width is checked before it is read
+        if h.dtype.itemsize > 4 * MAX_CLASS_NAME:
+            raise Rejected("invalid_npz", f"'class_names' holds names of up to "
+                           f"{h.dtype.itemsize // 4} characters; at most {MAX_CLASS_NAME}")
         names = [str(s) for s in _small_array(zf, found["class_names"])]
         bad = [s for s in names if not valid_class_name(s)]
         if bad or len(set(names)) != len(names):

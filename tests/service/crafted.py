@@ -146,6 +146,18 @@ def npz_of(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def long_class_name_npz(chars: int = 2_000_000) -> bytes:
+    """Ten class names, one of them ``chars`` random letters: NumPy pads all ten to it, so
+    a few MB compressed hold 10 x 4 x ``chars`` bytes (80 MB by default), within the
+    compression-ratio limit."""
+    long = "".join(RNG.choice(list("abcdefghijklmnopqrstuvwxyz"), chars))
+    names = np.array([long] + [f"c{i}" for i in range(9)])
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=np.zeros((10, 8, 8), np.uint8),
+                        labels=np.arange(10), class_names=names)
+    return buf.getvalue()
+
+
 def progressive_jpeg(scans: int, side: int = 64) -> bytes:
     """A progressive JPEG whose last scan is repeated ``scans`` times (each costs a full
     pass over the image when decoded: a CPU bomb in a few KB)."""

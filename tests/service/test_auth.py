@@ -160,3 +160,23 @@ def test_a_bad_keys_file_is_one_line_at_start(tmp_path):
         Settings(models_dir=tmp_path, api_keys_file=bad)
     message = str(e.value)
     assert '{"keys": [' in message and "not a keys file" in message
+
+
+@pytest.mark.parametrize("how", ["removed", "emptied"])
+def test_keys_file_removed_or_emptied_revokes_every_key(api, keys_file, caplog, how):
+    assert api.get("/v1/jobs", headers=bearer(FULL)).status_code == 200
+    if how == "removed":
+        keys_file.unlink()
+    else:
+        keys_file.write_text("")
+    with caplog.at_level(logging.ERROR, logger="service.auth"):
+        error(api.get("/v1/jobs", headers=bearer(FULL)), 403, "forbidden")
+    assert "all 2 keys revoked" in caplog.text
+    keys_file.write_text(json.dumps({"keys": [FULL_ENTRY]}))      # back: keys work again
+    assert api.get("/v1/jobs", headers=bearer(FULL)).status_code == 200
+
+
+def test_a_half_written_keys_file_keeps_the_last_good_keys(api, keys_file):
+    keys_file.write_text('{"keys": [')
+    os.utime(keys_file, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert api.get("/v1/jobs", headers=bearer(FULL)).status_code == 200

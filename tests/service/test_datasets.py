@@ -428,6 +428,23 @@ def test_upload_huge_directory_refused_before_it_is_parsed(upload_client):
     rejected(api, crafted.overlapping_zip(copies=5000), 422, "too_many_files")
 
 
+def test_upload_npz_with_one_huge_class_name_is_refused_from_its_header(upload_client):
+    """Refused before the names are read: the API's memory does not grow by the 80 MB the
+    padded array would take (measured with tracemalloc, which sees NumPy's buffers)."""
+    import tracemalloc
+
+    api = upload_client()
+    content = crafted.long_class_name_npz()
+    tracemalloc.start()
+    try:
+        body = rejected(api, content, 422, "invalid_npz", filename="set.npz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "names of up to 2000000 characters" in body["message"]
+    assert peak < 8 * len(content) + (16 << 20), f"peak {peak >> 20} MB for {len(content)} B"
+
+
 def test_upload_directory_behind_a_signature_in_its_own_record_is_refused(upload_client):
     """The entry-count guard reads the record zipfile will use, not the last lookalike."""
     api = upload_client(upload_max_files=10)
