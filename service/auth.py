@@ -164,6 +164,7 @@ def _check(request: Request, creds: HTTPAuthorizationCredentials | None, write: 
         raise Forbidden(f"the key {key.name!r} is read-only", field="authorization",
                         reason="read_only", key=key.name)
     request.state.api_key = key.name
+    request.state.api_key_read_only = key.read_only
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

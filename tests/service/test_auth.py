@@ -180,3 +180,24 @@ def test_a_half_written_keys_file_keeps_the_last_good_keys(api, keys_file):
     keys_file.write_text('{"keys": [')
     os.utime(keys_file, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert api.get("/v1/jobs", headers=bearer(FULL)).status_code == 200
+
+
+def test_read_only_keys_see_no_webhook_secret(store, tmp_path, keys_file):
+    """A webhook URL often carries the receiver's secret: a full key sees it, a read-only
+    key sees its scheme and host only, in the record, the list and the events' end."""
+    models = copy_store(store, tmp_path / "models")
+    url = "http://127.0.0.1:9/hook/s3cret?token=s3cret"
+    with make_client(models, data_dir=tmp_path / "data", api_keys_file=keys_file,
+                     webhook_allowed_hosts="127.0.0.1/32", webhook_secret="k" * 32) as api:
+        wait_ready(api)
+        body = fine_tune_body(dataset={"name": "fashion-mnist", "classes": ["Bag"],
+                                       "limit": 64}) | {"webhook": {"url": url}}
+        r = api.post("/v1/jobs/fine-tune", json=body, headers=bearer(FULL))
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        full = api.get(f"/v1/jobs/{job_id}", headers=bearer(FULL)).json()
+        assert full["request"]["webhook"]["url"] == url
+        seen = [api.get(f"/v1/jobs/{job_id}", headers=bearer(READ)).text,
+                api.get("/v1/jobs", headers=bearer(READ)).text]
+        for text in seen:
+            assert "s3cret" not in text and "http://127.0.0.1/..." in text

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -40,8 +41,21 @@ JobIdPath = Annotated[str, Path(max_length=64, description="a job id (GET /v1/jo
 
 
 
-def job_out(job: Job) -> JobOut:
-    return JobOut(**job.public())
+def job_out(job: Job, request: Request | None = None) -> JobOut:
+    """The record; a read-only key sees a webhook's scheme and host only (its path and query
+    often carry the receiver's secret)."""
+    out = job.public()
+    if request is not None and getattr(request.state, "api_key_read_only", False):
+        out["request"] = _without_webhook_secrets(out["request"])
+    return JobOut(**out)
+
+
+def _without_webhook_secrets(spec: dict) -> dict:
+    hook = spec.get("webhook")
+    if not isinstance(hook, dict) or not hook.get("url"):
+        return spec
+    parts = urlsplit(hook["url"])
+    return spec | {"webhook": hook | {"url": f"{parts.scheme}://{parts.hostname}/..."}}
 
 
 def _accepted(job: Job, created: bool, response: Response) -> JobOut:
@@ -111,14 +125,14 @@ def list_jobs(request: Request, jobs: JobsDep, state: JobStateName | None = None
                            before=before)
     more = len(page) > limit
     page = page[:limit]
-    return JobList(jobs=[job_out(j) for j in page],
+    return JobList(jobs=[job_out(j, request) for j in page],
                    next=_cursor(page[-1]) if more and page else None)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(401, 403, 404, 422),
             summary="One job: state, progress, ETA, result or error")
-def get_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
-    return job_out(jobs.get(job_id))
+def get_job(job_id: JobIdPath, request: Request, jobs: JobsDep) -> JobOut:
+    return job_out(jobs.get(job_id), request)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
@@ -168,7 +182,7 @@ async def _events(request: Request, jobs: JobService, job: Job) -> AsyncIterator
             yield {"event": "progress", "data": json.dumps(job.progress)}
         last_update = job.updated_at
         if job.terminal:
-            yield {"event": "end", "data": job_out(job).model_dump_json()}
+            yield {"event": "end", "data": job_out(job, request).model_dump_json()}
             return
         if await request.is_disconnected():
             return
