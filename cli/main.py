@@ -554,7 +554,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _check_device(device: str) -> None:
-    """device=cuda without a working CUDA provider: one line, exit 2, before any worker
+    """device=cuda without a working CUDA provider: one line, exit 1, before any worker
     process starts (each would refuse the same way)."""
     from ganserve.onnx_runtime import DeviceUnavailable, require_device
 

@@ -91,8 +91,8 @@ def providers_for(device: str = "auto") -> list[str]:
     available = ort.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if CUDA_PROVIDER in available:
+        return [CUDA_PROVIDER, "CPUExecutionProvider"]
     if device == "cuda":
         raise RuntimeError("device=cuda but this onnxruntime has no CUDAExecutionProvider "
                            f"(available: {', '.join(available)}); install onnxruntime-gpu")
