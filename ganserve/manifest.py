@@ -216,9 +216,24 @@ def in_store(model: str, store: Path) -> Path:
     return store / model
 
 
+HIGH_WATER_FILE = "_high_water.json"     # {"version": N}: the highest number ever used
+
+
+def high_water(model_dir: str | Path) -> int:
+    """The highest version number ``model_dir`` ever held, as its removals recorded it (0:
+    none recorded). Numbers are never reused: a replica or cache that saw the old N would
+    serve its weights under the new N."""
+    try:
+        return int(json.loads((Path(model_dir) / HIGH_WATER_FILE).read_text())["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def next_version(model_dir: str | Path) -> str:
+    """One above every version the model holds or ever held (pick it under the model's
+    lock, ``ganserve.model_store.model_lock``, so two publishers cannot pick the same)."""
     versions = list_versions(model_dir)
-    return str(int(versions[-1]) + 1) if versions else "1"
+    return str(max(int(versions[-1]) if versions else 0, high_water(model_dir)) + 1)
 
 
 def resolve_version_dir(path: str | Path) -> Path:

@@ -2,6 +2,9 @@
 
     MODELS_DIR/NAME/_default.json       {"version": "3"}: what unversioned requests get
                                          (absent: the highest loaded version)
+    MODELS_DIR/NAME/_high_water.json    {"version": 7}: the highest number ever removed
+                                         (numbers are never handed out twice)
+    MODELS_DIR/.locks/NAME.lock         held by whoever changes NAME's store
 
 Both are written so that every reader (each API replica polls the store) sees the old state
 or the new one, never half: the default file is replaced atomically; a version folder is
@@ -10,15 +13,17 @@ first renamed out of the version namespace (one rename), then deleted.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ganserve.evaluations import evaluations_dir
 from ganserve.locks import file_lock
-from ganserve.manifest import atomic_write_text
+from ganserve.manifest import HIGH_WATER_FILE, atomic_write_text, high_water
 
 DEFAULT_FILE = "_default.json"
 TRASH_PREFIX = "_deleted-"
@@ -46,9 +51,29 @@ def write_default(model_dir: Path, version: str | None) -> None:
         "set_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}) + "\n")
 
 
+LOCKS_DIR = ".locks"                # STORE/.locks/NAME.lock: one model's mutations
+
+
+def model_lock(model_dir: Path, while_waiting: Callable[[], None] | None = None
+               ) -> contextlib.AbstractContextManager[None]:
+    """Serialize every mutation of one model's store (publishing a version, removing one,
+    choosing the default) across processes and hosts that share the store. The lock lives
+    in the store (not in a model folder, which may not exist yet)."""
+    return file_lock(model_dir.parent / LOCKS_DIR / f"{model_dir.name}.lock", while_waiting)
+
+
+def record_high_water(model_dir: Path, version: str) -> None:
+    """Remember that ``version`` was used, so ``next_version`` never hands it out again."""
+    if int(version) > high_water(model_dir):
+        atomic_write_text(model_dir / HIGH_WATER_FILE, json.dumps({"version": int(version)})
+                          + "\n")
+
+
 def remove_version(model_dir: Path, version: str) -> None:
-    """Take ``version`` out of the store in one rename, then delete it and its records."""
+    """Take ``version`` out of the store in one rename, then delete it and its records
+    (call it under ``model_lock``). Its number is recorded first: never reused."""
     vdir = model_dir / version
+    record_high_water(model_dir, version)
     trash = model_dir / f"{TRASH_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
     vdir.rename(trash)                          # gone for every reader from here on
     records = evaluations_dir(vdir)

@@ -26,7 +26,14 @@ from ganserve.jobs.datasets import dataset_path, load_dataset, narrow
 from ganserve.jobs.records import Job
 from ganserve.jobs.specs import FineTuneSpec
 from ganserve.locks import file_lock
-from ganserve.manifest import Manifest, list_versions, load_manifest, next_version
+from ganserve.manifest import (
+    Manifest,
+    list_versions,
+    load_manifest,
+    next_version,
+    write_manifest,
+)
+from ganserve.model_store import model_lock
 from jobs import metrics
 from jobs.lease import Lease, Stopped
 from jobs.runner import JobError, WorkerContext
@@ -202,28 +209,49 @@ def published_by(models: Path, name: str, job_id: str) -> Path | None:
 def publish(ctx: WorkerContext, job: Job, lease: Lease, spec: FineTuneSpec, m: Manifest,
             run: Path, data: ImageData) -> tuple[Path, dict[str, Any]]:
     """Export (parity-checked) and score in a staging folder inside the store (one
-    filesystem, so the final move is one rename), then publish under the model's lock."""
+    filesystem, so the final move is one rename), then publish under the model's lock:
+    the slow part runs outside it, so removing a version or choosing the default never
+    waits for an export."""
     name, models = spec.name or m.name, ctx.settings.models_dir
     staging = models / STAGING / job.id
+    again = published_by(models, name, job.id)
+    if again is not None:               # a worker died after its rename: no second export
+        log.info("job %s: %s was published by an earlier attempt", job.id, again)
+        return again, _recorded_quality(again)
     try:
-        with file_lock(ctx.settings.data_dir / "locks" / f"model-{name}.lock"):
-            again = published_by(models, name, job.id)
-            if again is not None:
-                log.info("job %s: %s was published by an earlier attempt", job.id, again)
-                return again, _recorded_quality(again)
-            version = next_version(models / name)
-            shutil.rmtree(staging, ignore_errors=True)
-            staged = export_run(run, staging, name, version, parent=f"{m.name}/{m.version}",
-                                training_extra={"job": _job_record(job, spec)})
-            quality = score(ctx, spec, staged, data)
-            (staged / QUALITY_FILE).write_text(json.dumps(quality, indent=2) + "\n")
-            lease.check()               # cancelled or taken over while exporting: no version
-            final = models / name / version
-            os.rename(staged, final)
+        shutil.rmtree(staging, ignore_errors=True)
+        staged = export_run(run, staging, name, next_version(models / name),
+                            parent=f"{m.name}/{m.version}",
+                            training_extra={"job": _job_record(job, spec)})
+        quality = score(ctx, spec, staged, data)
+        (staged / QUALITY_FILE).write_text(json.dumps(quality, indent=2) + "\n")
+        lease.check()                   # cancelled or taken over meanwhile: no version
+        with model_lock(models / name, lease.check):
+            final = _publish_staged(job, lease, models / name, staged, m)
+        return final, _recorded_quality(final)     # ours, or an earlier attempt's
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("job %s: published %s/%s (from %s/%s)", job.id, name, version, m.name, m.version)
-    return final, quality
+
+
+def _publish_staged(job: Job, lease: Lease, model_dir: Path, staged: Path,
+                    m: Manifest) -> Path:
+    """Under the model's lock: the version an earlier attempt published, or ``staged``
+    under the next free number. The lease is confirmed (the fencing check) right before
+    the rename: a worker that lost the job, or whose job was cancelled, publishes nothing."""
+    again = published_by(model_dir.parent, model_dir.name, job.id)
+    if again is not None:
+        log.info("job %s: %s was published by an earlier attempt", job.id, again)
+        return again
+    version = next_version(model_dir)
+    manifest = load_manifest(staged)
+    if manifest.version != version:     # another version appeared since the export began
+        write_manifest(staged, manifest.model_copy(update={"version": version}))
+    lease.confirm()
+    final = model_dir / version
+    os.rename(staged, final)
+    log.info("job %s: published %s/%s (from %s/%s)", job.id, model_dir.name, version, m.name,
+             m.version)
+    return final
 
 
 def _job_record(job: Job, spec: FineTuneSpec) -> dict[str, Any]:

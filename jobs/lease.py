@@ -32,9 +32,13 @@ class Stopped(Exception):
 
 class Lease:
     def __init__(self, store: JobStore, job_id: str, owner: str, heartbeat_s: float,
-                 shutdown: threading.Event):
+                 shutdown: threading.Event, lease_s: float | None = None):
         self.store, self.job_id, self.owner = store, job_id, owner
         self.heartbeat_s, self.shutdown = heartbeat_s, shutdown
+        # a worker that cannot renew stops itself one beat before another worker may take
+        # the job over (lease_s after the last renewal the database saw)
+        self.give_up_s = (lease_s - heartbeat_s) if lease_s else float("inf")
+        self._renewed = time.monotonic()
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -55,9 +59,18 @@ class Lease:
         while not self._stop.wait(self.heartbeat_s):
             try:
                 ours, cancel = self.store.heartbeat(self.job_id, self.owner)
-            except sa.exc.SQLAlchemyError as e:     # the database blinked: next beat
-                log.warning("job %s: heartbeat failed: %s", self.job_id, e)
-                continue
+            except sa.exc.SQLAlchemyError as e:     # the database blinked: next beat...
+                unrenewed = time.monotonic() - self._renewed
+                if unrenewed < self.give_up_s:
+                    log.warning("job %s: heartbeat failed: %s", self.job_id, e)
+                    continue
+                # ...unless it blinked so long that the job may be another worker's now
+                log.error("job %s: lease not renewed for %.0f s (database unreachable); "
+                          "stopping before another worker takes the job over", self.job_id,
+                          unrenewed)
+                self.lost.set()
+                return
+            self._renewed = time.monotonic()
             if cancel:
                 self.cancelled.set()
             if not ours:
@@ -98,6 +111,23 @@ class Lease:
         reason = self.stop_reason()
         if reason is not None and reason not in allowed:
             raise Stopped(reason)
+
+    def confirm(self) -> None:
+        """The fencing check at the moment of a side effect outside the database: raise
+        Stopped unless this worker still holds the lease of a running, uncancelled job
+        (and renew it, so the side effect that follows at once is inside the lease). A
+        database that cannot answer is no proof: that stops too."""
+        if self.lost.is_set():
+            raise Stopped("lost")
+        try:
+            ours = self.store.confirm_lease(self.job_id, self.owner)
+        except sa.exc.SQLAlchemyError as e:
+            log.warning("job %s: cannot confirm the lease (%s); not publishing", self.job_id, e)
+            raise Stopped("lost") from e
+        if not ours:
+            self.stop_reason()              # cancelled, or someone else's: say which
+            raise Stopped("cancelled" if self.cancelled.is_set() else "lost")
+        self._renewed = time.monotonic()
 
     def progress(self, progress: dict[str, Any], force: bool = False) -> None:
         """Write progress to the row, at most every PROGRESS_EVERY_S unless ``force``."""

@@ -114,7 +114,7 @@ def _run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
     ctx.running.add(job_id)
     try:
         with Lease(ctx.store, job_id, owner, ctx.settings.job_heartbeat_s,
-                   ctx.shutdown) as lease, metrics.running(claimed.type):
+                   ctx.shutdown, ctx.settings.job_lease_s) as lease, metrics.running(claimed.type):
             _run_claimed(ctx, claimed, lease, owner, work)
     finally:        # ended, failed, stopped or back in its queue: no longer running here
         ctx.running.remove(job_id)

@@ -12,6 +12,7 @@ at the limit.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import re
 from dataclasses import dataclass, field
@@ -226,7 +227,10 @@ class DatasetService:
 
     def _convert(self, work: Path, form: _Form, kind: str, name: str) -> Stored:
         try:
-            data = ingest(form.file, work, self.settings.upload_limits(), kind)
+            # the quota before converting (from the headers: nothing written yet), and
+            # again on what was converted (a zip's images may turn out to be in colour)
+            data = ingest(form.file, work, self.settings.upload_limits(), kind,
+                          reserve=self._check_quota)
             self._check_quota(data.images.nbytes)
             source = {"filename": (form.filename or "")[:200], "kind": kind,
                       "bytes": form.file_bytes}
@@ -234,7 +238,13 @@ class DatasetService:
         except Rejected as e:
             raise DatasetRejected(str(e), reason=e.reason, status=e.status,
                                   field="file") from None
-        except (MemoryError, OSError):
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DatasetRejected("the server's disk is full; try again later",
+                                      reason="storage_full", status=507,
+                                      field="file") from None
+            raise
+        except MemoryError:
             raise
         except Exception as e:          # a reader's surprise on crafted bytes: a 422, logged
             log.exception("dataset upload: unexpected error reading %r", form.filename)

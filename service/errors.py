@@ -182,6 +182,7 @@ STATUS_DOCS: dict[int, str] = {
     503: "not ready (starting or draining), queue full, model unavailable, or (jobs) the job "
          "queue unreachable or jobs off here; Retry-After",
     504: "deadline passed before the request ran",
+    507: "the server's disk has no room for this upload; try again later",
 }
 # every route can answer these: a bug (500) and draining / starting (503)
 ALWAYS = (500, 503)

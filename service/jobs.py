@@ -15,18 +15,16 @@ import json
 import logging
 import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from prometheus_client import Counter
 
-from ganserve.data import DataError, load_images
+from ganserve.data import DataError
 from ganserve.data.uploads import DatasetStore
 from ganserve.extras import training_installed
 from ganserve.jobs import queue
-from ganserve.jobs.datasets import class_mapping, dataset_path, selection
+from ganserve.jobs.datasets import DatasetFacts, dataset_facts, dataset_path
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
 from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec
@@ -73,45 +71,30 @@ def _key_reused(job: Job) -> JobConflict:
                        "use a new key for a new job", field="Idempotency-Key", job=job.id)
 
 
-@dataclass(frozen=True)
-class DatasetFacts:
-    """What a submission check needs of a dataset: its size, labels and class names."""
-    n: int
-    labels: np.ndarray | None
-    class_names: list[str]
-    source: str
-
-
 class DatasetChecks:
-    """Submission-time dataset checks without re-reading a dataset per request: the facts
-    (not the pixels) of the last few datasets read, keyed by path, size, channels, split and
-    modification time."""
+    """Submission-time dataset checks from metadata only (``dataset_facts``: an upload's
+    stored record, or the labels and headers of a dataset on disk; never its pixels: the
+    worker loads those), cached for the last few datasets by path and modification time."""
 
-    def __init__(self, datasets_dir: Path, keep: int = 4):
+    def __init__(self, datasets_dir: Path, keep: int = 16):
         self.datasets_dir, self.keep = datasets_dir, keep
         self._cache: dict[tuple, DatasetFacts] = {}
         self._lock = threading.Lock()
 
-    def load(self, ref: DatasetRef, resolution: int, channels: int, split: str
-             ) -> DatasetFacts:
+    def load(self, ref: DatasetRef, split: str) -> DatasetFacts:
         """The facts of ``ref`` after its narrowing is checked: DataError says what is
-        wrong (missing, unconvertible, an unknown class, nothing left)."""
+        wrong (missing, unreadable, an unknown class, nothing left)."""
         path = dataset_path(ref, self.datasets_dir)
-        key = (str(path), path.stat().st_mtime_ns, resolution, channels, split)
+        key = (str(path), path.stat().st_mtime_ns, split)
         with self._lock:
             facts = self._cache.get(key)
         if facts is None:
-            data = load_images(path, resolution=resolution, channels=channels, split=split)
-            source = f"dataset {ref.id}" if ref.id else data.source
-            facts = DatasetFacts(len(data), data.labels, data.class_names, source)
+            facts = dataset_facts(ref, self.datasets_dir, split)
             with self._lock:
                 if len(self._cache) >= self.keep:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[key] = facts
-        keep = selection(facts.n, facts.labels, facts.class_names, facts.source, ref.classes,
-                         ref.limit)
-        labels = facts.labels[keep] if facts.labels is not None else None
-        return DatasetFacts(len(keep), labels, facts.class_names, facts.source)
+        return facts.narrowed(ref.classes, ref.limit)
 
 
 class JobService:
@@ -157,6 +140,7 @@ class JobService:
         if replay is not None:
             return replay, False
         lv = self.registry.get(spec.model, spec.version)    # 404 / 503 in the project's shape
+        self._check_room()              # a full queue refuses before any other work
         self._check_webhook(spec)
         with self._dataset_guard(spec):
             check(lv)
@@ -199,11 +183,7 @@ class JobService:
 
     def _submit(self, job_type: JobType, lv: LoadedVersion, spec: dict[str, Any],
                 key: str | None, digest: str) -> tuple[Job, bool]:
-        queued = sum(n for (_, state), n in self.store.counts().items() if state == "queued")
-        if queued >= self.settings.max_queued_jobs:
-            raise TooManyJobs(f"{queued} jobs are already queued (GANSERVE_MAX_QUEUED_JOBS="
-                              f"{self.settings.max_queued_jobs}); try again when some have "
-                              "run", headers={"Retry-After": "60"})
+        self._check_room()
         try:
             job, created = self.store.create(job_type.value, QUEUE_OF[job_type], lv.name,
                                              lv.version, spec, key, digest)
@@ -223,6 +203,13 @@ class JobService:
         return job, True
 
     # -- checks --------------------------------------------------------------------------
+    def _check_room(self) -> None:
+        queued = sum(n for (_, state), n in self.store.counts().items() if state == "queued")
+        if queued >= self.settings.max_queued_jobs:
+            raise TooManyJobs(f"{queued} jobs are already queued (GANSERVE_MAX_QUEUED_JOBS="
+                              f"{self.settings.max_queued_jobs}); try again when some have "
+                              "run", headers={"Retry-After": "60"})
+
     def _check_fine_tune(self, spec: FineTuneSpec, lv: LoadedVersion) -> None:
         m, s = lv.manifest, self.settings
         if spec.steps > s.max_fine_tune_steps:
@@ -253,10 +240,9 @@ class JobService:
 
     def _check_data(self, ref: DatasetRef, m: Manifest, field: str) -> None:
         try:
-            data = self.datasets.load(ref, m.resolution, m.channels, "train")
+            facts = self.datasets.load(ref, "train")
             if m.conditional:
-                class_mapping(data.class_names, data.labels, m.class_names,
-                              f"{data.source} ({m.name} is conditional)")
+                facts.check_classes(m.class_names, m.name)
         except (DataError, OSError) as e:
             raise InvalidInput(str(e), field=field) from None
 
@@ -273,7 +259,7 @@ class JobService:
             raise InvalidInput("an evaluation compares against a whole dataset: give the "
                                "reference's name or path only", field="reference")
         try:
-            self.datasets.load(ref, m.resolution, m.channels, "test")
+            self.datasets.load(ref, "test")
         except (DataError, OSError) as e:
             raise InvalidInput(str(e), field="reference") from None
 

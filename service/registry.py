@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from ganserve.generator import OnnxGenerator, class_weights
-from ganserve.manifest import MANIFEST_NAME, Manifest, list_versions, model_dirs
+from ganserve.manifest import (
+    MANIFEST_NAME,
+    NAME_RE,
+    VERSION_RE,
+    Manifest,
+    list_versions,
+    model_dirs,
+)
 from ganserve.model_store import read_default
 from ganserve.onnx_runtime import DeviceUnavailable
 from service.batcher import Batcher, BatchStats, pad_rows
@@ -200,6 +207,37 @@ class Registry:
             raise ModelUnavailable(f"{name}/{version} failed to load: {entry.error}",
                                    field="version")
         return entry
+
+    async def resolve(self, name: str, version: str | None = None) -> LoadedVersion:
+        """``get``, but a version the store holds that this replica has not loaded yet (a
+        job published it since the last poll) is loaded now instead of a 404: a client
+        that saw its job succeed can use the version at once, on any replica. The load is
+        the registry's usual one (verified, probed, warmed), single-flight (concurrent
+        misses wait for one scan), and only for a version whose manifest is on disk, so
+        asking for made-up versions costs one stat each."""
+        try:
+            return self.get(name, version)
+        except (ModelNotFound, VersionNotFound):
+            if not self._in_store(name, version):
+                raise
+        await self.refresh()
+        return self.get(name, version)
+
+    async def catch_up(self, name: str, version: str | None = None) -> None:
+        """``resolve`` for handlers that judge against the store themselves (management,
+        job submission): load what the store holds and this replica has not polled yet;
+        what stays unknown or failed is the handler's own 404, 409 or 503 to give."""
+        with contextlib.suppress(ModelNotFound, VersionNotFound, ModelUnavailable):
+            await self.resolve(name, version)
+
+    def _in_store(self, name: str, version: str | None) -> bool:
+        if not NAME_RE.match(name):
+            return False
+        model_dir = self.settings.models_dir / name
+        if version in (None, "", "latest"):
+            return bool(list_versions(model_dir))
+        return bool(VERSION_RE.match(version)) and (model_dir / version / MANIFEST_NAME
+                                                    ).is_file()
 
     def loaded(self) -> list[LoadedVersion]:
         return [v for vs in self.models.values() for v in vs.values()

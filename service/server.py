@@ -64,7 +64,8 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig, frame) -> None:
         app = self._app or _find_app(getattr(self.config, "loaded_app", None))
         if app is not None and not app.state.draining:
-            log.info("signal %s: draining (not ready), finishing requests in flight", sig)
+            log.info("signal %s: draining (not ready) in pid %d, finishing requests in flight",
+                     sig, os.getpid())
             app.state.draining = True
         if self._loop is not None:         # stop accepting now, not at uvicorn's next tick
             self._loop.call_soon_threadsafe(self._stop_accepting)

@@ -36,6 +36,7 @@ from ganserve.manifest import (
     next_version,
     write_manifest,
 )
+from ganserve.model_store import model_lock
 from training.checkpoint import load_checkpoint
 from training.loop import read_run_config
 from training.networks import build, config_from_dict, config_to_dict
@@ -154,7 +155,11 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
         for f in tmp.iterdir():
             f.chmod(0o644)
         tmp.chmod(0o755)
-        tmp.rename(final)
+        with model_lock(models_dir / name):     # one writer per model: jobs, the API, this
+            if final.exists():
+                raise ExportError(f"{final} appeared during the export; versions are "
+                                  "immutable, export again for the next number")
+            tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -18,7 +18,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 SPLITS = {"train": "train", "test": "t10k", "t10k": "t10k"}
 
 
-def _find(folder: Path, stem: str) -> Path | None:
+def find_split_file(folder: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz"):
         if (folder / name).is_file():
             return folder / name
@@ -82,14 +82,14 @@ def read_idx_folder(folder: Path, split: str = "train") -> ImageData:
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     prefix = SPLITS[split]
-    img_path = _find(folder, f"{prefix}-images-idx3-ubyte")
+    img_path = find_split_file(folder, f"{prefix}-images-idx3-ubyte")
     if img_path is None:
         raise DataError(f"{folder}: no {prefix}-images-idx3-ubyte[.gz] file for split {split!r}")
     images = read_idx(img_path)
     if images.ndim != 3:
         raise DataError(f"{img_path}: expected a 3-d image array, got {images.ndim}-d")
     labels = None
-    lab_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
+    lab_path = find_split_file(folder, f"{prefix}-labels-idx1-ubyte")
     names: list[str] = []
     if lab_path is not None:
         labels = read_idx(lab_path).astype(np.int64)

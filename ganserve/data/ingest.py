@@ -23,13 +23,15 @@ its images streamed one at a time.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import math
+import os
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,23 +235,51 @@ def _headers(zf: zipfile.ZipFile, entries: list[_ImageEntry], limits: UploadLimi
     return stored_side(smallest, limits.side)
 
 
-def _check_stored(n: int, c: int, s: int, limits: UploadLimits) -> None:
+Reserve = Callable[[int], None]     # called with the bytes a dataset will store: raise to refuse
+
+
+def _check_stored(n: int, c: int, s: int, limits: UploadLimits,
+                  reserve: Reserve | None) -> None:
+    """Before anything is converted: the dataset's size against its limit and (``reserve``)
+    the store's quota."""
     if n * c * s * s > limits.max_dataset_bytes:
         raise Rejected("dataset_too_large", f"{n} images of {c} x {s} x {s} would store "
                        f"{n * c * s * s} bytes; at most {limits.max_dataset_bytes} "
                        "(GANSERVE_DATASET_MAX_BYTES)", status=413)
+    if reserve is not None:
+        reserve(n * c * s * s)
 
 
-def ingest_zip(path: Path, work: Path, limits: UploadLimits) -> Ingested:
+def _allocated_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A uint8 .npy memmap whose blocks are allocated now: a sparse file on a full disk
+    would kill the process with SIGBUS at the first write to a page the disk cannot hold;
+    allocated up front, a full disk is a clear refusal (507) before any work."""
+    out = np.lib.format.open_memmap(path, "w+", np.uint8, shape)
+    try:
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    except OSError as e:
+        del out
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise Rejected("storage_full", "the server's disk has no room for this dataset "
+                           f"({math.prod(shape)} bytes); try again later or upload a smaller "
+                           "one", status=507) from None
+        raise
+    return out
+
+
+def ingest_zip(path: Path, work: Path, limits: UploadLimits,
+               reserve: Reserve | None = None) -> Ingested:
     with open_zip(path, limits.archive) as zf:
         members = safe_members(zf, path.stat().st_size, limits.archive)
         if not members:
             raise Rejected("empty_dataset", "the archive holds no images")
         entries, names = _image_entries(members, limits)
         s = _headers(zf, entries, limits)
-        _check_stored(len(entries), 3, s, limits)
-        rgb = np.lib.format.open_memmap(work / "rgb.npy", "w+", np.uint8,
-                                        (len(entries), 3, s, s))
+        _check_stored(len(entries), 3, s, limits, None)
+        if reserve is not None:         # the least it will store (all gray); exact after
+            reserve(len(entries) * s * s)
+        rgb = _allocated_memmap(work / "rgb.npy", (len(entries), 3, s, s))
         gray = True
         for i, e in enumerate(entries):
             with _open_image(read_member(zf, e.member), e) as im:
@@ -408,15 +438,16 @@ def _stream_images(zf: zipfile.ZipFile, m: Member, h: _NpyHeader, n: int, shape:
                        ) from None
 
 
-def ingest_npz(path: Path, work: Path, limits: UploadLimits) -> Ingested:
+def ingest_npz(path: Path, work: Path, limits: UploadLimits,
+               reserve: Reserve | None = None) -> Ingested:
     with open_zip(path, limits.archive) as zf:
         found = _npz_members(zf, path, limits)
         h = _npy_header(zf, found["images"])
         n, c, height, width = _check_images_header(h, limits)
         labels, names = _npz_labels(zf, found, n, limits)
         s = stored_side(min(height, width), limits.side)
-        _check_stored(n, c, s, limits)
-        out = np.lib.format.open_memmap(work / "images.npy", "w+", np.uint8, (n, c, s, s))
+        _check_stored(n, c, s, limits, reserve)
+        out = _allocated_memmap(work / "images.npy", (n, c, s, s))
         gray = c == 3
         for i, img in enumerate(_stream_images(zf, found["images"], h, n, (c, height, width))):
             for k in range(c):
@@ -426,9 +457,11 @@ def ingest_npz(path: Path, work: Path, limits: UploadLimits) -> Ingested:
     return Ingested(out[:, :1] if gray else out, labels, names, "npz")
 
 
-def ingest(path: Path, work: Path, limits: UploadLimits, kind: str) -> Ingested:
-    """Check and convert ``path`` (``kind`` zip or npz); Rejected says what is wrong."""
-    return (ingest_npz if kind == "npz" else ingest_zip)(path, work, limits)
+def ingest(path: Path, work: Path, limits: UploadLimits, kind: str,
+           reserve: Reserve | None = None) -> Ingested:
+    """Check and convert ``path`` (``kind`` zip or npz); Rejected says what is wrong.
+    ``reserve`` gets the bytes the dataset will store before any conversion (the quota)."""
+    return (ingest_npz if kind == "npz" else ingest_zip)(path, work, limits, reserve)
 
 
 def content_hash(data: Ingested) -> str:

@@ -1,13 +1,31 @@
-"""A job's dataset reference -> a folder or file, and its images narrowed by class and count."""
+"""A job's dataset reference -> a folder or file, and its images narrowed by class and count.
+
+Two readers: ``load_dataset`` (the worker: the pixels, converted to the model's size) and
+``dataset_facts`` (the API's submission check: counts and class names only, from an upload's
+stored metadata or from the labels and headers of a dataset on disk; never the pixels, so a
+submission costs the API no memory and no time whatever the dataset's size).
+"""
 
 from __future__ import annotations
 
+import gzip
+import json
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ganserve.data import DEFAULT_FASHION_DIR, DataError, ImageData, load_images
-from ganserve.data.uploads import DatasetStore
+from ganserve.data.folder import IMAGE_EXTS
+from ganserve.data.idx import (
+    SPLITS,
+    class_names_for,
+    find_split_file,
+    looks_like_idx_folder,
+    read_idx,
+)
+from ganserve.data.uploads import META_FILE, DatasetStore
 from ganserve.jobs.specs import DatasetRef
 from ganserve.names import choices
 
@@ -115,3 +133,160 @@ def load_dataset(ref: DatasetRef, datasets_dir: Path, *, resolution: int, channe
         data.source = f"dataset {ref.id}"
     data = narrow(data, ref.classes, ref.limit)
     return align_classes(data, model_classes) if model_classes else data
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What a submission check needs of a dataset: how many images of each class (None:
+    unlabelled), and the class names."""
+    n: int
+    counts: tuple[int, ...] | None
+    class_names: tuple[str, ...]
+    source: str
+
+    def narrowed(self, classes: list[str] | None, limit: int | None) -> DatasetFacts:
+        """The facts after ``classes`` then ``limit`` (DataError as ``selection`` words it).
+        With a limit the per-class counts are an upper bound: which images the first N are
+        is the worker's to see."""
+        counts = list(self.counts) if self.counts is not None else None
+        if classes:
+            if counts is None:
+                raise DataError(f"{self.source} has no labels, so it cannot be narrowed to "
+                                f"classes {', '.join(classes)}")
+            unknown = [c for c in classes if c not in self.class_names]
+            if unknown:
+                raise DataError(f"{self.source} has no class "
+                                f"{', '.join(map(repr, unknown))}"
+                                f"{choices('class', unknown[0], list(self.class_names))}")
+            counts = [k if name in classes else 0
+                      for name, k in zip(self.class_names, counts)]
+        n = sum(counts) if counts is not None else self.n
+        n = min(n, limit) if limit is not None else n
+        if n == 0:
+            raise DataError(f"{self.source}: no images left after narrowing")
+        return DatasetFacts(n, tuple(counts) if counts is not None else None,
+                            self.class_names, self.source)
+
+    def check_classes(self, model_classes: list[str], model: str) -> None:
+        """For a conditional model: every class with images must be one of the model's."""
+        if self.counts is None:
+            raise DataError(f"{self.source} has no labels; a conditional model is tuned on "
+                            f"images labelled with its classes ({', '.join(model_classes)})")
+        present = [c for c, k in zip(self.class_names, self.counts) if k]
+        unknown = [c for c in present if c not in model_classes]
+        if unknown:
+            raise DataError(f"{self.source} has classes the model does not: "
+                            f"{', '.join(map(repr, unknown[:10]))}; the model's classes: "
+                            f"{', '.join(model_classes)} (class folders and class_names must "
+                            f"use these names; narrow with 'classes' to leave others out) "
+                            f"({model} is conditional)")
+
+
+def dataset_facts(ref: DatasetRef, datasets_dir: Path, split: str = "train"
+                  ) -> DatasetFacts:
+    """The counts and class names of ``ref`` before narrowing, read without its pixels:
+    an upload's ``dataset.json``, an IDX folder's labels and header, an .npz's labels and
+    array header, an image folder's listing. DataError says what is wrong."""
+    path = dataset_path(ref, datasets_dir)
+    if ref.id is not None:
+        return _upload_facts(path.parent / META_FILE, f"dataset {ref.id}")
+    if path.is_file():
+        if path.suffix.lower() != ".npz":
+            raise DataError(f"{path}: unsupported data file (expected an .npz with 'x', "
+                            "an IDX folder or an image folder)")
+        return _npz_facts(path)
+    if looks_like_idx_folder(path):
+        return _idx_facts(path, split)
+    return _folder_facts(path)
+
+
+def _facts(n: int, labels: np.ndarray | None, names: list[str], source: str
+           ) -> DatasetFacts:
+    if labels is None:
+        return DatasetFacts(n, None, tuple(names), source)
+    counts = np.bincount(labels, minlength=len(names))
+    return DatasetFacts(n, tuple(int(k) for k in counts), tuple(names), source)
+
+
+def _upload_facts(meta_file: Path, source: str) -> DatasetFacts:
+    try:
+        meta = json.loads(meta_file.read_text())
+        classes = meta["classes"]
+        names = [c["name"] for c in classes]
+        counts = tuple(int(c["count"]) for c in classes) if meta["conditional"] else None
+        return DatasetFacts(int(meta["images"]), counts, tuple(names), source)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{source}: its record cannot be read ({e}); it was removed?") from e
+
+
+def _idx_facts(folder: Path, split: str) -> DatasetFacts:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
+    prefix = SPLITS[split]
+    images = find_split_file(folder, f"{prefix}-images-idx3-ubyte")
+    if images is None:
+        raise DataError(f"{folder}: no {prefix}-images-idx3-ubyte[.gz] file for split {split!r}")
+    opener = gzip.open if images.suffix == ".gz" else open
+    try:
+        with opener(images, "rb") as f:
+            head = f.read(8)
+    except (OSError, EOFError) as e:
+        raise DataError(f"{images}: cannot read IDX file ({e})") from e
+    if len(head) < 8 or head[:3] != b"\x00\x00\x08" or head[3] != 3:
+        raise DataError(f"{images}: not an IDX file of images")
+    n = int.from_bytes(head[4:8], "big")
+    labels_file = find_split_file(folder, f"{prefix}-labels-idx1-ubyte")
+    if labels_file is None:
+        return DatasetFacts(n, None, (), str(images))
+    labels = read_idx(labels_file).astype(np.int64)        # one byte an image
+    if labels.shape != (n,):
+        raise DataError(f"{labels_file}: {labels.shape[0]} labels for {n} images")
+    names = class_names_for(folder, labels)
+    if labels.max(initial=0) >= len(names):
+        raise DataError(f"{labels_file}: label {labels.max()} but only {len(names)} names")
+    return _facts(n, labels, names, str(images))
+
+
+def _npz_facts(path: Path) -> DatasetFacts:
+    """From the zip's members: x's header (not its data), y and class_names (small)."""
+    try:
+        with zipfile.ZipFile(path) as zf, np.load(path, allow_pickle=False) as z:
+            if "x" not in z.files:
+                raise DataError(f"{path}: no array named 'x' (found: {', '.join(z.files)})")
+            with zf.open("x.npy") as f:
+                version = np.lib.format.read_magic(f)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, _, _ = reader(f)
+            y = z["y"] if "y" in z.files else None
+            names = [str(s) for s in z["class_names"]] if "class_names" in z.files else []
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: cannot read .npz ({e})") from e
+    n = int(shape[0]) if shape else 0
+    if y is None:
+        return DatasetFacts(n, None, (), str(path))
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or y.min(initial=0) < 0:
+        raise DataError(f"{path}: 'y' must be {n} non-negative integer labels, "
+                        f"got {y.dtype} {y.shape}")
+    k = int(y.max(initial=-1)) + 1
+    if names and len(names) < k:
+        raise DataError(f"{path}: {len(names)} class_names for labels up to {k - 1}")
+    return _facts(n, y.astype(np.int64), names or [str(i) for i in range(k)], str(path))
+
+
+def _folder_facts(root: Path) -> DatasetFacts:
+    """Image files per class subfolder, by name (decoding is the worker's)."""
+    def images_in(files: list[Path]) -> int:
+        return sum(1 for f in files if f.is_file() and not f.name.startswith(".")
+                   and f.suffix.lower() in IMAGE_EXTS)
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subdirs:
+        n = images_in(list(root.iterdir()))
+        if not n:
+            raise DataError(f"{root}: no PNG/JPEG images found")
+        return DatasetFacts(n, None, (), str(root))
+    counts = tuple(images_in(list(d.rglob("*"))) for d in subdirs)
+    if not sum(counts):
+        raise DataError(f"{root}: no PNG/JPEG images found in its class subfolders")
+    return DatasetFacts(sum(counts), counts, tuple(d.name for d in subdirs), str(root))

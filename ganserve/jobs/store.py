@@ -162,6 +162,21 @@ class JobStore:
                                .where(jobs.c.id == job_id)).scalar()
         return n == 1, bool(cancel)
 
+    def confirm_lease(self, job_id: str, owner: str) -> bool:
+        """The fencing check before a side effect outside the database (publishing a
+        version): renew the lease only if ``owner`` still holds it, the job still runs and
+        nobody asked to cancel it -> whether all of that held. ``owner`` is unique per claim
+        (host:pid:random), so it is the lease's fencing token: a worker that lost the job,
+        even to a later claim of its own process, fails this check."""
+        t = now()
+        with self.engine.begin() as c:
+            n = c.execute(jobs.update().where(
+                sa.and_(jobs.c.id == job_id, jobs.c.lease_owner == owner,
+                        jobs.c.state == JobState.RUNNING.value,
+                        jobs.c.cancel_requested.is_(False)))
+                .values(heartbeat_at=t)).rowcount
+        return n == 1
+
     def stale(self, lease_s: float) -> list[Job]:
         """Running jobs whose worker stopped heartbeating: to be redelivered."""
         cutoff = now() - dt.timedelta(seconds=lease_s)

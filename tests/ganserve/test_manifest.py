@@ -30,3 +30,15 @@ def test_invalid_manifest_is_clear(tmp_path):
 def test_resolve_latest_version(baby_exports):
     vdir = baby_exports["dcgan"]
     assert resolve_version_dir(vdir.parent) == vdir
+
+
+def test_next_version_never_reuses_a_removed_number(tmp_path):
+    from ganserve.model_store import remove_version
+
+    for v in ("1", "2", "3"):
+        (tmp_path / v).mkdir()
+    remove_version(tmp_path, "3")
+    assert list_versions(tmp_path) == ["1", "2"]
+    assert next_version(tmp_path) == "4"          # not 3 again: a cache may hold the old 3
+    remove_version(tmp_path, "2")                  # a lower one does not lower the mark
+    assert next_version(tmp_path) == "4"

@@ -245,3 +245,70 @@ def webhook_receiver():
     yield r
     r.server.shutdown()
     r.server.server_close()
+
+
+class CuttableLink:
+    """A TCP relay in front of a server (the machine's PostgreSQL): ``cut()`` drops every
+    connection through it and refuses new ones, as a network partition would for the
+    processes that use it (and only them); ``mend()`` lets them through again."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.port = free_port()
+        self._conns: list = []
+        self._lock = threading.Lock()
+        self._listener = None
+        self.mend()
+
+    def mend(self) -> None:
+        import socket
+
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        self._listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def cut(self) -> None:
+        import socket
+
+        with self._lock:
+            listener, conns, self._conns = self._listener, self._conns, []
+        for s in (listener, *conns):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def _accept(self, listener) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return                              # cut
+            server = socket.create_connection(self.upstream)
+            with self._lock:
+                self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+@pytest.fixture
+def pg_link():
+    link = CuttableLink(sa.make_url(PG_ADMIN_URL).port or 5432)
+    yield link
+    link.cut()

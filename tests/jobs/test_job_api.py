@@ -311,3 +311,45 @@ def test_fine_tune_bad_dataset_id_rejected(api, dataset):
 def test_crafted_cursor_is_a_422_never_a_5xx(api, raw):
     cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
     error(api.get("/v1/jobs", params={"cursor": cursor}), 422, "invalid_input", "cursor")
+
+
+def test_submission_checks_read_no_pixels_in_the_api(api, data_dir, monkeypatch):
+    """The API judges a submission from metadata (an upload's record, a dataset's labels and
+    headers); loading the images is the worker's. Every pixel reader fails here, and every
+    kind of dataset is still checked: accepted when right, refused with the reason when not."""
+    import ganserve.data.load
+
+    ds = upload(api, crafted.classes_zip({"class3": 3, "Bagz": 2})).json()
+    np.savez(data_dir / "datasets" / "set.npz", x=np.zeros((6, 1, 8, 8), np.uint8),
+             y=np.array([0, 0, 1, 1, 3, 3]),
+             class_names=np.array(["class0", "class1", "class2", "class3"]))
+    folder = data_dir / "datasets" / "folder"
+    for cls in ("class1", "class2"):
+        (folder / cls).mkdir(parents=True)
+        (folder / cls / "a.png").write_bytes(crafted.image(seed=3))
+
+    def no_pixels(*a, **k):
+        raise AssertionError("the API read a dataset's images")
+    for reader in ("read_idx_folder", "read_npz", "read_image_folder"):  # as load_images
+        monkeypatch.setattr(ganserve.data.load, reader, no_pixels)       # finds them
+    api.app.state.jobs.datasets._cache.clear()
+    for ref in ({"path": "idx"}, {"path": "idx", "classes": ["class3"], "limit": 5},
+                {"path": "set.npz"}, {"path": "folder"}, {"id": ds["id"], "classes":
+                                                          ["class3"]}):
+        r = submit(api, fine_tune_body(model="baby-cgan", dataset=ref))
+        assert r.status_code == 202, (ref, r.text)
+    for ref, words in (({"id": ds["id"]}, "'Bagz'"), ({"path": "set.npz", "classes":
+                       ["class2"]}, "no images left"), ({"path": "folder", "classes": ["x"]},
+                                                        "no class 'x'")):
+        body = error(submit(api, fine_tune_body(model="baby-cgan", dataset=ref)), 422,
+                     "invalid_input", "dataset")
+        assert words in body["message"], body
+
+
+def test_full_queue_refuses_before_reading_the_dataset(job_models, data_dir, monkeypatch):
+    with make_client(job_models, data_dir=data_dir, max_queued_jobs=1) as c:
+        wait_ready(c)
+        assert submit(c, fine_tune_body()).status_code == 202
+        monkeypatch.setattr(c.app.state.jobs.datasets, "load",
+                            lambda *a, **k: pytest.fail("the dataset was read"))
+        error(submit(c, fine_tune_body(seed=5)), 429, "too_many_jobs")

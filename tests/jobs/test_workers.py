@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 import redis
+import sqlalchemy as sa
 
 from ganserve.jobs.queue import WORKER_READY, make_celery, publish
 from ganserve.jobs.running import RUNNING_LIST
@@ -286,3 +287,35 @@ def test_idle_embedded_worker_stops_at_once_on_a_group_sigterm(job_models, data_
     server.proc.wait(timeout=50)
     assert time.monotonic() - t0 < 30, "the stop waited for the worker to be killed"
     assert "did not stop in" not in server.output()
+
+
+def test_worker_cut_off_from_the_database_leaves_one_version_to_the_lease_holder(
+        job_models, data_dir, redis_url, pg_url, pg_link, job_server, worker_factory):
+    """Fencing: the first worker reaches PostgreSQL through a link that is cut mid-job. It
+    stops itself before its lease can be taken over; a second worker takes the job over
+    and resumes it; the link comes back. Exactly one version is published, by the holder."""
+    env = env_for(job_models, data_dir, redis_url, pg_url, **FAST_LEASE)
+    server = job_server(job_models, env)
+    through_link = sa.make_url(pg_url).set(port=pg_link.port).render_as_string(
+        hide_password=False)
+    first = worker_factory({**env, "GANSERVE_DATABASE_URL": through_link})
+    job = submit(server.url, fine_tune_body(steps=400, checkpoint_every=50,
+                                            sample_every=100))
+    wait_job(server.url, job["id"], ("running",),
+             until=lambda j: (j["progress"] or {}).get("step", 0) >= 60)
+    pg_link.cut()
+    t_cut = time.monotonic()
+    deadline = t_cut + 30
+    while "lease not renewed" not in first.output():
+        assert time.monotonic() < deadline, first.output()[-3000:]
+        time.sleep(0.2)
+    assert time.monotonic() - t_cut < float(FAST_LEASE["GANSERVE_JOB_LEASE_S"]) + 1
+    worker_factory(env)                             # takes the stale job over and resumes
+    wait_job(server.url, job["id"], ("running",), until=lambda j: j["attempts"] == 2)
+    pg_link.mend()                                  # the first is back on the database
+    done = wait_job(server.url, job["id"], ("succeeded",), timeout=180)
+    assert done["attempts"] == 2 and done["result"]["version"] == "2"
+    assert list_versions(job_models / "baby-dcgan") == ["1", "2"]
+    assert load_manifest(job_models / "baby-dcgan" / "2").training.model_extra["job"][
+        "id"] == job["id"]
+    assert "published" not in first.output()

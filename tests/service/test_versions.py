@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
-from ganserve.manifest import list_versions
+from ganserve.manifest import list_versions, next_version
 from ganserve.model_store import read_default
 from tests.service.conftest import add_version, copy_store, error, make_client, wait_ready
 
@@ -135,3 +136,91 @@ def test_delete_refuses_a_default_set_through_another_worker(store3, tmp_path):
         assert a.put("/v1/models/baby-dcgan/default", json={"version": "2"}).status_code == 200
         body = error(b.delete("/v1/models/baby-dcgan/versions/2"), 409, "conflict")
         assert "default" in body["message"]
+
+
+def test_deleted_highest_version_number_is_not_handed_out_again(api, store3):
+    assert api.delete("/v1/models/baby-dcgan/versions/3").status_code == 200
+    assert next_version(store3 / "baby-dcgan") == "4"
+
+
+def test_concurrent_deletes_never_remove_the_last_version(api, store3, monkeypatch):
+    """Two deletes of the last two versions at once (each judged while the other is still
+    between its checks and its removal): one wins, one is told it would remove the last."""
+    jobs = api.app.state.jobs
+    slow = jobs.store.active_for
+
+    def active_for(*a):                         # widen the window between check and act
+        time.sleep(0.3)
+        return slow(*a)
+    monkeypatch.setattr(jobs.store, "active_for", active_for)
+    assert api.delete("/v1/models/baby-dcgan/versions/3").status_code == 200
+    codes: dict[str, int] = {}
+
+    def delete(v: str) -> None:
+        codes[v] = api.delete(f"/v1/models/baby-dcgan/versions/{v}").status_code
+    threads = [threading.Thread(target=delete, args=(v,)) for v in ("1", "2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes.values()) == [200, 409], codes
+    assert len(list_versions(store3 / "baby-dcgan")) == 1
+
+
+def test_default_and_delete_of_one_version_at_once_leave_a_served_default(api, store3,
+                                                                          monkeypatch):
+    """PUT default 2 and DELETE 2 race: either the delete is refused (2 is the default) or
+    the default is refused (2 is gone), never a default naming a removed version."""
+    jobs = api.app.state.jobs
+    slow = jobs.store.active_for
+
+    def active_for(*a):
+        time.sleep(0.3)
+        return slow(*a)
+    monkeypatch.setattr(jobs.store, "active_for", active_for)
+    codes: dict[str, int] = {}
+
+    def delete() -> None:
+        codes["delete"] = api.delete("/v1/models/baby-dcgan/versions/2").status_code
+
+    def put() -> None:
+        time.sleep(0.1)                         # inside the delete's window
+        codes["put"] = api.put("/v1/models/baby-dcgan/default",
+                               json={"version": "2"}).status_code
+    threads = [threading.Thread(target=delete), threading.Thread(target=put)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes.values()) in ([200, 404], [200, 409]), codes
+    default = read_default(store3 / "baby-dcgan")
+    assert default is None or default in list_versions(store3 / "baby-dcgan"), default
+
+
+def test_version_published_since_the_last_poll_is_served_at_once(store3, tmp_path):
+    """A version a job (or another replica) just put in the store is loaded on the first
+    request that names it, verified like any other, and once for a burst of requests."""
+    with make_client(store3, data_dir=tmp_path / "d") as c:      # no polling at all
+        wait_ready(c)
+        add_version(store3 / "baby-dcgan", "1", "4")
+        results: list = []
+
+        def ask() -> None:
+            r = c.post("/v1/models/baby-dcgan/sample", json={"seeds": [1], "version": "4"})
+            results.append((r.status_code, r.headers.get("x-model-version")))
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [(200, "4")] * 6, results
+        loads = [lv for lv in c.app.state.registry.loaded() if lv.version == "4"]
+        assert len(loads) == 1
+        # a version whose files do not match its manifest is refused as at any load
+        bad = add_version(store3 / "baby-dcgan", "1", "5")
+        next(p for p in bad.iterdir() if p.suffix == ".onnx").write_bytes(b"garbage")
+        error(c.post("/v1/models/baby-dcgan/sample", json={"seeds": [1], "version": "5"}),
+              503, "model_unavailable")
+        # a made-up version is still a plain 404
+        error(c.post("/v1/models/baby-dcgan/sample", json={"seeds": [1], "version": "77"}),
+              404, "version_not_found")

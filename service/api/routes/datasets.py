@@ -38,7 +38,7 @@ def dataset_out(meta: dict[str, Any]) -> DatasetOut:
 @router.post("", status_code=201, response_model=DatasetOut, openapi_extra=UPLOAD_BODY,
              responses={200: {"model": DatasetOut, "description": "the same content was "
                               "already uploaded: that dataset"},
-                        **error_responses(401, 403, 408, 413, 415, 422, 429)},
+                        **error_responses(401, 403, 408, 413, 415, 422, 429, 507)},
              summary="Upload a dataset (multipart: file = .zip of images or .npz)")
 async def upload(request: Request, response: Response, datasets: DatasetsDep) -> DatasetOut:
     stored = await datasets.upload(request)

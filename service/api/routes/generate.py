@@ -126,7 +126,7 @@ async def _render(lv: LoadedVersion, gen, fmt, accept, cols, scale, return_laten
 
 async def _sample(name: str, body: SampleRequest, request: Request, registry, s: Settings,
                   accept: str | None, require_conditional: bool) -> Response:
-    lv = registry.get(name, body.version)
+    lv = await registry.resolve(name, body.version)
     if require_conditional:
         generation.require(lv, "conditional")
     seeds = _seeds(body, s)
@@ -162,7 +162,7 @@ async def conditional(name: ConditionalName, body: ConditionalRequest, request: 
 async def interpolate(name: InterpolateName, body: InterpolateRequest, request: Request,
                       registry: RegistryDep, settings: SettingsDep,
                       accept: str | None = Header(None)) -> Response:
-    lv = registry.get(name, body.version)
+    lv = await registry.resolve(name, body.version)
     _limit(body.steps, settings.max_interpolation_steps, "steps", "steps")
     _limit_output(lv, body.steps, body.scale, settings)
     deadline = deadline_for(settings)
@@ -181,7 +181,7 @@ async def interpolate(name: InterpolateName, body: InterpolateRequest, request: 
 async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
                     registry: RegistryDep, settings: SettingsDep,
                     accept: str | None = Header(None)) -> Response:
-    lv = registry.get(name, body.version)
+    lv = await registry.resolve(name, body.version)
     generation.require(lv, "style-mix")
     cells = settings.max_grid_cells
     rows = _seed_list(body.row_seeds, cells, "row_seeds")

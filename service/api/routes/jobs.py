@@ -71,18 +71,21 @@ def _accepted(job: Job, created: bool, response: Response) -> JobOut:
              responses=error_responses(401, 403, 404, 408, 409, 413, 415, 422, 429),
              summary="Fine-tune a model version on a dataset; the new version is served "
                      "when it succeeds")
-def submit_fine_tune(spec: FineTuneSpec, response: Response, jobs: JobsDep,
-                     _registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
-    return _accepted(*jobs.submit_fine_tune(spec, key), response)
+async def submit_fine_tune(spec: FineTuneSpec, response: Response, jobs: JobsDep,
+                           registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
+    await registry.catch_up(spec.model, spec.version)   # one a job just made
+    return _accepted(*await run_in_threadpool(jobs.submit_fine_tune, spec, key), response)
 
 
 @router.post("/evaluate", status_code=202, response_model=JobOut,
              dependencies=[Depends(require_json)],
              responses=error_responses(401, 403, 404, 408, 409, 413, 415, 422, 429),
              summary="Score a model version (FID, KID, precision/recall, classes...)")
-def submit_evaluate(spec: EvaluateSpec, response: Response, jobs: JobsDep,
-                    _registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
-    return _accepted(*jobs.submit_evaluate(spec, key), response)
+async def submit_evaluate(spec: EvaluateSpec, response: Response, jobs: JobsDep,
+                          registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
+    await registry.catch_up(spec.model, spec.version)   # one a job just made
+    return _accepted(*await run_in_threadpool(jobs.submit_evaluate, spec, key), response)
+
 
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")      # ganserve.jobs.records.new_job_id

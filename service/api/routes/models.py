@@ -94,7 +94,9 @@ async def get_model(registry: RegistryDep,
                                      openapi_examples={"fashion-stylegan": {
                                          "value": "fashion-stylegan"}},
                                      json_schema_extra={"x-capability": "any"})) -> ModelInfo:
+    await registry.catch_up(name)
     return model_info(registry, name)
+
 
 
 NamePath = Annotated[str, Path(max_length=128, description="model name",
@@ -106,6 +108,7 @@ NamePath = Annotated[str, Path(max_length=128, description="model name",
             responses=error_responses(401, 403, 404, 422),
             summary="A model's versions: metrics, parent, creation time, size, which is default")
 async def list_versions(registry: RegistryDep, name: NamePath) -> VersionList:
+    await registry.catch_up(name)
     info = model_info(registry, name)
     return VersionList(name=name, default=info.default, versions=info.versions)
 
@@ -116,6 +119,7 @@ async def list_versions(registry: RegistryDep, name: NamePath) -> VersionList:
             summary="Choose the version unversioned requests get (null: the highest)")
 async def put_default(registry: RegistryDep, name: NamePath, body: DefaultRequest
                       ) -> VersionList:
+    await registry.catch_up(name, body.version)
     await run_in_threadpool(set_default, registry, name, body.version)
     await registry.refresh()
     return await list_versions(registry, name)
@@ -130,6 +134,7 @@ async def delete_model_version(
         version: Annotated[str, Path(pattern=r"^[1-9][0-9]{0,8}$",
                                      openapi_examples={"a version": {"value": "1"}})]
 ) -> VersionList:
+    await registry.catch_up(name, version)
     await run_in_threadpool(delete_version, registry, jobs, name, version)
     await registry.refresh()
     return await list_versions(registry, name)
