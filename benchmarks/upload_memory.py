@@ -127,9 +127,21 @@ def big_image_zip(mb: float, seed: int) -> tuple[str, bytes]:
     return "big-image.zip", buf.getvalue()
 
 
+def flat_image_zip(mb: float, seed: int) -> tuple[str, bytes]:
+    """A zip of one 4096 x 4096 RGB PNG of one colour: kilobytes that decode to 48 MB, the
+    largest image the default limits let through (whatever ``mb``)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (4096, 4096), (seed % 256, 90, 30)).save(buf, "PNG")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("c0/flat.png", buf.getvalue())
+    return "flat.zip", out.getvalue()
+
+
 KINDS: dict[str, Callable[[float, int], tuple[str, bytes]]] = {
     "npz": noise_npz, "zip": noise_zip, "npz, long class name": long_names_npz,
-    "tar": images_tar, "png": one_image, "zip, one big image": big_image_zip}
+    "tar": images_tar, "png": one_image, "zip, one big image": big_image_zip,
+    "zip, one flat 4096 px image": flat_image_zip}
 
 
 def _status_kb(pid: int, key: str) -> int:

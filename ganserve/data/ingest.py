@@ -104,6 +104,19 @@ def square(arr: np.ndarray, s: int) -> np.ndarray:
     return np.asarray(Image.fromarray(arr).resize((s, s), Image.LANCZOS))
 
 
+def square_image(im: Image.Image, s: int) -> np.ndarray:
+    """``square`` on a decoded image, without a full-size array copy: the crop and the
+    resize run in Pillow, and only the s x s result becomes an array (same pixels)."""
+    w, h = im.size
+    k = min(w, h)
+    if (w, h) != (k, k):
+        left, top = (w - k) // 2, (h - k) // 2
+        im = im.crop((left, top, left + k, top + k))
+    if k != s:
+        im = im.resize((s, s), Image.LANCZOS)
+    return np.asarray(im)
+
+
 # ------------------------------------------------------------------ zip of images
 @dataclass(frozen=True)
 class _ImageEntry:
@@ -169,22 +182,24 @@ def _check_dims(im: Image.Image, shown: str, limits: UploadLimits) -> None:
                        f"{limits.max_image_side} per side (GANSERVE_UPLOAD_MAX_IMAGE_SIDE)")
 
 
-def _decode(im: Image.Image, shown: str) -> np.ndarray:
-    """RGB uint8 HxWx3: EXIF orientation applied, transparency flattened onto black, 16-bit
-    gray scaled (not clipped) to 8 bits."""
+def _decode(im: Image.Image, shown: str) -> Image.Image:
+    """An RGB image: EXIF orientation applied, transparency flattened onto black, 16-bit
+    gray scaled (not clipped) to 8 bits. Kept in Pillow (no array copy of the full size: a
+    4096 x 4096 image is 64 MB there, and each copy would be as much again)."""
     try:
         im.load()
         if im.format == "JPEG":
             im = ImageOps.exif_transpose(im)
         if im.mode in ("I", "I;16", "I;16B", "I;16L"):
             gray = np.asarray(im, np.float64) * (255.0 / 65535.0)
-            return np.repeat(np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None], 3, 2)
+            return Image.fromarray(np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+                                   ).convert("RGB")
         if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
             rgba = im.convert("RGBA")
             flat = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
             flat.alpha_composite(rgba)
             im = flat
-        return np.asarray(im.convert("RGB"))
+        return im if im.mode == "RGB" else im.convert("RGB")
     except MemoryError:
         raise
     except Exception as e:          # a decoder's error on crafted bytes is the file's fault
@@ -283,7 +298,7 @@ def ingest_zip(path: Path, work: Path, limits: UploadLimits,
         gray = True
         for i, e in enumerate(entries):
             with _open_image(read_member(zf, e.member), e) as im:
-                arr = square(_decode(im, e.member.display), s)
+                arr = square_image(_decode(im, e.member.display), s)
             gray = gray and bool((arr[..., 0] == arr[..., 1]).all()
                                  and (arr[..., 1] == arr[..., 2]).all())
             rgb[i] = arr.transpose(2, 0, 1)
