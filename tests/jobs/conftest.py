@@ -173,7 +173,7 @@ def worker_factory():
 def job_server(server_factory):
     """``ganserve serve`` for job tests: the store polled every 0.5 s."""
     def start(models_dir: Path, env: dict[str, str], workers: int = 1) -> ServerProcess:
-        return server_factory(models_dir, workers, GANSERVE_POLL_INTERVAL_S="0.5", **env)
+        return server_factory(models_dir, workers, **{"GANSERVE_POLL_INTERVAL_S": "0.5", **env})
 
     return start
 

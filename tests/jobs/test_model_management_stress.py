@@ -134,6 +134,8 @@ def test_model_management_is_linearizable_under_concurrent_load(
     stop.set()
     for t in threads:
         t.join(120)
+    print(f"published {len(log.published)} versions, asked {len(log.deletes_asked)} "
+          f"deletes, {sum(len(v) for v in log.images.values())} distinct images")
     assert not log.bad, log.bad[:10]
     assert len(log.published) >= 2, log.published      # the load did publish versions
     assert not log.late_404, log.late_404
