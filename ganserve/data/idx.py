@@ -78,18 +78,23 @@ def class_names_for(folder: Path, labels: np.ndarray) -> list[str]:
     return [str(i) for i in range(k)]
 
 
-def read_idx_folder(folder: Path, split: str = "train") -> ImageData:
+def split_files(folder: Path, split: str) -> tuple[Path, Path | None]:
+    """The images file of ``split`` (DataError if none) and its labels file, if any."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     prefix = SPLITS[split]
     img_path = find_split_file(folder, f"{prefix}-images-idx3-ubyte")
     if img_path is None:
         raise DataError(f"{folder}: no {prefix}-images-idx3-ubyte[.gz] file for split {split!r}")
+    return img_path, find_split_file(folder, f"{prefix}-labels-idx1-ubyte")
+
+
+def read_idx_folder(folder: Path, split: str = "train") -> ImageData:
+    img_path, lab_path = split_files(folder, split)
     images = read_idx(img_path)
     if images.ndim != 3:
         raise DataError(f"{img_path}: expected a 3-d image array, got {images.ndim}-d")
     labels = None
-    lab_path = find_split_file(folder, f"{prefix}-labels-idx1-ubyte")
     names: list[str] = []
     if lab_path is not None:
         labels = read_idx(lab_path).astype(np.int64)

@@ -19,11 +19,10 @@ import numpy as np
 from ganserve.data import DEFAULT_FASHION_DIR, DataError, ImageData, load_images
 from ganserve.data.folder import IMAGE_EXTS
 from ganserve.data.idx import (
-    SPLITS,
     class_names_for,
-    find_split_file,
     looks_like_idx_folder,
     read_idx,
+    split_files,
 )
 from ganserve.data.uploads import META_FILE, DatasetStore
 from ganserve.jobs.specs import DatasetRef
@@ -220,12 +219,7 @@ def _upload_facts(meta_file: Path, source: str) -> DatasetFacts:
 
 
 def _idx_facts(folder: Path, split: str) -> DatasetFacts:
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
-    prefix = SPLITS[split]
-    images = find_split_file(folder, f"{prefix}-images-idx3-ubyte")
-    if images is None:
-        raise DataError(f"{folder}: no {prefix}-images-idx3-ubyte[.gz] file for split {split!r}")
+    images, labels_file = split_files(folder, split)
     opener = gzip.open if images.suffix == ".gz" else open
     try:
         with opener(images, "rb") as f:
@@ -235,7 +229,6 @@ def _idx_facts(folder: Path, split: str) -> DatasetFacts:
     if len(head) < 8 or head[:3] != b"\x00\x00\x08" or head[3] != 3:
         raise DataError(f"{images}: not an IDX file of images")
     n = int.from_bytes(head[4:8], "big")
-    labels_file = find_split_file(folder, f"{prefix}-labels-idx1-ubyte")
     if labels_file is None:
         return DatasetFacts(n, None, (), str(images))
     labels = read_idx(labels_file).astype(np.int64)        # one byte an image

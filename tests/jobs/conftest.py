@@ -95,6 +95,20 @@ def own_redis():
     r.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def records(request, tmp_path):
+    """A JobStore on each backend: SQLite in a folder, a fresh PostgreSQL database."""
+    from ganserve.jobs.migrate import upgrade
+    from ganserve.jobs.store import JobStore
+
+    url = (f"sqlite:///{tmp_path / 'jobs.sqlite'}" if request.param == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    s = JobStore.from_url(url)
+    upgrade(s.engine)
+    yield s
+    s.engine.dispose()
+
+
 @pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database on the machine's server, dropped afterwards."""

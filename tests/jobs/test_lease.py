@@ -12,24 +12,11 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import jobs
-from ganserve.jobs.store import JobStore
 from ganserve.manifest import list_versions, load_manifest
 from jobs import fine_tune
 from jobs.lease import Lease, Stopped
 from tests.jobs.test_store import new
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def records(request, tmp_path):
-    """Job records on both backends (``store`` is the baby model store here)."""
-    url = (f"sqlite:///{tmp_path / 'jobs.sqlite'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    s = JobStore.from_url(url)
-    upgrade(s.engine)
-    yield s
-    s.engine.dispose()
 
 
 def _take_over(store, job_id: str, owner: str):

@@ -14,14 +14,10 @@ from ganserve.jobs.records import IdempotencyConflict, JobState, jobs
 from ganserve.jobs.store import JobStore
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    url = (f"sqlite:///{tmp_path / 'jobs.sqlite'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    s = JobStore.from_url(url)
-    upgrade(s.engine)
-    yield s
-    s.engine.dispose()
+@pytest.fixture
+def store(records):
+    """The job records (conftest's ``records``, on both backends) under this file's name."""
+    return records
 
 
 def new(store, key=None, spec=None):
