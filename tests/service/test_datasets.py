@@ -4,6 +4,7 @@ dir). The hostile files are made in tests/service/crafted.py."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -597,3 +598,30 @@ def test_upload_client_gone_mid_body_is_499_not_500(server_factory, store):
     assert 'endpoint="/v1/datasets",model="",status="499"' in text
     assert 'status="500"' not in text
     assert data_files(server.data_dir) == set()
+
+
+def test_upload_over_the_quota_is_refused_before_anything_is_converted(upload_client,
+                                                                       monkeypatch):
+    """The quota is judged from the headers: no conversion array is even created."""
+    from ganserve.data import ingest as ingest_module
+
+    def no_conversion(*a, **k):
+        raise AssertionError("converted before the quota was checked")
+    monkeypatch.setattr(ingest_module.np.lib.format, "open_memmap", no_conversion)
+    api = upload_client(datasets_max_total_bytes=1024)
+    for content, filename in ((crafted.classes_zip({"Bag": 3}), "set.zip"),
+                              (crafted.npz_of(images=np.zeros((4, 28, 28), np.uint8)),
+                               "set.npz")):
+        rejected(api, content, 413, "storage_full", filename=filename)
+
+
+def test_upload_to_a_full_disk_is_a_507_not_a_crash(upload_client, monkeypatch, store):
+    """A full disk fails the up-front allocation of the conversion's file (a sparse memmap
+    would have died of SIGBUS at its first page the disk cannot hold)."""
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    api = upload_client()
+    body = rejected(api, crafted.classes_zip({"Bag": 3}), 507, "storage_full")
+    assert "disk" in body["message"]
+    assert api.post("/v1/models/baby-dcgan/sample", json={"seeds": [1]}).status_code == 200
