@@ -23,7 +23,15 @@ from pathlib import Path
 
 from ganserve.evaluations import evaluations_dir
 from ganserve.locks import file_lock
-from ganserve.manifest import HIGH_WATER_FILE, atomic_write_text, high_water
+from ganserve.manifest import (
+    HIGH_WATER_FILE,
+    VERSION_RE,
+    atomic_write_text,
+    high_water,
+    load_manifest,
+    next_version,
+    write_manifest,
+)
 
 DEFAULT_FILE = "_default.json"
 TRASH_PREFIX = "_deleted-"
@@ -60,6 +68,37 @@ def model_lock(model_dir: Path, while_waiting: Callable[[], None] | None = None
     choosing the default) across processes and hosts that share the store. The lock lives
     in the store (not in a model folder, which may not exist yet)."""
     return file_lock(model_dir.parent / LOCKS_DIR / f"{model_dir.name}.lock", while_waiting)
+
+
+def place_version(model_dir: Path, staged: Path, version: str | None = None,
+                  fence: Callable[[], None] | None = None) -> Path:
+    """Publish the version folder ``staged`` (same filesystem) with one rename; call under
+    ``model_lock``. ``version`` None: the next free number, the staged manifest renumbered
+    if another version appeared since it was written; a given number must be free and above
+    every number ever used. ``fence`` runs right before the rename and may raise (a job
+    confirming its lease)."""
+    if version is None:
+        version = next_version(model_dir)
+        manifest = load_manifest(staged)
+        if manifest.version != version:
+            write_manifest(staged, manifest.model_copy(update={"version": version}))
+    else:
+        check_free(model_dir, version)
+    if fence is not None:
+        fence()
+    final = model_dir / version
+    staged.rename(final)
+    return final
+
+
+def check_free(model_dir: Path, version: str) -> None:
+    """ValueError unless ``version`` may be published now: not held, never used."""
+    if (model_dir / version).exists():
+        raise ValueError(f"{model_dir / version} exists; versions are immutable")
+    if int(version) <= high_water(model_dir):
+        raise ValueError(f"{model_dir.name} once had version {version} (removed since); "
+                         "numbers are never reused, so a cache cannot mistake one for the "
+                         f"other: use {next_version(model_dir)} or leave the version out")
 
 
 def record_high_water(model_dir: Path, version: str) -> None:
@@ -100,8 +139,12 @@ def seed(shipped: Path, store: Path) -> list[str]:
                 if item.name.startswith((".", TRASH_PREFIX)) or key in offered:
                     continue
                 offered.add(key)
-                if _copy_whole(item, store / model.name / item.name):
-                    copied.append(key)
+                dest = store / model.name
+                with model_lock(dest):
+                    if VERSION_RE.match(item.name) and int(item.name) <= high_water(dest):
+                        continue        # the store removed a version of that number once
+                    if _copy_whole(item, dest / item.name):
+                        copied.append(key)
         atomic_write_text(store / SEEDED_FILE, json.dumps(
             {"source": str(shipped.resolve()), "offered": sorted(offered)}, indent=1) + "\n")
     return copied

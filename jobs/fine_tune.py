@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,9 +30,8 @@ from ganserve.manifest import (
     list_versions,
     load_manifest,
     next_version,
-    write_manifest,
 )
-from ganserve.model_store import model_lock
+from ganserve.model_store import model_lock, place_version
 from jobs import metrics
 from jobs.lease import Lease, Stopped
 from jobs.runner import JobError, WorkerContext
@@ -242,15 +240,9 @@ def _publish_staged(job: Job, lease: Lease, model_dir: Path, staged: Path,
     if again is not None:
         log.info("job %s: %s was published by an earlier attempt", job.id, again)
         return again
-    version = next_version(model_dir)
-    manifest = load_manifest(staged)
-    if manifest.version != version:     # another version appeared since the export began
-        write_manifest(staged, manifest.model_copy(update={"version": version}))
-    lease.confirm()
-    final = model_dir / version
-    os.rename(staged, final)
-    log.info("job %s: published %s/%s (from %s/%s)", job.id, model_dir.name, version, m.name,
-             m.version)
+    final = place_version(model_dir, staged, fence=lease.confirm)
+    log.info("job %s: published %s/%s (from %s/%s)", job.id, model_dir.name, final.name,
+             m.name, m.version)
     return final
 
 

@@ -57,6 +57,7 @@ class Lease:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
+            asked = time.monotonic()            # the renewal dates from the asking
             try:
                 ours, cancel = self.store.heartbeat(self.job_id, self.owner)
             except sa.exc.SQLAlchemyError as e:     # the database blinked: next beat...
@@ -65,12 +66,9 @@ class Lease:
                     log.warning("job %s: heartbeat failed: %s", self.job_id, e)
                     continue
                 # ...unless it blinked so long that the job may be another worker's now
-                log.error("job %s: lease not renewed for %.0f s (database unreachable); "
-                          "stopping before another worker takes the job over", self.job_id,
-                          unrenewed)
-                self.lost.set()
+                self._give_up(unrenewed)
                 return
-            self._renewed = time.monotonic()
+            self._renewed = asked
             if cancel:
                 self.cancelled.set()
             if not ours:
@@ -78,8 +76,34 @@ class Lease:
                 self.lost.set()
                 return
 
+    def _give_up(self, unrenewed: float) -> None:
+        if not self.lost.is_set():
+            log.error("job %s: lease not renewed for %.0f s (database unreachable); "
+                      "stopping before another worker takes the job over", self.job_id,
+                      unrenewed)
+            self.lost.set()
+
     def stop_reason(self) -> str | None:
-        """'cancelled', 'lost', 'shutdown' or None (go on)."""
+        """'cancelled', 'lost', 'shutdown' or None (go on). Also judges the lease's age
+        itself: a heartbeat stuck in a database call that hangs must not keep the job."""
+        self._check_age()
+        self._poll_cancel()
+        self._check_age()                       # the poll itself may have hung
+        if self.lost.is_set():
+            return "lost"
+        if self.cancelled.is_set():
+            return "cancelled"
+        if self.shutdown.is_set():
+            return "shutdown"
+        return None
+
+    def _check_age(self) -> None:
+        unrenewed = time.monotonic() - self._renewed
+        if unrenewed >= self.give_up_s:
+            self._give_up(unrenewed)
+
+    def _poll_cancel(self) -> None:
+        """Read the row's cancel flag, at most every CANCEL_POLL_S."""
         now = time.monotonic()
         if not self.cancelled.is_set() and now - self._last_cancel_poll >= CANCEL_POLL_S:
             self._last_cancel_poll = now
@@ -90,13 +114,6 @@ class Lease:
             else:
                 if job is None or job.cancel_requested:
                     self.cancelled.set()
-        if self.lost.is_set():
-            return "lost"
-        if self.cancelled.is_set():
-            return "cancelled"
-        if self.shutdown.is_set():
-            return "shutdown"
-        return None
 
     def should_stop(self) -> bool:
         """The training loop's cancel check. A lost lease raises instead: the loop must not
@@ -119,15 +136,15 @@ class Lease:
         database that cannot answer is no proof: that stops too."""
         if self.lost.is_set():
             raise Stopped("lost")
+        asked = time.monotonic()
         try:
-            ours = self.store.confirm_lease(self.job_id, self.owner)
+            ours, cancelled = self.store.confirm_lease(self.job_id, self.owner)
         except sa.exc.SQLAlchemyError as e:
             log.warning("job %s: cannot confirm the lease (%s); not publishing", self.job_id, e)
             raise Stopped("lost") from e
         if not ours:
-            self.stop_reason()              # cancelled, or someone else's: say which
-            raise Stopped("cancelled" if self.cancelled.is_set() else "lost")
-        self._renewed = time.monotonic()
+            raise Stopped("cancelled" if cancelled else "lost")
+        self._renewed = asked
 
     def progress(self, progress: dict[str, Any], force: bool = False) -> None:
         """Write progress to the row, at most every PROGRESS_EVERY_S unless ``force``."""

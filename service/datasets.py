@@ -71,9 +71,10 @@ class _Receiver:
         self.part: str | None = None
         self.buf = bytearray()
 
-    def fail(self, reason: str, message: str) -> None:
+    def fail(self, reason: str, message: str, status: int = 422) -> None:
         if self.form.error is None:
-            self.form.error = DatasetRejected(message, reason=reason, field="body")
+            self.form.error = DatasetRejected(message, reason=reason, field="body",
+                                              status=status)
 
     def on_part_begin(self) -> None:
         self.headers, self.part, self.buf = {}, None, bytearray()
@@ -107,7 +108,13 @@ class _Receiver:
         if self.form.error is not None:
             return
         if self.part == "file":
-            self.out.write(data[start:end])
+            try:
+                self.out.write(data[start:end])
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self.fail("storage_full", "the server's disk is full; try again later", 507)
+                return
             self.form.file_bytes += end - start
         else:
             self.buf += data[start:end]

@@ -30,7 +30,8 @@ from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
 from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import WebhookRefused, WebhookSender, check_target
-from ganserve.manifest import Manifest
+from ganserve.manifest import MANIFEST_NAME, Manifest
+from ganserve.model_store import model_lock
 from service.errors import (
     InvalidInput,
     JobConflict,
@@ -38,6 +39,7 @@ from service.errors import (
     JobsUnavailable,
     QueueUnreachable,
     TooManyJobs,
+    VersionNotFound,
 )
 from service.registry import LoadedVersion, Registry
 from service.settings import Settings
@@ -144,7 +146,14 @@ class JobService:
         self._check_webhook(spec)
         with self._dataset_guard(spec):
             check(lv)
-            return self._submit(job_type, lv, body, key, digest)
+            # the version must still be in the store when the record that reads it is
+            # written: a DELETE (same lock) either ran before and is seen here, or runs
+            # after and sees this job
+            with model_lock(self.settings.models_dir / lv.name):
+                if not (lv.dir / MANIFEST_NAME).is_file():
+                    raise VersionNotFound(f"{lv.name} has no version {lv.version!r} (removed "
+                                          "just now)", field="version")
+                return self._submit(job_type, lv, body, key, digest)
 
     def _check_webhook(self, spec: FineTuneSpec | EvaluateSpec) -> None:
         if spec.webhook is None:

@@ -221,7 +221,14 @@ class Registry:
             if not self._in_store(name, version):
                 raise
         await self.refresh()
-        return self.get(name, version)
+        try:
+            return self.get(name, version)
+        except ModelUnavailable:
+            if version and not self._in_store(name, version):   # removed while it loaded
+                raise VersionNotFound(f"{name} has no version {version!r}", field="version",
+                                      available=sorted(self.models.get(name, {}), key=int)
+                                      ) from None
+            raise
 
     async def catch_up(self, name: str, version: str | None = None) -> None:
         """``resolve`` for handlers that judge against the store themselves (management,
@@ -235,7 +242,8 @@ class Registry:
             return False
         model_dir = self.settings.models_dir / name
         if version in (None, "", "latest"):
-            return bool(list_versions(model_dir))
+            return any((model_dir / v / MANIFEST_NAME).is_file()
+                       for v in list_versions(model_dir))
         return bool(VERSION_RE.match(version)) and (model_dir / version / MANIFEST_NAME
                                                     ).is_file()
 

@@ -36,7 +36,7 @@ from ganserve.manifest import (
     next_version,
     write_manifest,
 )
-from ganserve.model_store import model_lock
+from ganserve.model_store import check_free, model_lock, place_version
 from training.checkpoint import load_checkpoint
 from training.loop import read_run_config
 from training.networks import build, config_from_dict, config_to_dict
@@ -119,12 +119,15 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
     run_dir, models_dir = Path(run_dir), Path(models_dir)
     if not NAME_RE.match(name):
         raise ExportError(f"model name {name!r}: use lowercase letters, digits, '.', '_', '-'")
-    version = version or next_version(models_dir / name)
-    if not VERSION_RE.match(str(version)):
+    chosen = str(version) if version else None      # None: the next free number
+    version = chosen or next_version(models_dir / name)
+    if not VERSION_RE.match(version):
         raise ExportError(f"version {version!r}: versions are positive integers")
-    final = models_dir / name / str(version)
-    if final.exists():
-        raise ExportError(f"{final} exists; versions are immutable, pick another --version")
+    if chosen:
+        try:
+            check_free(models_dir / name, chosen)
+        except ValueError as e:
+            raise ExportError(f"{e}; pick another --version") from None
 
     run_cfg = read_run_config(run_dir)
     state = load_checkpoint(RunFolder(run_dir).checkpoint)
@@ -156,10 +159,10 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
             f.chmod(0o644)
         tmp.chmod(0o755)
         with model_lock(models_dir / name):     # one writer per model: jobs, the API, this
-            if final.exists():
-                raise ExportError(f"{final} appeared during the export; versions are "
-                                  "immutable, export again for the next number")
-            tmp.rename(final)
+            try:
+                final = place_version(models_dir / name, tmp, chosen)
+            except ValueError as e:             # the chosen number was taken meanwhile
+                raise ExportError(str(e)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -57,15 +57,25 @@ def as_float(images_u8: np.ndarray) -> np.ndarray:
     return images_u8.astype(np.float32) * (2.0 / 255.0) - 1.0
 
 
+def channels_last(shape: tuple[int, ...], source: str) -> bool:
+    """Whether an image array of ``shape`` is [N,H,W,C] (else [N,H,W] or [N,C,H,W]);
+    DataError for any other shape. Judged from the shape alone, so a header will do."""
+    if len(shape) == 3:
+        return False
+    if len(shape) == 4 and shape[-1] in (1, 3) and shape[1] not in (1, 3):
+        return True
+    if len(shape) == 4 and shape[1] in (1, 3):
+        return False
+    raise DataError(f"{source}: images must be [N,H,W], [N,H,W,C] or [N,C,H,W] with 1 or "
+                    f"3 channels, got shape {tuple(shape)}")
+
+
 def to_nchw(x: np.ndarray, source: str) -> np.ndarray:
     """Accept [N,H,W], [N,H,W,C] or [N,C,H,W] with C in (1, 3); return uint8 [N,C,H,W]."""
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+    if channels_last(x.shape, source):
         x = x.transpose(0, 3, 1, 2)
-    elif not (x.ndim == 4 and x.shape[1] in (1, 3)):
-        raise DataError(f"{source}: images must be [N,H,W], [N,H,W,C] or [N,C,H,W] with 1 or "
-                        f"3 channels, got shape {tuple(x.shape)}")
+    elif x.ndim == 3:
+        x = x[:, None]
     if x.dtype != np.uint8:
         xf = x.astype(np.float64)
         if not np.isfinite(xf).all():

@@ -61,13 +61,13 @@ def read_image_folder(root: Path, channels: int = 1) -> ImageData:
     if not images:
         raise DataError(f"{root}: no PNG/JPEG images found (looked in "
                         f"{'class subfolders' if subdirs else 'the folder itself'})")
-    _check_is_a_dataset(root, class_names, labels, len(images), skipped)
+    check_is_a_dataset(root, class_names, labels, len(images), skipped)
     return ImageData(images=np.stack(images), source=str(root), skipped=skipped,
                      labels=np.asarray(labels, np.int64) if class_names else None,
                      class_names=class_names)
 
 
-def _check_is_a_dataset(root: Path, class_names: list[str], labels: list[int], n_images: int,
+def check_is_a_dataset(root: Path, class_names: list[str], labels: list[int], n_images: int,
                         skipped: int) -> None:
     """Refuse a folder that only happens to hold some images (``--data /tmp``): every class
     subfolder must hold images, and images must outnumber the other files."""

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ganserve.data import DEFAULT_FASHION_DIR, DataError, ImageData, load_images
-from ganserve.data.folder import IMAGE_EXTS
+from ganserve.data.base import channels_last
+from ganserve.data.folder import IMAGE_EXTS, check_is_a_dataset
 from ganserve.data.idx import (
     class_names_for,
     looks_like_idx_folder,
@@ -223,12 +224,16 @@ def _idx_facts(folder: Path, split: str) -> DatasetFacts:
     opener = gzip.open if images.suffix == ".gz" else open
     try:
         with opener(images, "rb") as f:
-            head = f.read(8)
+            head = f.read(16)
     except (OSError, EOFError) as e:
         raise DataError(f"{images}: cannot read IDX file ({e})") from e
-    if len(head) < 8 or head[:3] != b"\x00\x00\x08" or head[3] != 3:
+    if len(head) < 16 or head[:3] != b"\x00\x00\x08" or head[3] != 3:
         raise DataError(f"{images}: not an IDX file of images")
-    n = int.from_bytes(head[4:8], "big")
+    n, h, w = (int.from_bytes(head[i:i + 4], "big") for i in (4, 8, 12))
+    _square(h, w, str(images))
+    if opener is open and images.stat().st_size != 16 + n * h * w:
+        raise DataError(f"{images}: IDX body has {images.stat().st_size - 16} bytes, header "
+                        f"says {n * h * w} (truncated or corrupt file)")
     if labels_file is None:
         return DatasetFacts(n, None, (), str(images))
     labels = read_idx(labels_file).astype(np.int64)        # one byte an image
@@ -250,12 +255,17 @@ def _npz_facts(path: Path) -> DatasetFacts:
                 version = np.lib.format.read_magic(f)
                 reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                           else np.lib.format.read_array_header_2_0)
-                shape, _, _ = reader(f)
+                shape, _, dtype = reader(f)
             y = z["y"] if "y" in z.files else None
             names = [str(s) for s in z["class_names"]] if "class_names" in z.files else []
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{path}: cannot read .npz ({e})") from e
-    n = int(shape[0]) if shape else 0
+    if dtype.kind not in "uifb":
+        raise DataError(f"{path}: 'x' must hold numbers, not {dtype}")
+    last = channels_last(shape, str(path))          # the worker's shape rules, from the header
+    h, w = (shape[1], shape[2]) if last or len(shape) == 3 else (shape[2], shape[3])
+    _square(h, w, str(path))
+    n = int(shape[0])
     if y is None:
         return DatasetFacts(n, None, (), str(path))
     y = np.asarray(y)
@@ -268,18 +278,28 @@ def _npz_facts(path: Path) -> DatasetFacts:
     return _facts(n, y.astype(np.int64), names or [str(i) for i in range(k)], str(path))
 
 
+def _square(h: int, w: int, source: str) -> None:
+    if h != w:
+        raise DataError(f"{source}: images are {h}x{w}; only square images are supported")
+
+
 def _folder_facts(root: Path) -> DatasetFacts:
-    """Image files per class subfolder, by name (decoding is the worker's)."""
-    def images_in(files: list[Path]) -> int:
-        return sum(1 for f in files if f.is_file() and not f.name.startswith(".")
-                   and f.suffix.lower() in IMAGE_EXTS)
+    """Image files per class subfolder, by name, judged by the reader's rules (empty class
+    folders, more other files than images); decoding is the worker's."""
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not subdirs:
-        n = images_in(list(root.iterdir()))
-        if not n:
-            raise DataError(f"{root}: no PNG/JPEG images found")
-        return DatasetFacts(n, None, (), str(root))
-    counts = tuple(images_in(list(d.rglob("*"))) for d in subdirs)
+    groups = [sorted(d.rglob("*")) for d in subdirs] if subdirs else [sorted(root.iterdir())]
+    counts, skipped = [], 0
+    for files in groups:
+        files = [f for f in files if f.is_file() and not f.name.startswith(".")]
+        images = sum(1 for f in files if f.suffix.lower() in IMAGE_EXTS)
+        counts.append(images)
+        skipped += len(files) - images
     if not sum(counts):
-        raise DataError(f"{root}: no PNG/JPEG images found in its class subfolders")
-    return DatasetFacts(sum(counts), counts, tuple(d.name for d in subdirs), str(root))
+        raise DataError(f"{root}: no PNG/JPEG images found (looked in "
+                        f"{'class subfolders' if subdirs else 'the folder itself'})")
+    names = [d.name for d in subdirs]
+    check_is_a_dataset(root, names, [i for i, k in enumerate(counts) if k], sum(counts),
+                       skipped)
+    if not subdirs:
+        return DatasetFacts(sum(counts), None, (), str(root))
+    return DatasetFacts(sum(counts), tuple(counts), tuple(names), str(root))

@@ -34,7 +34,13 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # a database behind a dead network must fail calls, not hang them: a worker judges its
+    # lease by how long renewals have failed (TCP keepalives notice a silent peer)
+    args = ({"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5,
+             "keepalives_interval": 2, "keepalives_count": 3}
+            if url.startswith("postgresql") else {})
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                            connect_args=args)
 
 
 class JobStore:
@@ -162,12 +168,13 @@ class JobStore:
                                .where(jobs.c.id == job_id)).scalar()
         return n == 1, bool(cancel)
 
-    def confirm_lease(self, job_id: str, owner: str) -> bool:
+    def confirm_lease(self, job_id: str, owner: str) -> tuple[bool, bool]:
         """The fencing check before a side effect outside the database (publishing a
         version): renew the lease only if ``owner`` still holds it, the job still runs and
         nobody asked to cancel it -> whether all of that held. ``owner`` is unique per claim
         (host:pid:random), so it is the lease's fencing token: a worker that lost the job,
-        even to a later claim of its own process, fails this check."""
+        even to a later claim of its own process, fails this check. -> (confirmed, cancel
+        requested)."""
         t = now()
         with self.engine.begin() as c:
             n = c.execute(jobs.update().where(
@@ -175,7 +182,9 @@ class JobStore:
                         jobs.c.state == JobState.RUNNING.value,
                         jobs.c.cancel_requested.is_(False)))
                 .values(heartbeat_at=t)).rowcount
-        return n == 1
+            cancel = c.execute(sa.select(jobs.c.cancel_requested)
+                               .where(jobs.c.id == job_id)).scalar()
+        return n == 1, bool(cancel)
 
     def stale(self, lease_s: float) -> list[Job]:
         """Running jobs whose worker stopped heartbeating: to be redelivered."""

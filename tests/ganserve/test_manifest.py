@@ -42,3 +42,23 @@ def test_next_version_never_reuses_a_removed_number(tmp_path):
     assert next_version(tmp_path) == "4"          # not 3 again: a cache may hold the old 3
     remove_version(tmp_path, "2")                  # a lower one does not lower the mark
     assert next_version(tmp_path) == "4"
+
+
+def test_placing_a_version_renumbers_or_refuses_a_used_number(tmp_path):
+    from ganserve.model_store import place_version, remove_version
+
+    def staged(version: str):
+        d = tmp_path / "staging" / version
+        d.mkdir(parents=True)
+        (d / "manifest.json").write_text(json.dumps(
+            {"name": "m", "version": version, "family": "dcgan", "resolution": 32,
+             "channels": 1, "z_dim": 8, "graphs": {}}))
+        return d
+    model = tmp_path / "m"
+    for v in ("1", "2", "3"):
+        (model / v).mkdir(parents=True)
+    remove_version(model, "3")
+    with pytest.raises(ValueError, match="never reused"):
+        place_version(model, staged("3"), "3")           # an explicit number once used
+    final = place_version(model, staged("2"))            # staged as 2, 2 taken meanwhile
+    assert final == model / "4" and load_manifest(final).version == "4"

@@ -353,3 +353,23 @@ def test_full_queue_refuses_before_reading_the_dataset(job_models, data_dir, mon
         monkeypatch.setattr(c.app.state.jobs.datasets, "load",
                             lambda *a, **k: pytest.fail("the dataset was read"))
         error(submit(c, fine_tune_body(seed=5)), 429, "too_many_jobs")
+
+
+def test_submission_refuses_what_the_worker_would_refuse_from_metadata(api, data_dir):
+    """The header and listing checks hold the reader's own rules: non-square images, a
+    wrong array shape, an empty class folder, a folder of mostly other files."""
+    d = data_dir / "datasets"
+    np.savez(d / "wide.npz", x=np.zeros((4, 8, 10), np.uint8))
+    np.savez(d / "flat.npz", x=np.zeros((4, 64), np.uint8))
+    for name, files in (("empty-class", {"a/x.png": True, "b/readme.txt": False}),
+                        ("mostly-text", {"a/x.png": True, "a/1.txt": False,
+                                         "a/2.txt": False})):
+        for rel, is_image in files.items():
+            (d / name / rel).parent.mkdir(parents=True, exist_ok=True)
+            (d / name / rel).write_bytes(crafted.image(seed=1) if is_image else b"text")
+    for path, words in (("wide.npz", "square"), ("flat.npz", "[N,H,W]"),
+                        ("empty-class", "hold no images"), ("mostly-text",
+                                                            "not an image dataset")):
+        body = error(submit(api, fine_tune_body(dataset={"path": path})), 422,
+                     "invalid_input", "dataset")
+        assert words in body["message"], (path, body)

@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 import time
+import types
 
 import pytest
 import sqlalchemy as sa
@@ -113,3 +114,26 @@ def test_publish_by_a_worker_that_lost_the_lease_leaves_no_version(records, job_
     again = fine_tune._publish_staged(job, _lease(store, job.id, "b"), model_dir,
                                       _staged(job_models, tmp_path / "c", job.id), parent)
     assert again == final and list_versions(model_dir) == ["1", "2", "3"]
+
+
+class _Hanging(_Unreachable):
+    """A database call that hangs (a dead network without resets)."""
+
+    def heartbeat(self, *_):
+        time.sleep(1.5)
+        return True, False
+
+    def get(self, *_):
+        time.sleep(1.5)
+        return types.SimpleNamespace(cancel_requested=False)
+
+
+def test_worker_stops_even_when_its_renewal_hangs():
+    lease = Lease(_Hanging(), "job", "a", heartbeat_s=0.05, shutdown=threading.Event(),
+                  lease_s=0.6)
+    t0 = time.monotonic()
+    with pytest.raises(Stopped):
+        while time.monotonic() - t0 < 3:
+            lease.should_stop()              # the loop's check judges the lease's age itself
+            time.sleep(0.05)
+    lease._stop.set()

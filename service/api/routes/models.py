@@ -134,7 +134,7 @@ async def delete_model_version(
         version: Annotated[str, Path(pattern=r"^[1-9][0-9]{0,8}$",
                                      openapi_examples={"a version": {"value": "1"}})]
 ) -> VersionList:
-    await registry.catch_up(name, version)
+    await registry.catch_up(name)          # the model, not the version it removes
     await run_in_threadpool(delete_version, registry, jobs, name, version)
     await registry.refresh()
     return await list_versions(registry, name)
