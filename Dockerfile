@@ -51,11 +51,6 @@ WORKDIR /app
 FROM scratch AS source
 COPY pyproject.toml README.md /src/
 COPY ganserve /src/ganserve
-COPY service /src/service
-COPY cli /src/cli
-COPY evaluation /src/evaluation
-COPY training /src/training
-COPY jobs /src/jobs
 
 # ------------------------------------------------------------------ the store for the API
 # the API serves ONNX graphs and manifests only: training weights stay in the worker image

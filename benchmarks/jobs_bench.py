@@ -99,9 +99,9 @@ def direct_fine_tune(models: Path, steps: int, out: Path) -> float:
     from ganserve.jobs.datasets import load_dataset
     from ganserve.jobs.specs import DatasetRef, FineTuneSpec
     from ganserve.manifest import load_manifest
-    from jobs.fine_tune import base_preset, train_overrides
-    from training.in_training import make_class_share_evaluator
-    from training.plan import TrainOptions, plan_training, run_plan
+    from ganserve.training.in_training import make_class_share_evaluator
+    from ganserve.training.plan import TrainOptions, plan_training, run_plan
+    from ganserve.worker.fine_tune import base_preset, train_overrides
 
     base = models / "fashion-dcgan" / "1"
     m = load_manifest(base)

@@ -22,10 +22,10 @@ import torch  # noqa: E402
 
 from ganserve.data import load_images  # noqa: E402
 from ganserve.families import family as family_spec  # noqa: E402
-from training.config import TrainConfig, preset  # noqa: E402
-from training.export import export_run  # noqa: E402
-from training.loop import train  # noqa: E402
-from training.networks import config_from_dict  # noqa: E402
+from ganserve.training.config import TrainConfig, preset  # noqa: E402
+from ganserve.training.export import export_run  # noqa: E402
+from ganserve.training.loop import train  # noqa: E402
+from ganserve.training.networks import config_from_dict  # noqa: E402
 
 
 def bench_family(family: str, data, steps: int, warmup: int, root: Path) -> dict:

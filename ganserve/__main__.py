@@ -5,6 +5,6 @@ name and nothing else in ``ganserve`` may import ``cli``."""
 
 import sys
 
-from cli.main import main
+from ganserve.cli.main import main
 
 sys.exit(main())

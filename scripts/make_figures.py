@@ -94,9 +94,9 @@ def truncation(gen: OnnxGenerator, out: Path) -> None:
 def fid_curves(models: Path, runs: Path, out: Path) -> None:
     """FID over training of every shipped model: from its manifest's ``training.fid_curve``,
     or from its run folder's metrics.jsonl when the manifest predates that field."""
-    from evaluation.evaluate import DEFAULT_EXTRACTOR
+    from ganserve.evaluation.evaluate import DEFAULT_EXTRACTOR
     from ganserve.features import ExtractorSpec, find_spec
-    from training.plots import plot_fid_curves, read_jsonl
+    from ganserve.training.plots import plot_fid_curves, read_jsonl
 
     series = {}
     for model_dir in sorted(models.iterdir()):

@@ -92,9 +92,9 @@ def extractor_dir(tmp_path_factory, idx_dir) -> Path:
 def baby_run(root: Path, family: str, data_dir: Path, steps: int | None = None,
              **overrides) -> Path:
     from ganserve.data import load_images
-    from training.config import TrainConfig, preset
-    from training.loop import train
-    from training.networks import config_from_dict
+    from ganserve.training.config import TrainConfig, preset
+    from ganserve.training.loop import train
+    from ganserve.training.networks import config_from_dict
 
     m, t = preset(family, "baby")
     data = load_images(data_dir)
@@ -113,7 +113,7 @@ def baby_run(root: Path, family: str, data_dir: Path, steps: int | None = None,
 @pytest.fixture(scope="session")
 def baby_exports(tmp_path_factory, idx_dir) -> dict[str, Path]:
     """Each family trained 4 baby steps and exported to a store: {family: version dir}."""
-    from training.export import export_run
+    from ganserve.training.export import export_run
 
     root = tmp_path_factory.mktemp("baby")
     out = {}

@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from cli.alert_log import AlertLog, serve
+from ganserve.cli.alert_log import AlertLog, serve
 
 NOTE = {"receiver": "alert-log", "status": "firing", "alerts": [
     {"status": "firing", "labels": {"alertname": "GanserveNoWorker", "severity": "page"},

@@ -1,6 +1,6 @@
 """The layers (pyproject.toml, [tool.importlinter]) hold, and breaking one fails with the
-name of the rule: cli on top; jobs | service; training | evaluation; the ganserve core below;
-no torch in the core, the evaluation or the service; no import cycles in a package."""
+name of the rule: cli on top; worker | service; training | evaluation; the ganserve core
+below; no torch in the core, the evaluation or the service; no import cycles in a package."""
 
 import subprocess
 import sys
@@ -22,13 +22,41 @@ def test_import_contracts_hold():
 
 
 def test_a_wrong_import_breaks_the_contract_it_names():
-    probe = REPO / "service" / "_layer_probe.py"
+    probe = REPO / "ganserve" / "service" / "_layer_probe.py"
     probe.write_text('"""A deliberate violation, written and removed by a test."""\n\n'
-                     "import training.loop  # noqa: F401\n")
+                     "import ganserve.training.loop  # noqa: F401\n")
     try:
         r = _lint()
     finally:
         probe.unlink()
     assert r.returncode != 0
     assert "Layers: the cli on top" in r.stdout and "no torch" in r.stdout
-    assert "service._layer_probe -> training.loop" in r.stdout
+    assert "ganserve.service._layer_probe -> ganserve.training.loop" in r.stdout
+
+
+def _contracts() -> list[dict]:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"]
+
+
+def test_the_no_torch_rule_covers_the_whole_core_layer():
+    """The forbidden contract names the core's modules one by one: it must name them all
+    (the layers contract is exhaustive, so its bottom layer is the whole core)."""
+    layers, forbidden = _contracts()[:2]
+    core = {f"ganserve.{m.strip()}" for m in layers["layers"][-1].split(":")}
+    assert core and core <= set(forbidden["source_modules"])
+
+
+def test_the_wheel_installs_one_top_level_name(tmp_path):
+    """Everything installs under ``ganserve``: the wheel's top-level names are the package
+    and its metadata, nothing called ``service`` or ``training`` beside another project's."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(REPO)], check=True, timeout=600,
+                   capture_output=True)
+    wheel = next(tmp_path.glob("ganserve-*.whl"))
+    tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"ganserve"}, tops

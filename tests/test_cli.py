@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from ganserve.cli.main import main
 from ganserve.manifest import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_cli_export_and_evaluate_errors(tmp_path, capsys):
 
 def test_cli_evaluate_missing_data_exits_1_before_sampling(baby_exports, extractor_dir,
                                                            tmp_path, capsys, monkeypatch):
-    import evaluation.evaluate as ev
+    import ganserve.evaluation.evaluate as ev
 
     def no_sampling(*a, **k):
         raise AssertionError("sampled before checking the data")
@@ -251,12 +251,12 @@ def test_cli_messages_say_what_to_do_next(tmp_path, baby_exports, capsys):
 
 def test_cli_a_bug_shows_its_traceback(monkeypatch):
     """No catch-all: a ValueError from a bug is not turned into a one-line message."""
-    import cli.generate
+    from ganserve.cli import generate
 
     def broken(args, models_dir):
         raise ValueError("a bug deep inside")
 
-    monkeypatch.setattr(cli.generate, "run", broken)
+    monkeypatch.setattr(generate, "run", broken)
     with pytest.raises(ValueError, match="a bug deep inside"):
         main(["generate", "fashion-dcgan"])
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from cli import embedded_worker
-from cli.embedded_worker import EmbeddedWorker
+from ganserve.cli import embedded_worker
+from ganserve.cli.embedded_worker import EmbeddedWorker
 
 
 class FakeProcess:

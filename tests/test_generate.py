@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from ganserve.cli.main import main
 from tests.models.pixels import assert_same_image
 from tests.service.conftest import make_client, wait_ready
 

@@ -41,7 +41,7 @@ class ToyGenerator(nn.Module):
         return self.net(z).view(-1, c_, r, r)
 
     def onnx_graphs(self):
-        from training.networks.common import OnnxGraph
+        from ganserve.training.networks.common import OnnxGraph
         cfg = self.cfg
         return [OnnxGraph(
             name="generator", module=self, make_inputs=lambda b: (torch.randn(b, cfg.z_dim),),
@@ -70,7 +70,7 @@ class ToyFamily:
 
 @pytest.fixture
 def toy():
-    from training import networks
+    from ganserve.training import networks
     register_family(Family("toy-mlp", description="a tiny MLP generator"))
     networks.register_model_family("toy-mlp", ToyFamily)
     yield "toy-mlp"
@@ -80,10 +80,10 @@ def toy():
 
 def test_a_fourth_family_trains_exports_and_is_served(toy, idx_dir, tmp_path):
     from ganserve.data import load_images
-    from training.config import TrainConfig, preset
-    from training.export import export_run
-    from training.loop import train
-    from training.networks import config_from_dict
+    from ganserve.training.config import TrainConfig, preset
+    from ganserve.training.export import export_run
+    from ganserve.training.loop import train
+    from ganserve.training.networks import config_from_dict
 
     m, t = preset(toy, "baby")
     data = load_images(idx_dir)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import COMMANDS
-from service.settings import Settings
+from ganserve.cli.main import COMMANDS
+from ganserve.service.settings import Settings
 from tests.service.conftest import make_client, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from ganserve.images import encode_png, to_uint8
 from ganserve.latents import z_from_seed
-from training.networks import build, config_from_dict
+from ganserve.training.networks import build, config_from_dict
 
 VDIR = Path(os.environ["MODEL_DIR"])
 MANIFEST = json.loads((VDIR / "manifest.json").read_text())

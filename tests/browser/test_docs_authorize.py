@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.auth import new_key
+from ganserve.service.auth import new_key
 from tests.browser.test_docs_page import STATUS, DocsPage, execute
 from tests.service.conftest import REPO, ServerProcess
 

@@ -247,7 +247,7 @@ def test_api_image_store_has_no_training_weights():
 def test_dockerfile_commands_parse(target):
     """The command each image runs is one the CLI takes (serve and worker run in the tests;
     seed-store too)."""
-    from cli.main import build_parser
+    from ganserve.cli.main import build_parser
     cmd = json.loads(re.search(r'^CMD (\[.*\])$', stages()[target], re.M).group(1))
     args = build_parser().parse_args(cmd)
     assert args.command in ("serve", "worker")
@@ -347,7 +347,7 @@ def test_k8s_api_probes_drain_and_scaling():
 
 
 def test_k8s_settings_are_real_settings():
-    from service.settings import Settings
+    from ganserve.service.settings import Settings
     data = of_kind(built("cpu"), "ConfigMap")["ganserve-settings"]["data"]
     known = {f"GANSERVE_{name.upper()}" for name in Settings.model_fields}
     unknown = [k for k in data if k.startswith("GANSERVE_") and k not in known]
@@ -355,7 +355,7 @@ def test_k8s_settings_are_real_settings():
 
 
 def test_k8s_commands_parse_and_seed_the_store_the_services_read():
-    from cli.main import build_parser
+    from ganserve.cli.main import build_parser
     docs = built("cpu")
     store = of_kind(docs, "ConfigMap")["ganserve-settings"]["data"]["GANSERVE_MODELS_DIR"]
     for w in workloads(docs):

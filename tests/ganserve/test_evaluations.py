@@ -143,8 +143,8 @@ def test_evaluated_by_env_overrides_user_at_host(monkeypatch):
 
 
 def test_records_folder_is_not_a_version_or_a_model(vdir):
-    from service.registry import Registry
-    from service.settings import Settings
+    from ganserve.service.registry import Registry
+    from ganserve.service.settings import Settings
 
     write_record(vdir, _record({"fid": 1.0}, n=10, minute=0))
     model_dir, store = vdir.parent, vdir.parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from jobs import fine_tune
+from ganserve.worker import fine_tune
 
 
 def test_published_by_lets_the_soft_time_limit_through(tmp_path, monkeypatch):

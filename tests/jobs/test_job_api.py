@@ -185,7 +185,7 @@ def test_events_of_a_finished_job_end_at_once(api):
 
 def test_jobs_off_without_training_extras_is_503(job_models, data_dir, monkeypatch):
     installed = {"train": False}
-    monkeypatch.setattr("service.jobs.training_installed", lambda: installed["train"])
+    monkeypatch.setattr("ganserve.service.jobs.training_installed", lambda: installed["train"])
     with make_client(job_models, data_dir=data_dir) as c:
         wait_ready(c)
         r = c.post("/v1/jobs/fine-tune", json=fine_tune_body())

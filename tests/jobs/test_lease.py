@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from ganserve.jobs.records import jobs
 from ganserve.manifest import list_versions, load_manifest
-from jobs import fine_tune
-from jobs.lease import Lease, Stopped
+from ganserve.worker import fine_tune
+from ganserve.worker.lease import Lease, Stopped
 from tests.jobs.test_store import new
 
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.main import create_app
-from service.settings import Settings
+from ganserve.service.main import create_app
+from ganserve.service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -338,8 +338,8 @@ def test_new_version_is_picked_up_without_restart(store, tmp_path):
     settings = dict(poll_interval_s=0.1)
     from fastapi.testclient import TestClient
 
-    from service.main import create_app
-    from service.settings import Settings
+    from ganserve.service.main import create_app
+    from ganserve.service.settings import Settings
     with TestClient(create_app(Settings(models_dir=root, **settings))) as c:
         wait_ready(c)
         assert c.post(f"/v1/models/{DC}/sample", json={}).headers["x-model-version"] == "1"
@@ -370,8 +370,8 @@ def test_passed_deadline_is_504(store):
 
 
 def test_not_ready_while_loading(store):
-    from service.main import create_app
-    from service.settings import Settings
+    from ganserve.service.main import create_app
+    from ganserve.service.settings import Settings
     app = create_app(Settings(models_dir=store))
     from fastapi.testclient import TestClient
     c = TestClient(app)        # no lifespan: the registry never scans

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from service.auth import new_key
+from ganserve.service.auth import new_key
 from tests.jobs.conftest import fine_tune_body
 from tests.service import crafted
 from tests.service.conftest import copy_store, data_files, error, make_client, wait_ready
@@ -144,7 +144,7 @@ def test_no_keys_file_leaves_endpoints_open(store, tmp_path):
 def test_missing_keys_file_stops_the_service(store, tmp_path):
     from pydantic import ValidationError
 
-    from service.settings import Settings
+    from ganserve.service.settings import Settings
 
     with pytest.raises(ValidationError, match="api_keys_file"):
         Settings(models_dir=store, api_keys_file=tmp_path / "nope.json")
@@ -153,7 +153,7 @@ def test_missing_keys_file_stops_the_service(store, tmp_path):
 def test_a_bad_keys_file_is_one_line_at_start(tmp_path):
     from pydantic import ValidationError
 
-    from service.settings import Settings
+    from ganserve.service.settings import Settings
     bad = tmp_path / "keys.json"
     bad.write_text(json.dumps(FULL_ENTRY))          # an entry, not a file of entries
     with pytest.raises(ValidationError) as e:
@@ -169,7 +169,7 @@ def test_keys_file_removed_or_emptied_revokes_every_key(api, keys_file, caplog, 
         keys_file.unlink()
     else:
         keys_file.write_text("")
-    with caplog.at_level(logging.ERROR, logger="service.auth"):
+    with caplog.at_level(logging.ERROR, logger="ganserve.service.auth"):
         error(api.get("/v1/jobs", headers=bearer(FULL)), 403, "forbidden")
     assert "all 2 keys revoked" in caplog.text
     keys_file.write_text(json.dumps({"keys": [FULL_ENTRY]}))      # back: keys work again

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from service.batcher import Batcher
-from service.errors import DeadlineExceeded, QueueFull
+from ganserve.service.batcher import Batcher
+from ganserve.service.errors import DeadlineExceeded, QueueFull
 
 
 def run_rows(calls):

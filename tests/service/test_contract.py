@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.auth import new_key
+from ganserve.service.auth import new_key
 from tests.service.conftest import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]

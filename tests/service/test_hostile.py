@@ -106,7 +106,7 @@ def test_empty_class_in_body_is_422(client):
 # ---------------------------------------------------------------- 500s keep the shape
 
 def test_unexpected_exception_is_json_500_with_request_id(store, monkeypatch, caplog):
-    from service import generation
+    from ganserve.service import generation
 
     async def broken(*args, **kwargs):
         raise RuntimeError("boom in the generator")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.server import threads_per_worker
+from ganserve.service.server import threads_per_worker
 
 
 @pytest.mark.parametrize(("configured", "workers", "cpus", "want"), [

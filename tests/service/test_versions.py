@@ -201,7 +201,7 @@ def test_version_published_since_the_last_poll_is_served_at_once(store3, tmp_pat
                                                                   monkeypatch):
     """A version a job (or another replica) just put in the store is loaded on the first
     request that names it, verified like any other, and once for a burst of requests."""
-    from service import registry as registry_module
+    from ganserve.service import registry as registry_module
 
     loaded: list[str] = []
     real_load = registry_module.load_version

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import evaluation.evaluate as ev
-from evaluation.evaluate import evaluate, format_table
+import ganserve.evaluation.evaluate as ev
 from ganserve.data import DataError
+from ganserve.evaluation.evaluate import evaluate, format_table
 from ganserve.evaluations import (
     EvaluationRecord,
     effective_metrics,
@@ -240,7 +240,7 @@ def test_stylegan_extras_measure_truncation_and_mixing(baby_exports, extractor_d
 
 
 def test_memorization_flags_copies():
-    from evaluation.memorization import memorization
+    from ganserve.evaluation.memorization import memorization
     rng = np.random.default_rng(0)
     train = rng.uniform(-1, 1, (200, 1, 8, 8)).astype(np.float32)
     test = rng.uniform(-1, 1, (100, 1, 8, 8)).astype(np.float32)

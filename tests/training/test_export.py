@@ -6,9 +6,9 @@ from safetensors.torch import load_file
 
 from ganserve.generator import OnnxGenerator
 from ganserve.manifest import ManifestError, load_manifest, verify_files
+from ganserve.training.export import ExportError, export_run
+from ganserve.training.networks import build, config_from_dict
 from tests.conftest import baby_run
-from training.export import ExportError, export_run
-from training.networks import build, config_from_dict
 
 
 @pytest.mark.parametrize("family", ["dcgan", "cgan", "stylegan"])

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from ganserve.data import ImageData
-from training.augment import cutout, make_augment, translation
-from training.loop import Batches, _present_classes
-from training.plan import PlanError, TrainOptions, plan_training, run_plan
+from ganserve.training.augment import cutout, make_augment, translation
+from ganserve.training.loop import Batches, _present_classes
+from ganserve.training.plan import PlanError, TrainOptions, plan_training, run_plan
 
 
 def data(classes: list[int] | None = None, n: int = 32) -> ImageData:
@@ -25,7 +25,7 @@ def data(classes: list[int] | None = None, n: int = 32) -> ImageData:
 def test_freeze_d_keeps_the_first_blocks(tmp_path, family):
     plan = plan_training(TrainOptions(family, tmp_path / "run", preset="baby",
                                       train={"freeze_d": 1, "steps": 3}, images=data()))
-    from training import loop
+    from ganserve.training import loop
 
     seen = {}
     real_run = loop._Run.loop

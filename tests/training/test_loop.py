@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from ganserve.data import load_images
+from ganserve.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from ganserve.training.config import TrainConfig, preset, train_config_to_dict
+from ganserve.training.loop import RunError, train, training_device
+from ganserve.training.networks import config_from_dict
 from tests.conftest import baby_run
-from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from training.config import TrainConfig, preset, train_config_to_dict
-from training.loop import RunError, train, training_device
-from training.networks import config_from_dict
 
 FAMILIES = ["dcgan", "cgan", "stylegan"]
 

@@ -2,14 +2,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.networks import build, config_from_dict, family_module
-from training.networks.stylegan import Config as SGConfig
-from training.networks.stylegan import Generator as SGGenerator
-from training.networks.stylegan import MinibatchStd, modulated_conv2d
+from ganserve.training.networks import build, config_from_dict, family_module
+from ganserve.training.networks.stylegan import Config as SGConfig
+from ganserve.training.networks.stylegan import Generator as SGGenerator
+from ganserve.training.networks.stylegan import MinibatchStd, modulated_conv2d
 
 
 def baby(family):
-    from training.config import preset
+    from ganserve.training.config import preset
     m, _ = preset(family, "baby")
     if family == "cgan":
         m["num_classes"] = 10

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.plan import PlanError, TrainOptions, plan_training
+from ganserve.training.plan import PlanError, TrainOptions, plan_training
 
 MISSING = "/no/such/data"        # a plan that reached the data would fail on this instead
 
@@ -38,7 +38,7 @@ def test_conditional_family_needs_labels(tmp_path):
 
 
 def test_resume_keeps_what_makes_the_run(tmp_path, idx_dir):
-    from training.plan import run_plan
+    from ganserve.training.plan import run_plan
     run = tmp_path / "r"
     run_plan(plan_training(TrainOptions("dcgan", run, preset="baby", data=str(idx_dir))))
     with pytest.raises(PlanError, match="cannot change batch"):
@@ -53,8 +53,8 @@ def test_fine_tune_starts_from_a_published_version(tmp_path, idx_dir, baby_expor
     from safetensors.torch import load_file
 
     from ganserve.manifest import load_manifest
-    from training.export import export_run
-    from training.plan import run_plan
+    from ganserve.training.export import export_run
+    from ganserve.training.plan import run_plan
 
     parent_dir = baby_exports["dcgan"]
     # one step at a vanishing learning rate: the weights must still be the parent's

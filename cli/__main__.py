@@ -1,7 +1,0 @@
-"""``python -m cli`` (``python -m ganserve`` does the same)."""
-
-import sys
-
-from cli.main import main
-
-sys.exit(main())

@@ -1,0 +1,254 @@
+"""Generation endpoints: sample, conditional, interpolate, style-mix, sample.png.
+
+Every count a client controls (images, seeds in a range, steps, grid cells, scale) is checked
+against the configured limit before any work is done.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from ganserve.latent_space import parse_styles
+from ganserve.latents import SEED_MAX, parse_seeds
+from ganserve.service import generation
+from ganserve.service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded, require_json
+from ganserve.service.api.schemas import (
+    SCALE_MAX,
+    ConditionalRequest,
+    Endpoint,
+    InterpolateRequest,
+    SampleRequest,
+    StyleMixRequest,
+)
+from ganserve.service.auth import require_key_for_inference
+from ganserve.service.errors import InvalidInput, did_you_mean, error_responses
+from ganserve.service.observability import IMAGES
+from ganserve.service.outputs import GenerateResponse
+from ganserve.service.registry import LoadedVersion
+from ganserve.service.rendering import animation_response, json_response, png_response, wants_json
+from ganserve.service.settings import Settings
+
+router = APIRouter(prefix="/v1/models", tags=["generate"],
+                   dependencies=[Depends(require_key_for_inference)])
+JSON_BODY = [Depends(require_json)]
+
+
+def name_param(capability: str, example: str) -> Any:
+    """The ``name`` path parameter; the served OpenAPI document replaces the example with a
+    loaded model that supports ``capability`` (so "Try it out" runs as-is)."""
+    return Annotated[str, Path(description="model name in the store", max_length=128,
+                               openapi_examples={example: {"value": example}},
+                               json_schema_extra={"x-capability": capability})]
+
+
+SampleName = name_param("sample", "fashion-stylegan")
+ConditionalName = name_param("conditional", "fashion-cgan")
+InterpolateName = name_param("interpolate", "fashion-cgan")
+StyleMixName = name_param("style-mix", "fashion-stylegan")
+
+POST_ERRORS = error_responses(400, 401, 403, 404, 408, 413, 415, 422, 504)
+
+
+def image_responses(*media: str) -> dict[int | str, dict[str, Any]]:
+    """200 as images (``media``) or JSON (``GenerateResponse``), plus the error statuses."""
+    return {200: {"model": GenerateResponse,
+                  "description": f"{' / '.join(media)} by default; application/json with "
+                                 "base64 PNGs on request (format=json or Accept)",
+                  "content": {m: {"schema": {"type": "string", "format": "binary"}}
+                              for m in media}},
+            **POST_ERRORS}
+
+
+def _limit(value: int, limit: int, field: str, what: str) -> None:
+    if value > limit:
+        raise InvalidInput(f"{field}: {value} {what} requested, the limit is {limit}",
+                           field=field, limit=limit)
+
+
+def _source(e: Endpoint) -> generation.Source:
+    return generation.Source(seed=e.seed, z=e.z, w=e.w, class_=e.class_)
+
+
+def _interpolation(body: InterpolateRequest) -> generation.Interpolation:
+    """The HTTP body -> the domain request generation takes."""
+    return generation.Interpolation(_source(body.start), _source(body.end), body.steps,
+                                    body.space, body.method, body.truncation_psi)
+
+
+def _limit_output(lv: LoadedVersion, images: int, scale: int, s: Settings) -> None:
+    """The one check of a response's size: the scale, then the product no single field
+    bounds, images x (resolution x scale)^2."""
+    _limit(scale, s.max_scale, "scale", "x scale")
+    side = lv.manifest.resolution * scale
+    pixels = images * side * side
+    if pixels > s.max_output_pixels:
+        raise InvalidInput(f"scale: {images} images of {side}x{side} px are {pixels} pixels, "
+                           f"the limit is {s.max_output_pixels}; lower scale or the count",
+                           field="scale", limit=s.max_output_pixels)
+
+
+def _seed_list(value: list[int] | str, limit: int, field: str) -> list[int]:
+    """A list of seeds or an NVIDIA-style string ('0-7', '1,5,9-12'), at most ``limit``."""
+    if isinstance(value, list):
+        _limit(len(value), limit, field, "seeds")
+        return list(value)
+    try:
+        return parse_seeds(value, limit)
+    except ValueError as e:
+        raise InvalidInput(f"{field}: {e}", field=field, limit=limit) from e
+
+
+def _seeds(body: SampleRequest, s: Settings) -> list[int]:
+    if body.seeds is not None:
+        seeds = _seed_list(body.seeds, s.max_images, "seeds")
+        if body.n is not None and body.n != len(seeds):
+            raise InvalidInput(f"n={body.n} but {len(seeds)} seeds given; send one of them",
+                               field="n")
+        return seeds
+    n = body.n or 1
+    _limit(n, s.max_images, "n", "images")
+    return [secrets.randbelow(SEED_MAX + 1) for _ in range(n)]
+
+
+async def _render(lv: LoadedVersion, gen, fmt, accept, cols, scale, return_latents,
+                  grid_json: bool = False) -> Response:
+    IMAGES.labels(lv.name, lv.version).inc(len(gen.images))
+    if wants_json(fmt, accept):
+        return await json_response(lv, gen, cols, scale, return_latents, grid=grid_json)
+    return await png_response(lv, gen, cols, scale)
+
+
+async def _sample(name: str, body: SampleRequest, request: Request, registry, s: Settings,
+                  accept: str | None, require_conditional: bool) -> Response:
+    lv = await registry.resolve(name, body.version)
+    if require_conditional:
+        generation.require(lv, "conditional")
+    seeds = _seeds(body, s)
+    _limit_output(lv, len(seeds), body.scale, s)
+    cls = generation.resolve_class(lv, body.class_) if body.class_ is not None else None
+    deadline = deadline_for(s)
+    gen = await guarded(request, generation.sample(lv, seeds, cls, body.truncation_psi,
+                                                   deadline), deadline)
+    return await _render(lv, gen, body.format, accept, body.cols, body.scale,
+                         body.return_latents)
+
+
+@router.post("/{name}/sample", response_class=Response, responses=image_responses("image/png"),
+             dependencies=JSON_BODY, summary="Sample images from seeds (any family)")
+async def sample(name: SampleName, body: SampleRequest, request: Request, registry: RegistryDep,
+                 settings: SettingsDep, accept: str | None = Header(None)) -> Response:
+    return await _sample(name, body, request, registry, settings, accept, False)
+
+
+@router.post("/{name}/conditional", response_class=Response,
+             responses=image_responses("image/png"), dependencies=JSON_BODY,
+             summary="Images of one class (conditional models)")
+async def conditional(name: ConditionalName, body: ConditionalRequest, request: Request,
+                      registry: RegistryDep, settings: SettingsDep,
+                      accept: str | None = Header(None)) -> Response:
+    return await _sample(name, body, request, registry, settings, accept, True)
+
+
+@router.post("/{name}/interpolate", response_class=Response,
+             responses=image_responses("image/png", "image/gif", "image/webp"),
+             dependencies=JSON_BODY,
+             summary="Frames between two seeds or latents")
+async def interpolate(name: InterpolateName, body: InterpolateRequest, request: Request,
+                      registry: RegistryDep, settings: SettingsDep,
+                      accept: str | None = Header(None)) -> Response:
+    lv = await registry.resolve(name, body.version)
+    _limit(body.steps, settings.max_interpolation_steps, "steps", "steps")
+    _limit_output(lv, body.steps, body.scale, settings)
+    deadline = deadline_for(settings)
+    gen = await guarded(request, generation.interpolate(lv, _interpolation(body), deadline),
+                        deadline)
+    if body.format in ("gif", "webp"):
+        IMAGES.labels(lv.name, lv.version).inc(len(gen.images))
+        return await animation_response(lv, gen, body.scale, body.format, body.frame_ms)
+    return await _render(lv, gen, body.format, accept, body.cols or body.steps, body.scale,
+                         body.return_latents, grid_json=True)
+
+
+@router.post("/{name}/style-mix", response_class=Response,
+             responses=image_responses("image/png"), dependencies=JSON_BODY,
+             summary="StyleGAN style-mixing grid (NVIDIA layout)")
+async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
+                    registry: RegistryDep, settings: SettingsDep,
+                    accept: str | None = Header(None)) -> Response:
+    lv = await registry.resolve(name, body.version)
+    generation.require(lv, "style-mix")
+    cells = settings.max_grid_cells
+    rows = _seed_list(body.row_seeds, cells, "row_seeds")
+    cols = _seed_list(body.col_seeds, cells, "col_seeds")
+    _limit(len(rows) * len(cols), cells, "row_seeds", "grid cells (rows x cols)")
+    _limit_output(lv, (len(rows) + 1) * (len(cols) + 1), body.scale, settings)
+    try:
+        layers = parse_styles(body.styles, lv.manifest.num_ws)
+    except ValueError as e:
+        raise InvalidInput(f"styles: {e}", field="styles") from e
+    deadline = deadline_for(settings)
+    gen = await guarded(request, generation.style_mix(lv, rows, cols, layers,
+                                                      body.truncation_psi, deadline),
+                        deadline)
+    return await _render(lv, gen, body.format, accept, len(cols) + 1, body.scale, False,
+                         grid_json=True)
+
+
+SAMPLE_PNG_PARAMS = ("seed", "truncation_psi", "psi", "class", "scale", "version")
+
+
+def _check_query(request: Request) -> None:
+    """A misspelled or repeated query parameter is an error, as an unknown body field is
+    (``?sed=1`` used to give a random seed)."""
+    keys = [k for k, _ in request.query_params.multi_items()]
+    for key in keys:
+        if key not in SAMPLE_PNG_PARAMS:
+            name = key[:64]
+            raise InvalidInput(f"{name}: unknown query parameter"
+                               f"{did_you_mean(name, SAMPLE_PNG_PARAMS)} Parameters: "
+                               f"{', '.join(SAMPLE_PNG_PARAMS)}", field=name)
+        if keys.count(key) > 1:
+            raise InvalidInput(f"{key}: given more than once", field=key)
+
+
+PsiQuery = Query(None, ge=0.0, le=2.0, allow_inf_nan=False,
+                 description="truncation psi, as in the POST bodies (default 1)")
+
+
+@router.get("/{name}/sample.png", response_class=Response,
+            responses={200: {"description": "one image",
+                             "content": {"image/png": {"schema": {"type": "string",
+                                                                  "format": "binary"}}}},
+                       **error_responses(400, 401, 403, 404, 422, 504)},
+            summary="One image as PNG, for browsers, <img> tags and curl")
+async def sample_png(request: Request, name: SampleName, registry: RegistryDep,
+                     settings: SettingsDep,
+                     seed: int | None = Query(None, ge=0, le=SEED_MAX,
+                                              description="default: random"),
+                     truncation_psi: float | None = PsiQuery,
+                     psi: float | None = Query(None, ge=0.0, le=2.0, allow_inf_nan=False,
+                                               deprecated=True,
+                                               description="old name of truncation_psi"),
+                     class_: str | None = Query(None, alias="class", min_length=1,
+                                                max_length=128,
+                                                description="index or name, e.g. Sneaker"),
+                     scale: int = Query(1, ge=1, le=SCALE_MAX),
+                     version: str | None = Query(None, max_length=32)) -> Response:
+    _check_query(request)
+    if psi is not None and truncation_psi is not None and psi != truncation_psi:
+        raise InvalidInput("psi: give truncation_psi only (psi is its old name)", field="psi")
+    chosen = truncation_psi if truncation_psi is not None else psi
+    try:
+        body = SampleRequest(
+            seeds=[seed if seed is not None else secrets.randbelow(SEED_MAX + 1)],
+            truncation_psi=1.0 if chosen is None else chosen, scale=scale, version=version,
+            **({"class": class_} if class_ is not None else {}))
+    except ValidationError as e:           # e.g. a class name of blanks
+        raise RequestValidationError(e.errors()) from e
+    return await _sample(name, body, request, registry, settings, None, False)

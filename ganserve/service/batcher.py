@@ -1,0 +1,206 @@
+"""Dynamic batching for one graph of one model version (Ray Serve / Triton style).
+
+Requests submit rows; a single worker task merges the rows waiting in the queue into one
+ONNX Runtime run of at most ``max_rows`` rows, waiting at most ``max_delay_s`` after the
+oldest row arrived for others to join. Runs happen in a thread pool, so the event loop keeps
+serving HTTP while a batch computes, and the next batch gathers meanwhile. A request larger
+than ``max_rows`` is split into several items. Rows of a request whose client went away
+(its future cancelled) or whose deadline passed are dropped before they run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ganserve.service.errors import DeadlineExceeded, QueueFull
+
+log = logging.getLogger(__name__)
+
+Feeds = dict[str, np.ndarray]
+RunFn = Callable[[Feeds], np.ndarray]
+
+
+@dataclass
+class BatchStats:
+    """What the batcher reports after each run (for Prometheus and tests)."""
+    rows: int
+    requests: int
+    queue_wait_s: list[float]
+    run_s: float
+
+
+@dataclass
+class _Item:
+    feeds: Feeds
+    rows: int
+    future: asyncio.Future
+    deadline: float
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+def pad_rows(feeds: Feeds, rows: int) -> Feeds:
+    """Repeat the last row until every array has ``rows`` rows (fixed-shape runs)."""
+    n = _rows(feeds)
+    if n >= rows:
+        return feeds
+    return {k: np.concatenate([v, np.repeat(v[-1:], rows - n, axis=0)])
+            for k, v in feeds.items()}
+
+
+def _rows(feeds: Feeds) -> int:
+    sizes = {len(v) for v in feeds.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"feeds disagree on the row count: {sizes}")
+    return sizes.pop()
+
+
+class Batcher:
+    def __init__(self, name: str, run: RunFn, *, max_rows: int, max_delay_s: float,
+                 max_queue_rows: int, executor: Executor | None = None,
+                 pad_to: int | None = None,
+                 on_batch: Callable[[BatchStats], None] | None = None,
+                 on_queue: Callable[[int], None] | None = None):
+        self.name = name
+        self._run = run
+        self.max_rows = max_rows
+        self.max_delay_s = max_delay_s
+        self.max_queue_rows = max_queue_rows
+        self.pad_to = pad_to
+        self._executor = executor
+        self._on_batch = on_batch
+        self._on_queue = on_queue
+        self._queue: deque[_Item] = deque()
+        self._queued_rows = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._recent_rows_per_s = 0.0
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._worker(),
+                                                                name=f"batcher:{self.name}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._queue:
+            item = self._queue.popleft()
+            if not item.future.done():
+                item.future.set_exception(asyncio.CancelledError())
+
+    def retry_after_s(self) -> int:
+        if self._recent_rows_per_s <= 0:
+            return 1
+        return max(1, math.ceil(self._queued_rows / self._recent_rows_per_s))
+
+    async def submit(self, feeds: Feeds, deadline: float) -> np.ndarray:
+        """Run ``feeds`` (arrays sharing their first axis) and return the output rows."""
+        n = _rows(feeds)
+        if n == 0:
+            raise ValueError("no rows to run")
+        if self._queued_rows + n > self.max_queue_rows:
+            raise QueueFull(f"{self.name}: queue is full ({self._queued_rows} rows waiting, "
+                            f"limit {self.max_queue_rows}); retry later",
+                            headers={"Retry-After": str(self.retry_after_s())})
+        self.start()
+        loop = asyncio.get_running_loop()
+        futures = []
+        for lo in range(0, n, self.max_rows):
+            hi = min(lo + self.max_rows, n)
+            fut = loop.create_future()
+            self._queue.append(_Item({k: v[lo:hi] for k, v in feeds.items()}, hi - lo, fut,
+                                     deadline))
+            self._queued_rows += hi - lo
+            futures.append(fut)
+        self._report_queue()
+        self._wakeup.set()
+        if len(futures) == 1:
+            return await futures[0]
+        parts = await asyncio.gather(*futures)
+        return np.concatenate(parts)
+
+    def _report_queue(self) -> None:
+        if self._on_queue is not None:
+            self._on_queue(self._queued_rows)
+
+    def _take_batch(self) -> list[_Item]:
+        batch, rows = [], 0
+        while self._queue and (not batch or rows + self._queue[0].rows <= self.max_rows):
+            item = self._queue.popleft()
+            self._queued_rows -= item.rows
+            if item.future.done():                 # cancelled: client went away
+                continue
+            if time.monotonic() > item.deadline:
+                item.future.set_exception(DeadlineExceeded(
+                    f"{self.name}: deadline passed after "
+                    f"{time.monotonic() - item.enqueued:.2f} s in the queue"))
+                continue
+            batch.append(item)
+            rows += item.rows
+        self._report_queue()
+        return batch
+
+    async def _gather_window(self) -> None:
+        """Wait until the batch is full or the oldest row has waited max_delay_s."""
+        oldest = self._queue[0].enqueued
+        while self._queued_rows < self.max_rows:
+            remaining = oldest + self.max_delay_s - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._gather_window()
+            batch = self._take_batch()
+            if not batch:
+                continue
+            started = time.monotonic()
+            feeds = {k: np.concatenate([it.feeds[k] for it in batch]) for k in batch[0].feeds}
+            rows = sum(it.rows for it in batch)
+            if self.pad_to:
+                feeds = pad_rows(feeds, self.pad_to)
+            try:
+                out = await loop.run_in_executor(self._executor, self._run, feeds)
+            except Exception as e:  # a failed run fails its requests, not the worker
+                log.exception("%s: batch of %d rows failed", self.name, rows)
+                for it in batch:
+                    if not it.future.done():
+                        it.future.set_exception(e)
+                continue
+            run_s = time.monotonic() - started
+            self._recent_rows_per_s = rows / run_s if run_s > 0 else 0.0
+            lo = 0
+            for it in batch:
+                if not it.future.done():
+                    it.future.set_result(out[lo:lo + it.rows])
+                lo += it.rows
+            if self._on_batch is not None:
+                self._on_batch(BatchStats(rows, len(batch),
+                                          [started - it.enqueued for it in batch], run_s))

@@ -1,0 +1,119 @@
+"""The served OpenAPI document: FastAPI's, plus what only the running service knows.
+
+- the configured limits (``GANSERVE_MAX_*``) replace the schema's hard ceilings, so a client
+  reading the document sees the bounds the server enforces (``scale`` <= 16, not 64);
+- each ``{name}`` path parameter's example is a loaded model that supports the operation,
+  so "Try it out" on the docs page runs as-is on whatever store is served.
+The document is rebuilt when the set of loaded versions changes.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+
+from ganserve.families import family
+from ganserve.service.settings import Settings
+
+JOB_SCHEMAS = {"FineTuneSpec", "EvaluateSpec", "DatasetRef"}
+
+
+def _cap(schema: dict[str, Any], limit: int) -> None:
+    """Lower a property's ``maximum`` (numbers) or ``maxItems`` (lists) to ``limit``."""
+    for branch in schema.get("anyOf", []):
+        _cap(branch, limit)
+    if "maximum" in schema:
+        schema["maximum"] = min(schema["maximum"], limit)
+    if schema.get("type") == "array":
+        schema["maxItems"] = min(schema.get("maxItems", limit), limit)
+
+
+def apply_limits(doc: dict[str, Any], settings: Settings) -> None:
+    """The generation limits apply by field name to the generation schemas; the job bodies
+    (whose ``steps``, ``n`` and ``limit`` mean other things) get their own."""
+    limits, scoped = settings.request_limits(), settings.job_limits()
+    for schema_name, schema in doc.get("components", {}).get("schemas", {}).items():
+        caps = scoped.get(schema_name, {} if schema_name in JOB_SCHEMAS else limits)
+        for name, prop in schema.get("properties", {}).items():
+            if name in caps:
+                _cap(prop, caps[name])
+    for path, item in doc.get("paths", {}).items():
+        caps = settings.query_limits(path)
+        for op in item.values():
+            for param in op.get("parameters", []):
+                if param.get("in") == "query" and param["name"] in caps:
+                    _cap(param.get("schema", {}), caps[param["name"]])
+
+
+def _example_model(capability: str, loaded: dict[str, str], preferred: list[str]) -> str | None:
+    """A loaded model that supports ``capability`` (the documented example first)."""
+    fits = [n for n, fam in sorted(loaded.items())
+            if capability == "any" or family(fam).supports(capability)]
+    return next((n for n in preferred if n in fits), fits[0] if fits else None)
+
+
+def apply_job_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
+    """The job bodies' examples name a loaded unconditional model (a conditional one would
+    need its own class names in the dataset), the documented one if it is loaded."""
+    fits = sorted(n for n, fam in loaded.items() if not family(fam).conditional)
+    for schema in ("FineTuneSpec", "EvaluateSpec"):
+        for example in doc.get("components", {}).get("schemas", {}).get(
+                schema, {}).get("examples", []):
+            if fits and example.get("model") not in fits:
+                example["model"] = fits[0]
+
+
+def needs_key(path: str) -> bool:
+    """The operations an API key guards whenever keys are configured: jobs, datasets and
+    model management (generation and model listing only with GANSERVE_INFERENCE_NEEDS_KEY)."""
+    return path.startswith(("/v1/jobs", "/v1/datasets")) or path.endswith(
+        ("/versions", "/default", "/versions/{version}"))
+
+
+def apply_security(doc: dict[str, Any], settings: Settings) -> None:
+    """The document states the auth this server enforces: none without a keys file; the
+    bearer scheme on the guarded operations (all /v1 ones when inference needs a key)."""
+    for path, item in doc.get("paths", {}).items():
+        guarded = settings.api_keys_file is not None and (
+            needs_key(path) or (settings.inference_needs_key and path.startswith("/v1/")))
+        for op in item.values():
+            if not guarded:
+                op.pop("security", None)
+                for code in ("401", "403"):
+                    op.get("responses", {}).pop(code, None)
+    if settings.api_keys_file is None:
+        doc.get("components", {}).pop("securitySchemes", None)
+
+
+def apply_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
+    apply_job_examples(doc, loaded)
+    for item in doc.get("paths", {}).values():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                capability = param.get("schema", {}).get("x-capability")
+                if param.get("in") != "path" or capability is None:
+                    continue
+                name = _example_model(capability, loaded, list(param.get("examples", {})))
+                if name is not None:
+                    param["examples"] = {name: {"value": name}}
+
+
+def served_openapi(app: FastAPI, settings: Settings) -> None:
+    build = app.openapi                     # FastAPI's generator (it caches its result)
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        registry = getattr(app.state, "registry", None)
+        loaded = {lv.name: lv.family for lv in registry.loaded()} if registry else {}
+        key = tuple(sorted(loaded.items()))
+        if cache.get("key") != key:
+            doc = copy.deepcopy(build())
+            apply_limits(doc, settings)
+            apply_security(doc, settings)
+            apply_examples(doc, loaded)
+            cache.update(key=key, doc=doc)
+        return cache["doc"]
+
+    app.openapi = openapi                   # type: ignore[method-assign]
