@@ -52,10 +52,17 @@ def test_the_no_torch_rule_covers_the_whole_core_layer():
 def test_the_wheel_installs_one_top_level_name(tmp_path):
     """Everything installs under ``ganserve``: the wheel's top-level names are the package
     and its metadata, nothing called ``service`` or ``training`` beside another project's."""
+    import shutil
     import zipfile
 
+    src = tmp_path / "src"                  # a copy: the build writes build/ beside its source
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "ganserve", src / "ganserve",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path), str(REPO)], check=True, timeout=600,
+                    "-q", "-w", str(tmp_path), str(src)], check=True, timeout=600,
                    capture_output=True)
     wheel = next(tmp_path.glob("ganserve-*.whl"))
     tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()}

@@ -38,7 +38,7 @@ def _headers(lv: LoadedVersion, gen: Generated) -> dict[str, str]:
     return h
 
 
-def _pixels(gen: Generated) -> np.ndarray:
+def pixels(gen: Generated) -> np.ndarray:
     """uint8 images; a non-finite output (an extreme explicit latent) becomes mid-grey, not
     an undefined cast."""
     return to_uint8(np.nan_to_num(np.clip(gen.images, -1.0, 1.0), copy=False, nan=0.0))
@@ -56,7 +56,7 @@ async def _encode(fn, *args):
 
 async def png_response(lv: LoadedVersion, gen: Generated, cols: int | None, scale: int
                        ) -> Response:
-    u8 = _pixels(gen)
+    u8 = pixels(gen)
     grid = _grid(u8, cols, scale)
     body = encode_png(grid) if grid.size <= INLINE_PIXELS else await _encode(encode_png, grid)
     return Response(body, media_type="image/png", headers=_headers(lv, gen))
@@ -64,7 +64,7 @@ async def png_response(lv: LoadedVersion, gen: Generated, cols: int | None, scal
 
 def _json_body(lv: LoadedVersion, gen: Generated, cols: int | None, scale: int,
                return_latents: bool, grid: bool) -> bytes:
-    u8 = _pixels(gen)
+    u8 = pixels(gen)
     names = lv.manifest.class_names
     images = []
     for i in range(len(u8)):
@@ -99,7 +99,7 @@ def _animate(u8: np.ndarray, scale: int, fmt: str, frame_ms: int) -> bytes:
 
 async def animation_response(lv: LoadedVersion, gen: Generated, scale: int, fmt: str,
                              frame_ms: int) -> Response:
-    u8 = _pixels(gen)
+    u8 = pixels(gen)
     body = await _encode(_animate, u8, scale, fmt, frame_ms)
     return Response(body, media_type=f"image/{fmt}", headers=_headers(lv, gen))
 

@@ -1,0 +1,181 @@
+"""The Python API: ``ganserve.generate`` and friends in process give the API's bytes; the
+client (sync and async) against a real server gives its images, jobs, datasets, versions
+and errors as typed results; the client loads neither torch nor the server; the README's
+Python examples run as written."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ganserve
+from ganserve.client import ApiError, AsyncClient, Client
+from ganserve.local import Models
+from tests.service import crafted
+from tests.service.conftest import make_client, wait_ready
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "models"
+
+
+@pytest.fixture(scope="module")
+def api():
+    with make_client(MODELS) as c:
+        wait_ready(c)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def local():
+    return Models(MODELS)
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def test_local_sample_and_conditional_are_the_apis_bytes(api, local):
+    imgs = local.generate("fashion-dcgan", seeds=[3, 4, 5], psi=0.7)
+    assert len(imgs) == 3 and imgs.seeds == [3, 4, 5] and imgs.version
+    r = api.post("/v1/models/fashion-dcgan/sample", json={"seeds": [3, 4, 5],
+                                                          "truncation_psi": 0.7, "cols": 2})
+    assert imgs.png(cols=2) == r.content
+    one = api.post("/v1/models/fashion-dcgan/sample", json={"seeds": [4],
+                                                            "truncation_psi": 0.7})
+    assert np.array_equal(np.asarray(imgs[1]), _pixels(one.content))
+    bags = local.conditional("fashion-cgan", "Bag", "0-3")
+    r = api.post("/v1/models/fashion-cgan/conditional", json={"class": "Bag", "seeds": "0-3"})
+    assert bags.png() == r.content and bags.classes == [8] * 4
+
+
+def test_local_interpolate_and_style_mix_are_the_apis_bytes(api, local):
+    frames = local.interpolate("fashion-stylegan", 1, 2, steps=5, space="w")
+    r = api.post("/v1/models/fashion-stylegan/interpolate", json={
+        "start": {"seed": 1}, "end": {"seed": 2}, "steps": 5, "space": "w"})
+    assert frames.png() == r.content and len(frames) == 5
+    grid = local.style_mix("fashion-stylegan", [85, 100], [55, 821, 1789], styles="0-3",
+                           psi=0.8)
+    r = api.post("/v1/models/fashion-stylegan/style-mix", json={
+        "row_seeds": [85, 100], "col_seeds": [55, 821, 1789], "styles": "0-3",
+        "truncation_psi": 0.8})
+    assert grid.png() == r.content
+
+
+def test_local_errors_name_the_problem(local):
+    with pytest.raises(Exception, match="fashion-dcgan"):
+        local.generate("fashion-dcgen")                 # the near miss is named
+    with pytest.raises(Exception, match="style"):
+        local.style_mix("fashion-dcgan", [1], [2])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real ganserve on a copy of the shipped store (jobs queued, none run)."""
+    from tests.service.conftest import ServerProcess, copy_store
+
+    srv = ServerProcess(copy_store(MODELS, tmp_path_factory.mktemp("py") / "models"))
+    srv.wait_ready()
+    yield srv
+    srv.stop()
+
+
+def test_client_images_are_the_apis_pixels(server, api):
+    with Client(server.url) as c:
+        imgs = c.sample("fashion-dcgan", seeds=[3, 4], psi=0.7, return_latents=True)
+        assert imgs.model == "fashion-dcgan" and imgs.seeds == [3, 4]
+        assert len(imgs.latents) == 2
+        r = api.post("/v1/models/fashion-dcgan/sample", json={"seeds": [4],
+                                                              "truncation_psi": 0.7})
+        assert np.array_equal(np.asarray(imgs[1]), _pixels(r.content))
+        bags = c.conditional("fashion-cgan", "Bag", [0, 1])
+        assert bags.classes == ["Bag", "Bag"]
+        frames = c.interpolate("fashion-stylegan", 1, {"seed": 2}, steps=4)
+        assert len(frames) == 4
+        mix = c.style_mix("fashion-stylegan", [1, 2], [3], styles="fine")
+        assert len(mix) == (2 + 1) * (1 + 1) and mix.grid_png[:4] == b"\x89PNG"
+
+
+def test_client_errors_carry_the_apis_error_body(server):
+    with Client(server.url) as c:
+        with pytest.raises(ApiError) as e:
+            c.sample("fashion-dcgen", seeds=[1])
+        assert e.value.status == 404 and e.value.code == "model_not_found"
+        assert "fashion-dcgan" in e.value.message and e.value.request_id
+        with pytest.raises(ApiError) as e:
+            c.sample("fashion-dcgan", seeds=[1], psi=7.0)
+        assert e.value.status == 422 and e.value.field
+
+
+def test_client_jobs_datasets_and_versions(server):
+    with Client(server.url) as c:
+        ds = c.upload_dataset(crafted.classes_zip({"Bag": 4}), name="bags",
+                              filename="bags.zip")
+        assert ds["id"] in {d["id"] for d in c.datasets()}
+        job = c.fine_tune("fashion-dcgan", {"id": ds["id"]}, steps=20)
+        assert job.state == "queued" and not job.done
+        assert c.job(job.id).id == job.id and job.id in {j.id for j in c.jobs(limit=5)}
+        seen = []
+        c.cancel(job)
+        done = c.wait(job, timeout=30, on_progress=seen.append)
+        assert done.state == "cancelled" and done.done and seen[-1].state == "cancelled"
+        c.delete_dataset(ds["id"])
+        versions = c.versions("fashion-dcgan")
+        assert versions["versions"] and c.set_default("fashion-dcgan", None)["name"]
+        with pytest.raises(ApiError) as e:
+            c.delete_version("fashion-dcgan", versions["versions"][0]["version"])
+        assert e.value.status == 409                    # the model's last version
+
+
+def test_async_client_does_what_the_sync_one_does(server):
+    async def run():
+        async with AsyncClient(server.url) as c:
+            imgs, models = await asyncio.gather(
+                c.sample("fashion-dcgan", seeds="0-1"), c.models())
+            assert len(imgs) == 2 and {m["name"] for m in models} >= {"fashion-dcgan"}
+            with pytest.raises(ApiError):
+                await c.model("nope")
+            job = await c.evaluate("fashion-dcgan", n=64)
+            await c.cancel(job)
+            assert (await c.wait(job, timeout=30)).state == "cancelled"
+    asyncio.run(run())
+
+
+def test_client_loads_neither_torch_nor_the_server():
+    code = ("import sys, ganserve\n"
+            "c = ganserve.Client('http://127.0.0.1:9')\n"
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('torch.', "
+            "'ganserve.service', 'ganserve.training', 'ganserve.worker', 'onnxruntime'))]\n"
+            "assert not bad, bad[:5]\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def _readme_python() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("<!-- python-examples -->")[1].split("<!-- /python-examples -->")[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_readme_python_examples_run(server, tmp_path):
+    blocks = _readme_python()
+    assert len(blocks) >= 2
+    script = "\n".join(blocks).replace("http://127.0.0.1:8000", server.url)
+    env = {**os.environ, "GANSERVE_MODELS_DIR": str(MODELS)}
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+
+
+def test_top_level_names_are_the_documented_ones():
+    assert {"generate", "conditional", "interpolate", "style_mix", "Client", "AsyncClient",
+            "ApiError", "Models"} <= set(ganserve.__all__)
+    with pytest.raises(AttributeError):
+        ganserve.no_such_name  # noqa: B018
