@@ -125,3 +125,14 @@ def baby_exports(tmp_path_factory, idx_dir) -> dict[str, Path]:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="module")
+def shipped_api():
+    """An in-process app on the shipped models (read only), for tests that compare the
+    API's bytes with another way of making them."""
+    from tests.service.conftest import make_client, wait_ready
+
+    with make_client(Path(__file__).resolve().parents[1] / "models") as c:
+        wait_ready(c)
+        yield c

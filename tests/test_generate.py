@@ -6,17 +6,14 @@ import pytest
 
 from ganserve.cli.main import main
 from tests.models.pixels import assert_same_image
-from tests.service.conftest import make_client, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 
 
-@pytest.fixture(scope="module")
-def api():
-    with make_client(MODELS) as c:
-        wait_ready(c)
-        yield c
+@pytest.fixture
+def api(shipped_api):
+    return shipped_api
 
 
 def _generate(tmp_path: Path, *argv: str) -> Path:

@@ -21,17 +21,14 @@ import ganserve
 from ganserve.client import ApiError, AsyncClient, Client
 from ganserve.local import Models
 from tests.service import crafted
-from tests.service.conftest import make_client, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 
 
-@pytest.fixture(scope="module")
-def api():
-    with make_client(MODELS) as c:
-        wait_ready(c)
-        yield c
+@pytest.fixture
+def api(shipped_api):
+    return shipped_api
 
 
 @pytest.fixture(scope="module")
