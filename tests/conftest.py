@@ -59,7 +59,7 @@ def extractor_dir(tmp_path_factory, idx_dir) -> Path:
 
     from ganserve.data import load_images
     from ganserve.features import ExtractorSpec, FeatureExtractor
-    from ganserve.metrics import feature_stats
+    from ganserve.quality import feature_stats
 
     d = tmp_path_factory.mktemp("extractor")
     torch.manual_seed(0)

@@ -67,3 +67,22 @@ def test_the_wheel_installs_one_top_level_name(tmp_path):
     wheel = next(tmp_path.glob("ganserve-*.whl"))
     tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"ganserve"}, tops
+
+
+def test_modules_that_share_a_name_say_why():
+    """One meaning per word: two modules of one file name in different places are the same
+    concept at different layers, and each one's docstring names its namesakes."""
+    import ast
+    from collections import defaultdict
+
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for path in sorted((REPO / "ganserve").rglob("*.py")):
+        if path.name != "__init__.py" and "migrations" not in path.parts:
+            dotted = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            by_name[path.stem].append(dotted)
+    for modules in (m for m in by_name.values() if len(m) > 1):
+        for module in modules:
+            path = REPO / (module.replace(".", "/") + ".py")
+            doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
+            missing = [m for m in modules if m != module and m not in doc]
+            assert not missing, f"{module}'s docstring does not name its namesakes {missing}"

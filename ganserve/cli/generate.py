@@ -5,6 +5,9 @@ an interpolation (PNG strip, GIF or WebP) or a style-mixing grid. It runs the se
 generation and rendering code on a version loaded the way the service loads it (sha256
 verified, determinism probed), with each ONNX Runtime run made directly instead of through the
 batcher, so every file has the bytes the API answers for the same request.
+
+Namesakes, one concept at several layers (generating images): ``ganserve.cli.generate``:
+from the command line; ``ganserve.service.api.routes.generate``: over HTTP.
 """
 
 from __future__ import annotations

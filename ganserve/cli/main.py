@@ -2,6 +2,9 @@
 
 Subcommands import their heavy modules lazily: ``ganserve evaluate`` and (later) ``serve``
 run without torch installed.
+
+Namesakes, one concept at several layers (entry points): ``ganserve.cli.main``: the command
+line; ``ganserve.service.main``: the web application.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ stored reference statistics, class coverage and the StyleGAN checks; its record 
 Results are stored as an evaluation record beside the version (``ganserve.evaluations``:
 ``MODELS_DIR/NAME/_evaluations/VERSION/<id>.json``); the published version folder, manifest
 included, is never written.
+
+Namesakes, one concept at several layers (an evaluation): ``ganserve.evaluation.evaluate``:
+the scoring; ``ganserve.worker.evaluate``: the job that runs it.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from ganserve.manifest import (
     resolve_version_dir,
     sha256_file,
 )
-from ganserve.metrics import (
+from ganserve.quality import (
     FeatureStats,
     class_histogram,
     entropy_bits,

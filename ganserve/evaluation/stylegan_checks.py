@@ -13,7 +13,7 @@ import numpy as np
 
 from ganserve.features import FeatureExtractor
 from ganserve.generator import OnnxGenerator
-from ganserve.metrics import class_histogram, entropy_bits
+from ganserve.quality import class_histogram, entropy_bits
 
 MIX_SEED_OFFSET = 3_000_000
 

@@ -1,5 +1,9 @@
 """Settings shared by the API and the workers (prefix ``GANSERVE_``): where data, records and
-the broker live, and the job timing rules."""
+the broker live, and the job timing rules.
+
+Namesakes, one concept at several layers (settings): ``ganserve.jobs.settings``: the base
+every process shares; ``ganserve.service.settings``: the API's, which extends it.
+"""
 
 from __future__ import annotations
 

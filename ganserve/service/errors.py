@@ -113,7 +113,9 @@ class JobsUnavailable(ServiceError):
     status, code = 503, "jobs_unavailable"
 
 
-class QueueUnreachable(ServiceError):
+class BrokerUnavailable(ServiceError):
+    """The job queue's broker did not take a submission (the domain's
+    ``ganserve.jobs.queue.QueueUnreachable``, as the API answers it)."""
     status, code = 503, "queue_unreachable"
 
 

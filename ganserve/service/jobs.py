@@ -5,6 +5,10 @@ Submissions are checked here, at once, so a wrong class name or a channel mismat
 now and not a failed job an hour later. The record is written before the message is sent;
 if the broker does not take the message the record is removed and the client gets 503, so a
 job that exists is always on its way to a worker.
+
+Namesakes, one concept at several layers (jobs (the records themselves are the package
+ganserve.jobs)): ``ganserve.service.jobs``: the API's side;
+``ganserve.service.api.routes.jobs``: their HTTP routes.
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ from ganserve.jobs.webhooks import WebhookRefused, WebhookSender, check_target
 from ganserve.manifest import MANIFEST_NAME, Manifest
 from ganserve.model_store import model_lock
 from ganserve.service.errors import (
+    BrokerUnavailable,
     InvalidInput,
     JobConflict,
     JobNotFound,
     JobsUnavailable,
-    QueueUnreachable,
     TooManyJobs,
     VersionNotFound,
 )
@@ -204,7 +208,7 @@ class JobService:
             queue.publish(self.celery, job)
         except queue.QueueUnreachable as e:
             self.store.delete(job.id)
-            raise QueueUnreachable(f"{e}; the job was not created, try again shortly "
+            raise BrokerUnavailable(f"{e}; the job was not created, try again shortly "
                                    "(inference is unaffected)",
                                    headers={"Retry-After": "5"}) from None
         SUBMITTED.labels(job_type.value).inc()

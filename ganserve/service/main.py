@@ -1,4 +1,8 @@
-"""The FastAPI application: ``create_app(settings)`` builds it; ``app`` is for uvicorn."""
+"""The FastAPI application: ``create_app(settings)`` builds it; ``app`` is for uvicorn.
+
+Namesakes, one concept at several layers (entry points): ``ganserve.cli.main``: the command
+line; ``ganserve.service.main``: the web application.
+"""
 
 from __future__ import annotations
 

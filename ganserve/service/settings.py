@@ -1,4 +1,8 @@
-"""All service settings, from the environment (prefix ``GANSERVE_``), validated at start."""
+"""All service settings, from the environment (prefix ``GANSERVE_``), validated at start.
+
+Namesakes, one concept at several layers (settings): ``ganserve.jobs.settings``: the base
+every process shares; ``ganserve.service.settings``: the API's, which extends it.
+"""
 
 from __future__ import annotations
 

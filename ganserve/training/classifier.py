@@ -20,7 +20,7 @@ from ganserve.data import DataError, ImageData, load_images
 from ganserve.data.base import as_float
 from ganserve.features import SPEC_NAME, ExtractorSpec, FeatureExtractor
 from ganserve.manifest import atomic_write_text, sha256_file
-from ganserve.metrics import feature_stats, fid_from_stats, kid, precision_recall
+from ganserve.quality import feature_stats, fid_from_stats, kid, precision_recall
 
 log = logging.getLogger(__name__)
 FEATURE_DIM = 128

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ganserve.features import FeatureExtractor
-from ganserve.metrics import FeatureStats, feature_stats, fid_from_stats
+from ganserve.quality import FeatureStats, feature_stats, fid_from_stats
 from ganserve.training.sampling import seed_inputs
 
 EVAL_SEED_OFFSET = 2_000_000   # disjoint from the progress-grid and calibration seeds

@@ -1,4 +1,8 @@
-"""The evaluate job: ``ganserve evaluate``'s code on a version, the record stored beside it."""
+"""The evaluate job: ``ganserve evaluate``'s code on a version, the record stored beside it.
+
+Namesakes, one concept at several layers (an evaluation): ``ganserve.evaluation.evaluate``:
+the scoring; ``ganserve.worker.evaluate``: the job that runs it.
+"""
 
 from __future__ import annotations
 

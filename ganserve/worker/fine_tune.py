@@ -261,7 +261,7 @@ def score(ctx: WorkerContext, spec: FineTuneSpec, version_dir: Path,
           data: ImageData) -> dict[str, Any]:
     """The quality figures of the new version against its tuning images."""
     from ganserve.evaluation.evaluate import EvaluationError
-    from ganserve.evaluation.fine_tune import fine_tune_quality
+    from ganserve.evaluation.fine_tune_quality import fine_tune_quality
 
     extractor = ctx.settings.models_dir / EVALUATOR
     if not extractor.is_dir():

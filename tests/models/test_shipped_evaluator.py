@@ -7,7 +7,7 @@ import pytest
 
 from ganserve.data import DEFAULT_FASHION_DIR, load_images
 from ganserve.features import FeatureExtractor
-from ganserve.metrics import FeatureStats
+from ganserve.quality import FeatureStats
 
 EVALUATOR = Path(__file__).resolve().parents[2] / "models" / "_evaluators" / "fashion-mnist"
 

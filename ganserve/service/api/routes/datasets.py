@@ -1,4 +1,9 @@
-"""Datasets: upload a zip of images or an .npz, list, read, preview, remove."""
+"""Datasets: upload a zip of images or an .npz, list, read, preview, remove.
+
+Namesakes, one concept at several layers (datasets): ``ganserve.jobs.datasets``: how jobs
+find and read them; ``ganserve.service.datasets``: the API's uploads and records;
+``ganserve.service.api.routes.datasets``: their HTTP routes.
+"""
 
 from __future__ import annotations
 

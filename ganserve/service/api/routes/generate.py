@@ -2,6 +2,9 @@
 
 Every count a client controls (images, seeds in a range, steps, grid cells, scale) is checked
 against the configured limit before any work is done.
+
+Namesakes, one concept at several layers (generating images): ``ganserve.cli.generate``:
+from the command line; ``ganserve.service.api.routes.generate``: over HTTP.
 """
 
 from __future__ import annotations

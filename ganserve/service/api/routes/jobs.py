@@ -1,4 +1,9 @@
-"""Jobs: submit a fine-tune or an evaluation, follow it, cancel it."""
+"""Jobs: submit a fine-tune or an evaluation, follow it, cancel it.
+
+Namesakes, one concept at several layers (jobs (the records themselves are the package
+ganserve.jobs)): ``ganserve.service.jobs``: the API's side;
+``ganserve.service.api.routes.jobs``: their HTTP routes.
+"""
 
 from __future__ import annotations
 

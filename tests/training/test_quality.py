@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchmetrics.image.fid import _compute_fid
 
-from ganserve.metrics import (
+from ganserve.quality import (
     class_histogram,
     entropy_bits,
     feature_stats,

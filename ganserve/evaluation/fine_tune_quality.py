@@ -22,7 +22,7 @@ from ganserve.evaluation.memorization import memorization
 from ganserve.features import FeatureExtractor
 from ganserve.generator import OnnxGenerator
 from ganserve.manifest import load_manifest
-from ganserve.metrics import precision_recall
+from ganserve.quality import precision_recall
 
 
 def _sample_classes(class_names: list[str], targets: list[str], n: int) -> list[int] | None:
