@@ -83,6 +83,9 @@ class Manifest(BaseModel):
     num_ws: int | None = None
     num_classes: int = 0
     class_names: list[str] = Field(default_factory=list)
+    d_blocks: int | None = Field(default=None, description="the discriminator's image-side "
+                                 "blocks, the most Freeze-D can count (0: none to freeze; "
+                                 "None: not recorded, manifests before it)")
     w_avg: list[float] | None = None
     graphs: dict[str, GraphSpec]
     weights: dict[str, str] = Field(default_factory=dict,

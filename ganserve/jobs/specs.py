@@ -125,3 +125,20 @@ class EvaluateSpec(Strict):
     @property
     def extras(self) -> bool:
         return self.metrics is None or any(m in EXTRA_METRICS for m in self.metrics)
+
+
+def freeze_d_problem(n: int, d_blocks: int | None, family: str,
+                     name: str = "freeze_d") -> str | None:
+    """Why Freeze-D of ``n`` blocks cannot run on a discriminator with ``d_blocks``
+    image-side blocks (0: it names none, so it cannot be partly frozen), or None. The one
+    rule the API's submission check (from the manifest's ``d_blocks``), the training plan
+    and the training loop (from D itself) all apply; ``name`` is the option as the caller's
+    user wrote it (``freeze_d``, ``--freeze-d``)."""
+    if n == 0:
+        return None
+    if not d_blocks:
+        return f"{family}'s discriminator cannot be partly frozen: drop {name}"
+    if n >= d_blocks:
+        return (f"{name}={n}: D has {d_blocks} blocks at this size; freeze at most "
+                f"{d_blocks - 1}")
+    return None

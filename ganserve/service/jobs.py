@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from ganserve.jobs import queue
 from ganserve.jobs.datasets import DatasetFacts, dataset_facts, dataset_path
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
-from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec
+from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec, freeze_d_problem
 from ganserve.jobs.store import JobStore
 from ganserve.jobs.webhooks import WebhookRefused, WebhookSender, check_target
 from ganserve.manifest import MANIFEST_NAME, Manifest
@@ -234,11 +233,10 @@ class JobService:
             raise InvalidInput(f"{lv.name}/{lv.version} has no training weights "
                                f"({', '.join(missing)}) to start from; pick a version "
                                "exported with them", field="version")
-        blocks = int(math.log2(m.resolution // 4))
-        if spec.freeze_d >= blocks:
-            raise InvalidInput(f"freeze_d={spec.freeze_d}: D has {blocks} blocks at "
-                               f"{m.resolution}px; freeze at most {blocks - 1}",
-                               field="freeze_d")
+        problem = (freeze_d_problem(spec.freeze_d, m.d_blocks, m.family)
+                   if m.d_blocks is not None else None)  # unrecorded: the worker's plan judges
+        if problem:
+            raise InvalidInput(problem, field="freeze_d")
         self._check_new_name(spec, m)
         self._check_data(spec.dataset, m, "dataset")
 

@@ -38,7 +38,7 @@ from ganserve.manifest import (
 )
 from ganserve.model_store import check_free, model_lock, place_version
 from ganserve.training.checkpoint import load_checkpoint
-from ganserve.training.loop import read_run_config
+from ganserve.training.loop import d_blocks, read_run_config
 from ganserve.training.networks import build, config_from_dict, config_to_dict
 from ganserve.training.networks.common import OnnxGraph
 from ganserve.training.plots import read_jsonl
@@ -151,6 +151,7 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
             save_file(_contiguous(module.state_dict()), str(tmp / weights[role]))
         manifest = _manifest(name, str(version), run_dir, run_cfg, state, model_cfg, G_inf,
                              graphs, weights, parity, parent, export_s)
+        manifest.d_blocks = d_blocks(D)        # what Freeze-D may count, for the API's check
         if training_extra:
             manifest.training = manifest.training.model_copy(update=training_extra)
         manifest.files = hash_files(tmp, [p.name for p in tmp.iterdir() if p.is_file()])

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ganserve.data import ImageData
 from ganserve.images import save_png
+from ganserve.jobs.specs import freeze_d_problem
 from ganserve.training import losses
 from ganserve.training.augment import Augment, make_augment
 from ganserve.training.checkpoint import load_checkpoint, save_checkpoint
@@ -461,17 +462,16 @@ def _present_classes(data: ImageData, num_classes: int) -> torch.Tensor | None:
 
 def _frozen_d_parameters(D: torch.nn.Module, n: int) -> tuple[torch.nn.Parameter, ...]:
     """Freeze-D (Mo et al. 2020): the parameters of D's first ``n`` image-side blocks."""
-    if n == 0:
-        return ()
+    problem = freeze_d_problem(n, d_blocks(D), type(D).__module__)
+    if problem:
+        raise RunError(problem)
+    return tuple(p for b in (D.image_side_blocks() if n else [])[:n] for p in b.parameters())
+
+
+def d_blocks(D: torch.nn.Module) -> int:
+    """The discriminator's image-side blocks, which Freeze-D counts (0: it names none)."""
     blocks = getattr(D, "image_side_blocks", None)
-    if blocks is None:
-        raise RunError(f"{type(D).__module__}'s discriminator names no blocks "
-                       "(image_side_blocks), so it cannot be partly frozen: use freeze_d=0")
-    found = blocks()
-    if n >= len(found):
-        raise RunError(f"freeze_d={n} would freeze all {len(found)} of D's blocks; "
-                       f"use at most {len(found) - 1}")
-    return tuple(p for b in found[:n] for p in b.parameters())
+    return len(blocks()) if blocks is not None else 0
 
 
 def _adam(module: torch.nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.Adam:

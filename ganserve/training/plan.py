@@ -22,9 +22,10 @@ from pydantic import TypeAdapter, ValidationError
 from ganserve.data import ImageData, load_images
 from ganserve.families import families
 from ganserve.families import family as family_spec
+from ganserve.jobs.specs import freeze_d_problem
 from ganserve.manifest import Manifest, load_manifest
 from ganserve.training.config import TrainConfig, preset, train_config_from_dict
-from ganserve.training.loop import TrainResult, read_run_config, train
+from ganserve.training.loop import TrainResult, d_blocks, read_run_config, train
 from ganserve.training.networks import build, config_fields, config_from_dict, family_module
 from ganserve.training.run_folder import RunFolder
 
@@ -194,12 +195,9 @@ def _check_freeze_d(family: str, model_cfg: Any, n: int, name: str) -> None:
     if n == 0:
         return
     _, D = build(family, model_cfg)
-    blocks = getattr(D, "image_side_blocks", None)
-    if blocks is None:
-        raise PlanError(f"{family}'s discriminator cannot be partly frozen: drop {name}")
-    if n >= len(blocks()):
-        raise PlanError(f"{name}={n}: {family}'s D has {len(blocks())} blocks at this size; "
-                        f"freeze at most {len(blocks()) - 1}")
+    problem = freeze_d_problem(n, d_blocks(D), family, name)
+    if problem:
+        raise PlanError(problem)
 
 
 def _check_fine_tune_data(m: Manifest, data: ImageData) -> str:

@@ -373,3 +373,27 @@ def test_submission_refuses_what_the_worker_would_refuse_from_metadata(api, data
         body = error(submit(api, fine_tune_body(dataset={"path": path})), 422,
                      "invalid_input", "dataset")
         assert words in body["message"], (path, body)
+
+
+def test_freeze_d_is_judged_by_the_blocks_the_manifest_records(api, job_models, data_dir):
+    """The API reads D's block count from the manifest (the export records it), never
+    re-derives it from the resolution; a manifest without it is left to the worker's plan."""
+    import json
+
+    from ganserve.manifest import load_manifest
+
+    m = load_manifest(job_models / "baby-stylegan" / "1")
+    assert m.d_blocks and m.d_blocks > 0
+    body = error(submit(api, fine_tune_body(model="baby-stylegan", freeze_d=m.d_blocks)),
+                 422, "invalid_input", "freeze_d")
+    assert f"freeze at most {m.d_blocks - 1}" in body["message"]
+    assert submit(api, fine_tune_body(model="baby-stylegan",
+                                      freeze_d=m.d_blocks - 1)).status_code == 202
+    path = job_models / "baby-dcgan" / "1" / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw.pop("d_blocks")
+    path.write_text(json.dumps(raw))
+    with make_client(job_models, data_dir=data_dir) as c:
+        wait_ready(c)
+        r = submit(c, fine_tune_body(freeze_d=40))
+        assert r.status_code == 202, r.text

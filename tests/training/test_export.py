@@ -88,6 +88,16 @@ def test_next_version_is_automatic(idx_dir, tmp_path):
     assert export_run(run, tmp_path / "s", "m").name == "2"
 
 
+@pytest.mark.parametrize("family", ["dcgan", "cgan", "stylegan"])
+def test_export_records_the_blocks_freeze_d_counts(baby_exports, family):
+    from ganserve.training.loop import d_blocks
+    from ganserve.training.networks import build, config_from_dict
+
+    m = load_manifest(baby_exports[family])
+    _, D = build(family, config_from_dict(family, m.model_args))
+    assert m.d_blocks == d_blocks(D) > 0
+
+
 def test_corrupted_file_fails_verification(baby_exports, tmp_path):
     import shutil
     vdir = shutil.copytree(baby_exports["dcgan"], tmp_path / "copy" / "1")

@@ -79,3 +79,13 @@ def test_conditional_fakes_use_the_classes_the_data_holds():
     assert set(batches.fake_classes(64).tolist()) == {2}
     assert _present_classes(data([0, 1, 2]), num_classes=3) is None    # all: as before
     assert Batches(torch.zeros(1), None, 8, 0).fake_classes(4) is None
+
+
+def test_freeze_d_rule_is_one_function_for_the_api_the_plan_and_the_loop():
+    from ganserve.jobs.specs import freeze_d_problem
+
+    assert freeze_d_problem(0, 0, "x") is None
+    assert freeze_d_problem(2, 3, "x") is None
+    assert "freeze at most 2" in freeze_d_problem(3, 3, "x")
+    assert "cannot be partly frozen: drop --freeze-d" in freeze_d_problem(1, 0, "x",
+                                                                            "--freeze-d")
