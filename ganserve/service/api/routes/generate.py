@@ -18,8 +18,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from ganserve.latent_space import parse_styles
-from ganserve.latents import SEED_MAX, parse_seeds
-from ganserve.service import generation
+from ganserve.latents import SEED_MAX
+from ganserve.service import generation, limits
 from ganserve.service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded, require_json
 from ganserve.service.api.schemas import (
     SCALE_MAX,
@@ -68,12 +68,6 @@ def image_responses(*media: str) -> dict[int | str, dict[str, Any]]:
             **POST_ERRORS}
 
 
-def _limit(value: int, limit: int, field: str, what: str) -> None:
-    if value > limit:
-        raise InvalidInput(f"{field}: {value} {what} requested, the limit is {limit}",
-                           field=field, limit=limit)
-
-
 def _source(e: Endpoint) -> generation.Source:
     return generation.Source(seed=e.seed, z=e.z, w=e.w, class_=e.class_)
 
@@ -82,41 +76,6 @@ def _interpolation(body: InterpolateRequest) -> generation.Interpolation:
     """The HTTP body -> the domain request generation takes."""
     return generation.Interpolation(_source(body.start), _source(body.end), body.steps,
                                     body.space, body.method, body.truncation_psi)
-
-
-def _limit_output(lv: LoadedVersion, images: int, scale: int, s: Settings) -> None:
-    """The one check of a response's size: the scale, then the product no single field
-    bounds, images x (resolution x scale)^2."""
-    _limit(scale, s.max_scale, "scale", "x scale")
-    side = lv.manifest.resolution * scale
-    pixels = images * side * side
-    if pixels > s.max_output_pixels:
-        raise InvalidInput(f"scale: {images} images of {side}x{side} px are {pixels} pixels, "
-                           f"the limit is {s.max_output_pixels}; lower scale or the count",
-                           field="scale", limit=s.max_output_pixels)
-
-
-def _seed_list(value: list[int] | str, limit: int, field: str) -> list[int]:
-    """A list of seeds or an NVIDIA-style string ('0-7', '1,5,9-12'), at most ``limit``."""
-    if isinstance(value, list):
-        _limit(len(value), limit, field, "seeds")
-        return list(value)
-    try:
-        return parse_seeds(value, limit)
-    except ValueError as e:
-        raise InvalidInput(f"{field}: {e}", field=field, limit=limit) from e
-
-
-def _seeds(body: SampleRequest, s: Settings) -> list[int]:
-    if body.seeds is not None:
-        seeds = _seed_list(body.seeds, s.max_images, "seeds")
-        if body.n is not None and body.n != len(seeds):
-            raise InvalidInput(f"n={body.n} but {len(seeds)} seeds given; send one of them",
-                               field="n")
-        return seeds
-    n = body.n or 1
-    _limit(n, s.max_images, "n", "images")
-    return [secrets.randbelow(SEED_MAX + 1) for _ in range(n)]
 
 
 async def _render(lv: LoadedVersion, gen, fmt, accept, cols, scale, return_latents,
@@ -132,8 +91,8 @@ async def _sample(name: str, body: SampleRequest, request: Request, registry, s:
     lv = await registry.resolve(name, body.version)
     if require_conditional:
         generation.require(lv, "conditional")
-    seeds = _seeds(body, s)
-    _limit_output(lv, len(seeds), body.scale, s)
+    seeds = limits.request_seeds(body, s)
+    limits.output_size(lv, len(seeds), body.scale, s)
     cls = generation.resolve_class(lv, body.class_) if body.class_ is not None else None
     deadline = deadline_for(s)
     gen = await guarded(request, generation.sample(lv, seeds, cls, body.truncation_psi,
@@ -166,8 +125,8 @@ async def interpolate(name: InterpolateName, body: InterpolateRequest, request: 
                       registry: RegistryDep, settings: SettingsDep,
                       accept: str | None = Header(None)) -> Response:
     lv = await registry.resolve(name, body.version)
-    _limit(body.steps, settings.max_interpolation_steps, "steps", "steps")
-    _limit_output(lv, body.steps, body.scale, settings)
+    limits.at_most(body.steps, settings.max_interpolation_steps, "steps", "steps")
+    limits.output_size(lv, body.steps, body.scale, settings)
     deadline = deadline_for(settings)
     gen = await guarded(request, generation.interpolate(lv, _interpolation(body), deadline),
                         deadline)
@@ -187,10 +146,10 @@ async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
     lv = await registry.resolve(name, body.version)
     generation.require(lv, "style-mix")
     cells = settings.max_grid_cells
-    rows = _seed_list(body.row_seeds, cells, "row_seeds")
-    cols = _seed_list(body.col_seeds, cells, "col_seeds")
-    _limit(len(rows) * len(cols), cells, "row_seeds", "grid cells (rows x cols)")
-    _limit_output(lv, (len(rows) + 1) * (len(cols) + 1), body.scale, settings)
+    rows = limits.seed_list(body.row_seeds, cells, "row_seeds")
+    cols = limits.seed_list(body.col_seeds, cells, "col_seeds")
+    limits.at_most(len(rows) * len(cols), cells, "row_seeds", "grid cells (rows x cols)")
+    limits.output_size(lv, (len(rows) + 1) * (len(cols) + 1), body.scale, settings)
     try:
         layers = parse_styles(body.styles, lv.manifest.num_ws)
     except ValueError as e:
