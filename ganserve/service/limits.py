@@ -8,7 +8,6 @@ from __future__ import annotations
 import secrets
 
 from ganserve.latents import SEED_MAX, parse_seeds
-from ganserve.service.api.schemas import SampleRequest
 from ganserve.service.errors import InvalidInput
 from ganserve.service.registry import LoadedVersion
 from ganserve.service.settings import Settings
@@ -43,13 +42,15 @@ def seed_list(value: list[int] | str, limit: int, field: str) -> list[int]:
         raise InvalidInput(f"{field}: {e}", field=field, limit=limit) from e
 
 
-def request_seeds(body: SampleRequest, s: Settings) -> list[int]:
-    if body.seeds is not None:
-        seeds = seed_list(body.seeds, s.max_images, "seeds")
-        if body.n is not None and body.n != len(seeds):
-            raise InvalidInput(f"n={body.n} but {len(seeds)} seeds given; send one of them",
+def request_seeds(seeds: list[int] | str | None, n: int | None, s: Settings) -> list[int]:
+    """A sample request's seeds: the ones given (``n``, if sent too, must agree), else
+    ``n`` (default 1) random ones; at most GANSERVE_MAX_IMAGES either way."""
+    if seeds is not None:
+        listed = seed_list(seeds, s.max_images, "seeds")
+        if n is not None and n != len(listed):
+            raise InvalidInput(f"n={n} but {len(listed)} seeds given; send one of them",
                                field="n")
-        return seeds
-    n = body.n or 1
-    at_most(n, s.max_images, "n", "images")
-    return [secrets.randbelow(SEED_MAX + 1) for _ in range(n)]
+        return listed
+    count = n or 1
+    at_most(count, s.max_images, "n", "images")
+    return [secrets.randbelow(SEED_MAX + 1) for _ in range(count)]

@@ -91,7 +91,7 @@ async def _sample(name: str, body: SampleRequest, request: Request, registry, s:
     lv = await registry.resolve(name, body.version)
     if require_conditional:
         generation.require(lv, "conditional")
-    seeds = limits.request_seeds(body, s)
+    seeds = limits.request_seeds(body.seeds, body.n, s)
     limits.output_size(lv, len(seeds), body.scale, s)
     cls = generation.resolve_class(lv, body.class_) if body.class_ is not None else None
     deadline = deadline_for(s)
