@@ -1,5 +1,5 @@
 """The API's side of uploaded datasets: receive a multipart upload straight to disk, check and
-convert it (``ganserve.data.ingest``), store it (``ganserve.data.uploads``); list, read and
+convert it (``ganserve.service.uploads``), store it (``ganserve.data.uploads``); list, read and
 remove datasets.
 
 The body is parsed as it arrives (python-multipart's streaming parser): the file part goes to
@@ -30,9 +30,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from ganserve.data.archive import Rejected
-from ganserve.data.ingest import ingest
-from ganserve.data.uploads import PREVIEW_FILE, DatasetStore, Stored
+from ganserve.data.uploads import PREVIEW_FILE, DatasetStore
 from ganserve.jobs.store import JobStore
 from ganserve.service.errors import (
     ClientDisconnected,
@@ -42,6 +40,9 @@ from ganserve.service.errors import (
     UnsupportedMediaType,
 )
 from ganserve.service.settings import Settings
+from ganserve.service.uploads.archive import Rejected
+from ganserve.service.uploads.ingest import ingest
+from ganserve.service.uploads.writer import Stored, commit
 
 log = logging.getLogger(__name__)
 UPLOADS = Counter("ganserve_dataset_uploads_total", "dataset uploads by outcome (accepted, "
@@ -245,7 +246,7 @@ class DatasetService:
             self._check_quota(data.images.nbytes)
             source = {"filename": (form.filename or "")[:200], "kind": kind,
                       "bytes": form.file_bytes}
-            return self.store.commit(work, data, name, source)
+            return commit(self.store, work, data, name, source)
         except Rejected as e:
             raise DatasetRejected(str(e), reason=e.reason, status=e.status,
                                   field="file") from None

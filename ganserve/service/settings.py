@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ganserve.data.archive import ArchiveLimits
-from ganserve.data.ingest import UploadLimits
 from ganserve.jobs.settings import JobSettings
+from ganserve.service.uploads.archive import ArchiveLimits
+from ganserve.service.uploads.ingest import UploadLimits
 
 
 class Settings(JobSettings):

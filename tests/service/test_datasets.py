@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganserve.data.ingest import square, stored_side
+from ganserve.service.uploads.ingest import square, stored_side
 from tests.service import crafted
 from tests.service.conftest import data_files, error, upload
 
@@ -603,7 +603,7 @@ def test_upload_client_gone_mid_body_is_499_not_500(server_factory, store):
 def test_upload_over_the_quota_is_refused_before_anything_is_converted(upload_client,
                                                                        monkeypatch):
     """The quota is judged from the headers: no conversion array is even created."""
-    from ganserve.data import ingest as ingest_module
+    from ganserve.service.uploads import ingest as ingest_module
 
     def no_conversion(*a, **k):
         raise AssertionError("converted before the quota was checked")

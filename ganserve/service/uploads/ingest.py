@@ -13,13 +13,12 @@ background, as Fashion-MNIST's 28 -> 32; otherwise Lanczos).
 expanded, a JPEG's EXIF orientation is applied. A job converts to the model's channels
 (RGB -> luma, ITU-R 601-2, or gray repeated).
 
-Archives pass ``ganserve.data.archive``'s checks first. Images are checked by their bytes, not
-their names: the signature must match the extension, the header's size must be within the
-limits *before* any pixel is decoded (a 20,000 x 20,000 PNG of a few KB is refused from its
-header), and a truncated or corrupt image fails decoding. An .npz is read with
-``allow_pickle`` off, its headers checked (dtype, shape, declared size) before its data, and
-its images streamed one at a time.
-"""
+Archives pass ``ganserve.service.uploads.archive``'s checks first. Images are checked by
+their bytes, not their names: the signature must match the extension, the header's size must
+be within the limits *before* any pixel is decoded (a 20,000 x 20,000 PNG of a few KB is
+refused from its header), and a truncated or corrupt image fails decoding. An .npz is read
+with ``allow_pickle`` off, its headers checked (dtype, shape, declared size) before its
+data, and its images streamed one at a time."""
 
 from __future__ import annotations
 
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ganserve.data.archive import (
+from ganserve.service.uploads.archive import (
     ArchiveLimits,
     Member,
     Rejected,
