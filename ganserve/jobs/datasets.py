@@ -95,21 +95,32 @@ def narrow(data: ImageData, classes: list[str] | None, limit: int | None) -> Ima
                      skipped=data.skipped)
 
 
+def class_problem(present: list[str] | None, model_classes: list[str], source: str
+                  ) -> str | None:
+    """Why images of the classes ``present`` (None: unlabelled) cannot tune a conditional
+    model of ``model_classes``, or None: the one rule the API's check (from counts) and the
+    worker's loader (from labels) apply."""
+    if present is None:
+        return (f"{source} has no labels; a conditional model is tuned on images labelled "
+                f"with its classes ({', '.join(model_classes)})")
+    unknown = [c for c in present if c not in model_classes]
+    if unknown:
+        return (f"{source} has classes the model does not: "
+                f"{', '.join(map(repr, unknown[:10]))}; the model's classes: "
+                f"{', '.join(model_classes)} (class folders and class_names must use these "
+                "names; narrow with 'classes' to leave others out)")
+    return None
+
+
 def class_mapping(class_names: list[str], labels: np.ndarray | None,
                   model_classes: list[str], source: str) -> np.ndarray:
     """For a conditional model: each dataset class's index among the model's classes,
     matched by name (-1 for a class no image has); DataError names the classes the images
     have that the model lacks."""
-    if labels is None:
-        raise DataError(f"{source} has no labels; a conditional model is tuned on images "
-                        f"labelled with its classes ({', '.join(model_classes)})")
-    present = [class_names[i] for i in np.unique(labels)]
-    unknown = [c for c in present if c not in model_classes]
-    if unknown:
-        raise DataError(f"{source} has classes the model does not: "
-                        f"{', '.join(map(repr, unknown[:10]))}; the model's classes: "
-                        f"{', '.join(model_classes)} (class folders and class_names must use "
-                        "these names)")
+    present = None if labels is None else [class_names[i] for i in np.unique(labels)]
+    problem = class_problem(present, model_classes, source)
+    if problem:
+        raise DataError(problem)
     return np.array([model_classes.index(c) if c in model_classes else -1
                      for c in class_names], np.int64)
 
@@ -173,17 +184,12 @@ class DatasetFacts:
 
     def check_classes(self, model_classes: list[str], model: str) -> None:
         """For a conditional model: every class with images must be one of the model's."""
-        if self.counts is None:
-            raise DataError(f"{self.source} has no labels; a conditional model is tuned on "
-                            f"images labelled with its classes ({', '.join(model_classes)})")
-        present = [c for c, k in zip(self.class_names, self.counts) if k]
-        unknown = [c for c in present if c not in model_classes]
-        if unknown:
-            raise DataError(f"{self.source} has classes the model does not: "
-                            f"{', '.join(map(repr, unknown[:10]))}; the model's classes: "
-                            f"{', '.join(model_classes)} (class folders and class_names must "
-                            f"use these names; narrow with 'classes' to leave others out) "
-                            f"({model} is conditional)")
+        present = (None if self.counts is None else
+                   [c for c, k in zip(self.class_names, self.counts) if k])
+        problem = class_problem(present, model_classes, f"{self.source} ({model} is "
+                                "conditional)")
+        if problem:
+            raise DataError(problem)
 
 
 def dataset_facts(ref: DatasetRef, datasets_dir: Path, split: str = "train"
