@@ -80,7 +80,7 @@ def test_gpu_build_is_what_the_check_runs(ort_gpu):
 
 
 def test_serve_refuses_device_cuda_without_cuda_in_one_line(ort_gpu):
-    r = subprocess.run([sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
+    r = subprocess.run([sys.executable, "-m", "ganserve.cli", "serve", "--port", str(free_port())],
                        env=gpu_env(ort_gpu, "cuda"), capture_output=True, text=True,
                        timeout=120, cwd=REPO)
     assert r.returncode != 0
