@@ -34,19 +34,23 @@ class ApiError(Exception):
     """A 4xx or 5xx from the API: its status and the body's ``code``, ``message``,
     ``field``, ``details`` and ``request_id`` (quote it when reporting a 500)."""
 
-    def __init__(self, status: int, body: dict[str, Any] | None, text: str = ""):
-        err = (body or {}).get("error") or {}
+    def __init__(self, status: int, body: Any, text: str = ""):
+        err = body.get("error") if isinstance(body, dict) else None
+        err = err if isinstance(err, dict) else {"message": err} if err else {}
         self.status = status
         self.code: str = err.get("code", "http_error")
         self.message: str = err.get("message", text[:300] or f"HTTP {status}")
         self.field: str | None = err.get("field")
         self.details: dict[str, Any] = err.get("details") or {}
         self.request_id: str | None = err.get("request_id")
-        self.body = body
+        self.body, self._text = body, text
         super().__init__(f"{status} {self.code}: {self.message}")
 
+    def __reduce__(self):                   # picklable (a worker pool's result, a log queue)
+        return (ApiError, (self.status, self.body, self._text))
 
-@dataclass
+
+@dataclass(eq=False)
 class GeneratedImages(Sequence):
     """The images of one request, with the version that made them."""
     model: str
@@ -100,6 +104,7 @@ class _Call:
     params: dict[str, Any] | None = None
     files: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
 
 
 def _seeds(seeds: Seeds | None) -> list[int] | str | None:
@@ -183,12 +188,16 @@ class _Requests:
     def _delete_version(self, name: str, version: str) -> _Call:
         return _Call("DELETE", f"/v1/models/{name}/versions/{version}", _body)
 
-    def _fine_tune(self, model: str, dataset: dict[str, Any], **settings: Any) -> _Call:
+    def _fine_tune(self, model: str, dataset: dict[str, Any],
+                   idempotency_key: str | None = None, **settings: Any) -> _Call:
         return _Call("POST", "/v1/jobs/fine-tune", _job,
-                     json={"model": model, "dataset": dataset, **settings})
+                     json={"model": model, "dataset": dataset, **settings},
+                     headers=_idempotency(idempotency_key))
 
-    def _evaluate(self, model: str, **settings: Any) -> _Call:
-        return _Call("POST", "/v1/jobs/evaluate", _job, json={"model": model, **settings})
+    def _evaluate(self, model: str, idempotency_key: str | None = None,
+                  **settings: Any) -> _Call:
+        return _Call("POST", "/v1/jobs/evaluate", _job, json={"model": model, **settings},
+                     headers=_idempotency(idempotency_key))
 
     def _job(self, job_id: str) -> _Call:
         return _Call("GET", f"/v1/jobs/{job_id}", _job)
@@ -215,6 +224,11 @@ class _Requests:
 
     def _delete_dataset(self, ds_id: str) -> _Call:
         return _Call("DELETE", f"/v1/datasets/{ds_id}", lambda r: None)
+
+
+def _idempotency(key: str | None) -> dict[str, str] | None:
+    """A retried submission with the same key returns the first job, never a second one."""
+    return {"Idempotency-Key": key} if key else None
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -256,7 +270,7 @@ class Client(_Requests):
 
     def _send(self, call: _Call) -> Any:
         r = self.http.request(call.method, call.path, json=call.json, params=call.params,
-                              files=call.files, data=call.data)
+                              files=call.files, data=call.data, headers=call.headers)
         return _checked(call, r)
 
     def sample(self, model: str, seeds: Seeds | None = None, **kw: Any) -> GeneratedImages:
@@ -310,9 +324,12 @@ class Client(_Requests):
     def cancel(self, job_id: str | Job) -> Job:
         return self._send(self._cancel(getattr(job_id, "id", job_id)))
 
-    def progress(self, job_id: str | Job, poll_s: float = 0.5) -> Iterator[Job]:
-        """The job's record each time it changes, until it ends (the last one is final)."""
+    def progress(self, job_id: str | Job, poll_s: float = 0.5,
+                 timeout: float | None = None) -> Iterator[Job]:
+        """The job's record each time it changes, until it ends (the last one is final);
+        TimeoutError once ``timeout`` seconds pass without the end (the job goes on)."""
         jid, last = getattr(job_id, "id", job_id), None
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.job(jid)
             if job.raw.get("updated_at") != last:
@@ -320,19 +337,18 @@ class Client(_Requests):
                 yield job
             if job.done:
                 return
+            if deadline is not None and time.monotonic() > deadline:
+                raise _wait_error(job)
             time.sleep(poll_s)
 
     def wait(self, job_id: str | Job, timeout: float | None = None,
              on_progress: Callable[[Job], None] | None = None, poll_s: float = 0.5) -> Job:
         """Block until the job ends; ``on_progress`` sees every change. TimeoutError
-        after ``timeout`` seconds (the job goes on)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        after ``timeout`` seconds (the job goes on), whether or not it moved meanwhile."""
         job = None
-        for job in self.progress(job_id, poll_s):
+        for job in self.progress(job_id, poll_s, timeout):
             if on_progress is not None:
                 on_progress(job)
-            if deadline is not None and time.monotonic() > deadline and not job.done:
-                raise _wait_error(job)
         assert job is not None
         return job
 
@@ -369,7 +385,8 @@ class AsyncClient(_Requests):
 
     async def _send(self, call: _Call) -> Any:
         r = await self.http.request(call.method, call.path, json=call.json,
-                                    params=call.params, files=call.files, data=call.data)
+                                    params=call.params, files=call.files, data=call.data,
+                                    headers=call.headers)
         return _checked(call, r)
 
     async def sample(self, model: str, seeds: Seeds | None = None,

@@ -15,6 +15,7 @@ Versions stay loaded in a ``Models`` (the module-level functions share one).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from PIL import Image
 from ganserve.images import to_pil
 from ganserve.latent_space import parse_styles
 from ganserve.latents import parse_seeds
+from ganserve.manifest import list_versions
+from ganserve.model_store import read_default
 from ganserve.service import generation, rendering
 from ganserve.service.direct import NO_DEADLINE, open_version
 from ganserve.service.registry import LoadedVersion
@@ -33,7 +36,7 @@ from ganserve.service.registry import LoadedVersion
 Seeds = Sequence[int] | str          # [0, 1, 2] or NVIDIA's "0-7", "1,5,9-12"
 
 
-@dataclass
+@dataclass(eq=False)
 class Images(Sequence):
     """The images of one call: a sequence of PIL images, with what made them."""
     model: str
@@ -57,7 +60,7 @@ class Images(Sequence):
         """One PNG of the images (a grid of ``cols`` columns, by default the endpoint's
         layout; each pixel ``scale`` x ``scale``): the bytes the API answers for the same
         request."""
-        return asyncio.run(rendering.png_response(self._lv, self._generated,
+        return _run(rendering.png_response(self._lv, self._generated,
                                                   cols or self.cols, scale)).body
 
     def grid(self, cols: int | None = None, scale: int = 1) -> Image.Image:
@@ -65,6 +68,17 @@ class Images(Sequence):
         import io
 
         return Image.open(io.BytesIO(self.png(cols, scale))).copy()
+
+
+def _run(coro):
+    """Run one of the service's coroutines to its end, also from code that already runs an
+    event loop (a notebook, an async handler): then on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _seeds(seeds: Seeds) -> list[int]:
@@ -79,16 +93,31 @@ class Models:
 
         self.models_dir = Path(models_dir) if models_dir else Settings().models_dir
         self._open: dict[str, LoadedVersion] = {}
+        self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def version(self, model: str, version: str | int | None = None) -> LoadedVersion:
-        """``model`` (a name, or a version folder's path) at ``version`` (None: the
-        highest), loaded as the service loads it; ManifestError names what is wrong."""
-        key = f"{model}/{version}" if version is not None else model
+        """``model`` (a name, or a version folder's path) at ``version`` (None: the store's
+        default for it, as unversioned API requests get: the chosen default, else the
+        highest), loaded as the service loads it, once per version; ManifestError names
+        what is wrong."""
+        key = self._resolve(model, version)
         with self._lock:
+            lock = self._loading.setdefault(key, threading.Lock())
+        with lock:                              # one load per version, others not blocked
             if key not in self._open:
                 self._open[key] = open_version(key, self.models_dir)
             return self._open[key]
+
+    def _resolve(self, model: str, version: str | int | None) -> str:
+        if version is not None:
+            return f"{model}/{version}"
+        model_dir = self.models_dir / model
+        versions = list_versions(model_dir)
+        if not versions:                        # a path, or a name open_version explains
+            return model
+        chosen = read_default(model_dir)
+        return f"{model}/{chosen if chosen in versions else versions[-1]}"
 
     def _images(self, lv: LoadedVersion, gen: generation.Generated,
                 cols: int | None = None) -> Images:
@@ -101,7 +130,7 @@ class Models:
         ``class_`` names one), as ``POST /v1/models/NAME/sample``."""
         lv = self.version(model, version)
         index = generation.resolve_class(lv, class_) if class_ is not None else None
-        gen = asyncio.run(generation.sample(lv, _seeds(seeds), index, psi, NO_DEADLINE))
+        gen = _run(generation.sample(lv, _seeds(seeds), index, psi, NO_DEADLINE))
         return self._images(lv, gen)
 
     def conditional(self, model: str, class_: int | str, seeds: Seeds = (0,), *,
@@ -118,7 +147,7 @@ class Models:
         lv = self.version(model, version)
         req = generation.Interpolation(generation.Source(seed=start),
                                        generation.Source(seed=end), steps, space, method, psi)
-        return self._images(lv, asyncio.run(generation.interpolate(lv, req, NO_DEADLINE)),
+        return self._images(lv, _run(generation.interpolate(lv, req, NO_DEADLINE)),
                             cols=steps)
 
     def style_mix(self, model: str, row_seeds: Seeds, col_seeds: Seeds, *,
@@ -130,7 +159,7 @@ class Models:
         generation.require(lv, "style-mix")
         layers = parse_styles(styles, lv.manifest.num_ws)
         cols = _seeds(col_seeds)
-        gen = asyncio.run(generation.style_mix(lv, _seeds(row_seeds), cols, layers, psi,
+        gen = _run(generation.style_mix(lv, _seeds(row_seeds), cols, layers, psi,
                                                NO_DEADLINE))
         return self._images(lv, gen, cols=len(cols) + 1)
 

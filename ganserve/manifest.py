@@ -1,8 +1,8 @@
 """The model store's contract: ``MODELS_DIR/NAME/VERSION/manifest.json``.
 
-Written by ``training.export``, read by ``ganserve evaluate`` and by the service. A manifest
-names every file of its version with its sha256, so a reader can refuse a half-copied or
-corrupted version instead of serving garbage.
+Written by ``ganserve.training.export``, read by ``ganserve evaluate`` and by the service. A
+manifest names every file of its version with its sha256, so a reader can refuse a
+half-copied or corrupted version instead of serving garbage.
 """
 
 from __future__ import annotations

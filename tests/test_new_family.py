@@ -1,7 +1,7 @@
 """A fourth family, added through the public extension points only: its core description
 (``ganserve.families.register_family``) and its training side
-(``training.networks.register_model_family``). It trains a few steps, exports and is served,
-with no file of the project edited."""
+(``ganserve.training.networks.register_model_family``). It trains a few steps, exports and
+is served, with no file of the project edited."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ import ganserve
 from ganserve.client import ApiError, AsyncClient, Client
 from ganserve.local import Models
 from tests.service import crafted
+from tests.service.conftest import store as store  # noqa: F401 (the baby store fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
@@ -120,6 +121,13 @@ def test_client_jobs_datasets_and_versions(server):
         job = c.fine_tune("fashion-dcgan", {"id": ds["id"]}, steps=20)
         assert job.state == "queued" and not job.done
         assert c.job(job.id).id == job.id and job.id in {j.id for j in c.jobs(limit=5)}
+        with pytest.raises(TimeoutError):               # queued, no worker: it never moves
+            c.wait(job, timeout=1, poll_s=0.1)
+        again = c.fine_tune("fashion-dcgan", {"id": ds["id"]}, steps=20,
+                            idempotency_key=f"retry-{job.id}")
+        assert c.fine_tune("fashion-dcgan", {"id": ds["id"]}, steps=20,
+                           idempotency_key=f"retry-{job.id}").id == again.id
+        c.cancel(again)
         seen = []
         c.cancel(job)
         done = c.wait(job, timeout=30, on_progress=seen.append)
@@ -176,3 +184,37 @@ def test_top_level_names_are_the_documented_ones():
             "ApiError", "Models"} <= set(ganserve.__all__)
     with pytest.raises(AttributeError):
         ganserve.no_such_name  # noqa: B018
+
+
+def test_local_api_works_inside_a_running_event_loop(local, api):
+    """A notebook or an async handler already runs a loop: the in-process API still works."""
+    async def in_a_loop():
+        return local.generate("fashion-dcgan", seeds=[7]).png()
+    r = api.post("/v1/models/fashion-dcgan/sample", json={"seeds": [7]})
+    assert asyncio.run(in_a_loop()) == r.content
+
+
+def test_local_api_serves_the_default_version_as_the_api_does(store, tmp_path):
+    """No version given: the store's chosen default (what unversioned API requests get),
+    else the highest; each version is loaded once."""
+    from ganserve.model_store import write_default
+    from tests.service.conftest import add_version, copy_store
+
+    models = copy_store(store, tmp_path / "models")
+    add_version(models / "baby-dcgan", "1", "2")
+    m = Models(models)
+    assert m.generate("baby-dcgan").version == "2"
+    write_default(models / "baby-dcgan", "1")
+    assert m.generate("baby-dcgan").version == "1"
+    assert m.version("baby-dcgan") is m.version("baby-dcgan", "1")
+
+
+def test_api_error_survives_odd_bodies_and_pickling():
+    import pickle
+
+    e = ApiError(502, {"error": "bad gateway"}, "")
+    assert e.code == "http_error" and e.message == "bad gateway"
+    assert ApiError(500, ["x"], "oops").message == "oops"
+    copy = pickle.loads(pickle.dumps(ApiError(404, {"error": {"code": "model_not_found",
+                                                               "message": "no"}})))
+    assert copy.status == 404 and copy.code == "model_not_found"

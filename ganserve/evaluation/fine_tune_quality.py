@@ -5,7 +5,7 @@ numbers answer "did it work, without copying?":
 - ``target_share``: the share of samples the project's classifier puts in the target classes;
 - ``precision`` / ``recall`` (k = 3, classifier features) against the tuning images;
 - ``near_copy_share``: samples closer (pixel L2) to a tuning image than the 1st percentile of
-  unseen real images of the same classes are (``evaluation.memorization``'s rule).
+  unseen real images of the same classes are (``ganserve.evaluation.memorization``'s rule).
 Conditional models are sampled in the target classes only.
 """
 

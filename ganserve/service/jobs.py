@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,20 @@ class DatasetChecks:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[key] = facts
         return facts.narrowed(ref.classes, ref.limit)
+
+
+# D's image-side blocks of versions exported before manifests recorded them (``d_blocks``):
+# the built-in families' rule at a resolution R, log2(R) - 2 (StyleGAN's D has one more)
+_LEGACY_D_BLOCKS = {"dcgan": -2, "cgan": -2, "stylegan": -1}
+
+
+def _d_blocks(m: Manifest) -> int | None:
+    """What Freeze-D may count on ``m``'s discriminator: the manifest's record, or for an
+    older built-in version the families' rule (None: unknown, the worker's plan judges)."""
+    if m.d_blocks is not None:
+        return m.d_blocks
+    offset = _LEGACY_D_BLOCKS.get(m.family)
+    return None if offset is None else int(math.log2(m.resolution)) + offset
 
 
 class JobService:
@@ -233,8 +248,7 @@ class JobService:
             raise InvalidInput(f"{lv.name}/{lv.version} has no training weights "
                                f"({', '.join(missing)}) to start from; pick a version "
                                "exported with them", field="version")
-        problem = (freeze_d_problem(spec.freeze_d, m.d_blocks, m.family)
-                   if m.d_blocks is not None else None)  # unrecorded: the worker's plan judges
+        problem = freeze_d_problem(spec.freeze_d, _d_blocks(m), m.family)
         if problem:
             raise InvalidInput(problem, field="freeze_d")
         self._check_new_name(spec, m)

@@ -191,7 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def app_factory() -> FastAPI:
-    """For ``uvicorn --factory service.main:app_factory`` (settings from the environment)."""
+    """For ``uvicorn --factory ganserve.service.main:app_factory`` (settings from the
+    environment)."""
     from ganserve.service.observability import setup_logging
 
     settings = get_settings()

@@ -210,7 +210,7 @@ def _check_fine_tune_data(m: Manifest, data: ImageData) -> str:
 
 def run_plan(plan: TrainPlan, **hooks: Any) -> TrainResult:
     """Train as planned; ``hooks``: ``progress``, ``should_cancel``, ``evaluator`` (see
-    ``training.loop.train``)."""
+    ``ganserve.training.loop.train``)."""
     return train(plan.out, plan.family, plan.model_cfg, plan.train_cfg, plan.data,
                  resume=plan.resume, preset=plan.preset, command=plan.command,
                  data_path=plan.data_path, resumes=plan.resumes, init_from=plan.init_from,

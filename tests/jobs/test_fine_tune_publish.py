@@ -1,4 +1,5 @@
-"""jobs/fine_tune.py's look for an earlier attempt's version: a time limit is not swallowed."""
+"""ganserve/worker/fine_tune.py's look for an earlier attempt's version: a time limit is not
+swallowed."""
 
 from __future__ import annotations
 

@@ -376,8 +376,8 @@ def test_submission_refuses_what_the_worker_would_refuse_from_metadata(api, data
 
 
 def test_freeze_d_is_judged_by_the_blocks_the_manifest_records(api, job_models, data_dir):
-    """The API reads D's block count from the manifest (the export records it), never
-    re-derives it from the resolution; a manifest without it is left to the worker's plan."""
+    """The API reads D's block count from the manifest (the export records it); a manifest
+    from before the record gets the built-in families' rule, never a free pass."""
     import json
 
     from ganserve.manifest import load_manifest
@@ -389,11 +389,14 @@ def test_freeze_d_is_judged_by_the_blocks_the_manifest_records(api, job_models, 
     assert f"freeze at most {m.d_blocks - 1}" in body["message"]
     assert submit(api, fine_tune_body(model="baby-stylegan",
                                       freeze_d=m.d_blocks - 1)).status_code == 202
+    m_dc = load_manifest(job_models / "baby-dcgan" / "1")
     path = job_models / "baby-dcgan" / "1" / "manifest.json"
     raw = json.loads(path.read_text())
     raw.pop("d_blocks")
     path.write_text(json.dumps(raw))
+    legacy = load_manifest(job_models / "baby-dcgan" / "1")
+    assert legacy.d_blocks is None
     with make_client(job_models, data_dir=data_dir) as c:
         wait_ready(c)
-        r = submit(c, fine_tune_body(freeze_d=40))
-        assert r.status_code == 202, r.text
+        body = error(submit(c, fine_tune_body(freeze_d=40)), 422, "invalid_input", "freeze_d")
+        assert f"freeze at most {m_dc.d_blocks - 1}" in body["message"]
