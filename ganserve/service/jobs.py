@@ -210,7 +210,6 @@ class JobService:
 
     def _submit(self, job_type: JobType, lv: LoadedVersion, spec: dict[str, Any],
                 key: str | None, digest: str) -> tuple[Job, bool]:
-        self._check_room()
         try:
             job, created = self.store.create(job_type.value, QUEUE_OF[job_type], lv.name,
                                              lv.version, spec, key, digest)
