@@ -1,6 +1,7 @@
 """The layers (pyproject.toml, [tool.importlinter]) hold, and breaking one fails with the
-name of the rule: cli on top; worker | service; training | evaluation; the ganserve core
-below; no torch in the core, the evaluation or the service; no import cycles in a package."""
+name of the rule: cli on top; worker | service; training | evaluation | webhooks; the
+ganserve core below; no torch in the core, the evaluation, the webhooks or the service; no
+import cycles in a package."""
 
 import subprocess
 import sys

@@ -33,7 +33,6 @@ from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
 from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec, freeze_d_problem
 from ganserve.jobs.store import JobStore
-from ganserve.jobs.webhooks import WebhookRefused, WebhookSender, check_target
 from ganserve.manifest import MANIFEST_NAME, Manifest
 from ganserve.model_store import model_lock
 from ganserve.service.errors import (
@@ -47,6 +46,7 @@ from ganserve.service.errors import (
 )
 from ganserve.service.registry import LoadedVersion, Registry
 from ganserve.service.settings import Settings
+from ganserve.webhooks import WebhookRefused, WebhookSender, check_target
 
 log = logging.getLogger(__name__)
 SUBMITTED = Counter("ganserve_jobs_submitted_total", "jobs accepted, by type", ["type"])

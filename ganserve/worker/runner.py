@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from celery import Celery
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from ganserve.jobs.queue import QueueUnreachable, publish
 from ganserve.jobs.records import Job, JobState, now
 from ganserve.jobs.running import RunningList
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
-from ganserve.jobs.webhooks import WebhookSender
+from ganserve.webhooks import WebhookSender
 from ganserve.worker import metrics
 from ganserve.worker.lease import Lease, Stopped
 
@@ -78,31 +79,54 @@ def busy() -> bool:
     return bool(_running)
 
 
+HAND_BACK_PAUSE_S = 2.0     # before a worker cut off from the store returns a message
+
+
 def run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
     """The body of every task: deliveries of a finished, cancelled or leased job do nothing."""
     _running.add(job_id)
     try:
-        _run_job(ctx, job_id, work)
+        owner = owner_id()
+        claimed = _claim(ctx, job_id, owner)
+        if claimed is not None:
+            _start(ctx, claimed, owner, work)
     finally:
         _running.discard(job_id)
 
 
-def _run_job(ctx: WorkerContext, job_id: str, work: Work) -> None:
+def _claim(ctx: WorkerContext, job_id: str, owner: str) -> Job | None:
+    """Take the job's lease -> the job, or None when this delivery has nothing to do. A
+    worker that cannot reach the store hands the message back to the queue (after a pause,
+    so that a worker that can reach it is the one that takes it) instead of acking it away:
+    a partitioned worker must not eat the messages of jobs it cannot run."""
+    try:
+        return _claim_or_drop(ctx, job_id, owner)
+    except sa.exc.OperationalError as e:
+        log.warning("job %s: job store unreachable (%s); message handed back to its queue",
+                    job_id, str(e).splitlines()[0])
+        ctx.shutdown.wait(HAND_BACK_PAUSE_S)
+        raise Reject("job store unreachable", requeue=True) from e
+
+
+def _claim_or_drop(ctx: WorkerContext, job_id: str, owner: str) -> Job | None:
     job = ctx.store.get(job_id)
     if job is None:
         log.warning("job %s: no such job (deleted?); message dropped", job_id)
-        return
+        return None
     if job.terminal:
         log.info("job %s: already %s; duplicate delivery dropped", job_id, job.state)
         if job.state == JobState.CANCELLED:
             remove_job_files(ctx, job_id)
-        return
-    owner = owner_id()
+        return None
     claimed = ctx.store.claim(job_id, owner, ctx.settings.job_lease_s)
     if claimed is None:
         log.info("job %s: another worker holds its lease (or it is being cancelled); "
                  "duplicate delivery dropped", job_id)
-        return
+    return claimed
+
+
+def _start(ctx: WorkerContext, claimed: Job, owner: str, work: Work) -> None:
+    job_id = claimed.id
     if claimed.attempts > ctx.settings.job_max_attempts:
         msg = worker_deaths(claimed.attempts - 1)
         _ended(ctx, ctx.store.finish(job_id, owner, JobState.FAILED, error=msg), claimed,

@@ -25,7 +25,7 @@ from ganserve.jobs.records import JobType
 from ganserve.jobs.running import RunningList
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
-from ganserve.jobs.webhooks import WebhookSender
+from ganserve.webhooks import WebhookSender
 from ganserve.worker.runner import Reaper, WorkerContext, busy, run_job
 
 log = logging.getLogger(__name__)

@@ -79,6 +79,21 @@ def test_worker_that_cannot_renew_stops_before_its_lease_can_be_taken():
         _lease(_Unreachable(), "job", "a").confirm()
 
 
+def test_worker_cut_off_from_the_store_hands_the_message_back(monkeypatch):
+    """A delivery that cannot read its job is requeued, not acked away (it was lost before,
+    and the job sat queued until the lost-message sweep sent it again)."""
+    from celery.exceptions import Reject
+
+    from ganserve.worker import runner
+
+    monkeypatch.setattr(runner, "HAND_BACK_PAUSE_S", 0.01)
+    ctx = types.SimpleNamespace(store=_Unreachable(), shutdown=threading.Event())
+    ran = []
+    with pytest.raises(Reject) as e:
+        runner.run_job(ctx, "job", lambda *a: ran.append(a))
+    assert e.value.requeue and not ran and not runner.busy()
+
+
 def _staged(store_dir, tmp_path, job_id: str, version: str = "2"):
     """A staged export of ``job_id`` (a copy of baby-dcgan/1 with the job's record)."""
     staged = tmp_path / "staging" / job_id / "baby-dcgan" / version

@@ -12,7 +12,7 @@ import pytest
 
 from ganserve.jobs.records import Job
 from ganserve.jobs.settings import JobSettings
-from ganserve.jobs.webhooks import (
+from ganserve.webhooks import (
     DELIVERIES,
     WebhookRefused,
     WebhookSender,
@@ -230,7 +230,7 @@ def test_delivery_connects_to_the_address_it_checked(tmp_path, webhook_receiver)
 
 
 def test_pinned_url_keeps_host_and_tls_name():
-    from ganserve.jobs.webhooks import pinned
+    from ganserve.webhooks import pinned
     url, headers, ext = pinned("https://hooks.example.com:8443/a?b=1", "93.184.216.34")
     assert url == "https://93.184.216.34:8443/a?b=1"
     assert headers == {"Host": "hooks.example.com:8443"}
@@ -240,7 +240,7 @@ def test_pinned_url_keeps_host_and_tls_name():
 
 def test_completed_is_kept_when_the_queue_is_full_and_stale_progress_skipped(
         tmp_path, webhook_receiver, monkeypatch):
-    from ganserve.jobs import webhooks
+    from ganserve import webhooks
     monkeypatch.setattr(webhooks, "QUEUE_SIZE", 2)
     job = job_with(webhook_receiver.url)
     webhook_receiver.delay_s = 0.3

@@ -18,9 +18,9 @@ from ganserve.jobs.queue import WORKER_READY, make_celery, publish
 from ganserve.jobs.running import RUNNING_LIST
 from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
-from ganserve.jobs.webhooks import verify
 from ganserve.manifest import list_versions, load_manifest
 from ganserve.process_metrics import GPU_METRICS
+from ganserve.webhooks import verify
 from tests.deploy.files import dashboard_metrics, sampled_names
 from tests.jobs.conftest import FAST_LEASE, REPO, fine_tune_body, wait_job
 from tests.service import crafted

@@ -1,5 +1,6 @@
 """Job webhooks: the job's record POSTed to a URL the job names, signed, throttled, retried,
-and never in the job's way.
+and never in the job's way. Both the worker (start, progress, completed) and the service (a
+queued job cancelled) send them, so they are a layer of their own beneath both.
 
 - **Targets** are checked against ``GANSERVE_WEBHOOK_ALLOWED_HOSTS`` at submission (a 422)
   and again before every attempt, after resolving the name (a name that later resolves to
