@@ -6,8 +6,9 @@ generation and rendering code on a version loaded the way the service loads it (
 verified, determinism probed), with each ONNX Runtime run made directly instead of through the
 batcher, so every file has the bytes the API answers for the same request.
 
-Namesakes, one concept at several layers (generating images): ``ganserve.cli.generate``:
-from the command line; ``ganserve.service.api.routes.generate``: over HTTP.
+Namesakes, one concept at several layers (generating images): ``ganserve.cli.generate``: from
+the command line; ``ganserve.service.api.routes.generate``: over HTTP;
+``ganserve.service.schemas.generate``: the HTTP bodies.
 """
 
 from __future__ import annotations

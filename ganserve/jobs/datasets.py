@@ -5,9 +5,10 @@ Two readers: ``load_dataset`` (the worker: the pixels, converted to the model's 
 stored metadata or from the labels and headers of a dataset on disk; never the pixels, so a
 submission costs the API no memory and no time whatever the dataset's size).
 
-Namesakes, one concept at several layers (datasets): ``ganserve.jobs.datasets``: how jobs
-find and read them; ``ganserve.service.datasets``: the API's uploads and records;
-``ganserve.service.api.routes.datasets``: their HTTP routes.
+Namesakes, one concept at several layers (datasets): ``ganserve.jobs.datasets``: how jobs find
+and read them; ``ganserve.service.datasets``: the API's uploads and records;
+``ganserve.service.api.routes.datasets``: their HTTP routes;
+``ganserve.service.schemas.datasets``: the HTTP bodies.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ the system temp dir, and the folder is removed whatever the outcome. The size li
 middleware's (``GANSERVE_UPLOAD_MAX_BYTES`` for this route), so a body over it stops being read
 at the limit.
 
-Namesakes, one concept at several layers (datasets): ``ganserve.jobs.datasets``: how jobs
-find and read them; ``ganserve.service.datasets``: the API's uploads and records;
-``ganserve.service.api.routes.datasets``: their HTTP routes.
+Namesakes, one concept at several layers (datasets): ``ganserve.jobs.datasets``: how jobs find
+and read them; ``ganserve.service.datasets``: the API's uploads and records;
+``ganserve.service.api.routes.datasets``: their HTTP routes;
+``ganserve.service.schemas.datasets``: the HTTP bodies.
 """
 
 from __future__ import annotations

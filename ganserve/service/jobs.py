@@ -8,7 +8,8 @@ job that exists is always on its way to a worker.
 
 Namesakes, one concept at several layers (jobs (the records themselves are the package
 ganserve.jobs)): ``ganserve.service.jobs``: the API's side;
-``ganserve.service.api.routes.jobs``: their HTTP routes.
+``ganserve.service.api.routes.jobs``: their HTTP routes; ``ganserve.service.schemas.jobs``: the
+HTTP bodies.
 """
 
 from __future__ import annotations

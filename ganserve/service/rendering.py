@@ -12,8 +12,8 @@ from starlette.responses import Response
 
 from ganserve.images import encode_png, make_grid, to_pil, to_uint8, upscale
 from ganserve.service.generation import Generated
-from ganserve.service.outputs import GenerateResponse, ImageOut
 from ganserve.service.registry import LoadedVersion
+from ganserve.service.schemas.generate import GenerateResponse, ImageOut
 
 INLINE_PIXELS = 256 * 256     # encode bigger outputs in a worker thread, off the event loop
 

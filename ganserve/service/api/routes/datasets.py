@@ -1,8 +1,9 @@
 """Datasets: upload a zip of images or an .npz, list, read, preview, remove.
 
-Namesakes, one concept at several layers (datasets): ``ganserve.jobs.datasets``: how jobs
-find and read them; ``ganserve.service.datasets``: the API's uploads and records;
-``ganserve.service.api.routes.datasets``: their HTTP routes.
+Namesakes, one concept at several layers (datasets): ``ganserve.jobs.datasets``: how jobs find
+and read them; ``ganserve.service.datasets``: the API's uploads and records;
+``ganserve.service.api.routes.datasets``: their HTTP routes;
+``ganserve.service.schemas.datasets``: the HTTP bodies.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from ganserve.data.uploads import ID_PATTERN
 from ganserve.service.api.deps import DatasetsDep
-from ganserve.service.api.schemas import DatasetList, DatasetOut
 from ganserve.service.auth import require_key
 from ganserve.service.errors import InvalidInput, error_responses
+from ganserve.service.schemas.datasets import DatasetList, DatasetOut
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"],
                    dependencies=[Depends(require_key)])

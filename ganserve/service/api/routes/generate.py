@@ -3,8 +3,9 @@
 Every count a client controls (images, seeds in a range, steps, grid cells, scale) is checked
 against the configured limit before any work is done.
 
-Namesakes, one concept at several layers (generating images): ``ganserve.cli.generate``:
-from the command line; ``ganserve.service.api.routes.generate``: over HTTP.
+Namesakes, one concept at several layers (generating images): ``ganserve.cli.generate``: from
+the command line; ``ganserve.service.api.routes.generate``: over HTTP;
+``ganserve.service.schemas.generate``: the HTTP bodies.
 """
 
 from __future__ import annotations
@@ -21,20 +22,20 @@ from ganserve.latent_space import parse_styles
 from ganserve.latents import SEED_MAX
 from ganserve.service import generation, limits
 from ganserve.service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded, require_json
-from ganserve.service.api.schemas import (
+from ganserve.service.auth import require_key_for_inference
+from ganserve.service.errors import InvalidInput, did_you_mean, error_responses
+from ganserve.service.observability import IMAGES
+from ganserve.service.registry import LoadedVersion
+from ganserve.service.rendering import animation_response, json_response, png_response, wants_json
+from ganserve.service.schemas.generate import (
     SCALE_MAX,
     ConditionalRequest,
     Endpoint,
+    GenerateResponse,
     InterpolateRequest,
     SampleRequest,
     StyleMixRequest,
 )
-from ganserve.service.auth import require_key_for_inference
-from ganserve.service.errors import InvalidInput, did_you_mean, error_responses
-from ganserve.service.observability import IMAGES
-from ganserve.service.outputs import GenerateResponse
-from ganserve.service.registry import LoadedVersion
-from ganserve.service.rendering import animation_response, json_response, png_response, wants_json
 from ganserve.service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["generate"],

@@ -1,13 +1,17 @@
 """Open Inference Protocol health endpoints (KServe / Triton): 200 when true, else an error
-in the service's one shape (503 not ready, 404 unknown model)."""
+in the service's one shape (503 not ready, 404 unknown model).
+
+Namesakes, one concept at several layers (health): ``ganserve.service.api.routes.health``: the
+HTTP routes; ``ganserve.service.schemas.health``: the HTTP bodies.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request
 
-from ganserve.service.api.schemas import Health, ModelReady
 from ganserve.service.errors import ModelUnavailable, NotReady, error_responses
 from ganserve.service.registry import LoadedVersion
+from ganserve.service.schemas.health import Health, ModelReady
 
 router = APIRouter(prefix="/v2", tags=["health"])
 

@@ -2,7 +2,8 @@
 
 Namesakes, one concept at several layers (jobs (the records themselves are the package
 ganserve.jobs)): ``ganserve.service.jobs``: the API's side;
-``ganserve.service.api.routes.jobs``: their HTTP routes.
+``ganserve.service.api.routes.jobs``: their HTTP routes; ``ganserve.service.schemas.jobs``: the
+HTTP bodies.
 """
 
 from __future__ import annotations
@@ -24,12 +25,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette.sse import EventSourceResponse
 
 from ganserve.jobs.records import Job
-from ganserve.jobs.specs import EvaluateSpec, FineTuneSpec
 from ganserve.service.api.deps import JobsDep, RegistryDep, require_json
-from ganserve.service.api.schemas import JobList, JobOut, JobStateName, JobTypeName
 from ganserve.service.auth import require_key
 from ganserve.service.errors import InvalidInput, JobNotFound, NoSamplesYet, error_responses
 from ganserve.service.jobs import JobService
+from ganserve.service.schemas.jobs import (
+    EvaluateSpec,
+    FineTuneSpec,
+    JobList,
+    JobOut,
+    JobStateName,
+    JobTypeName,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_key)])
 EVENT_POLL_S = 0.5

@@ -1,4 +1,8 @@
-"""Model listing: what the store holds, which versions loaded, what each can do."""
+"""Model listing: what the store holds, which versions loaded, what each can do.
+
+Namesakes, one concept at several layers (models): ``ganserve.service.api.routes.models``:
+their HTTP routes; ``ganserve.service.schemas.models``: the HTTP bodies.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,16 @@ from fastapi.concurrency import run_in_threadpool
 
 from ganserve.evaluations import effective_metrics, evaluations_dir
 from ganserve.service.api.deps import JobsDep, RegistryDep, require_json
-from ganserve.service.api.schemas import (
+from ganserve.service.auth import require_key, require_key_for_inference
+from ganserve.service.errors import error_responses
+from ganserve.service.registry import Entry, LoadedVersion, Registry
+from ganserve.service.schemas.models import (
     DefaultRequest,
     ModelInfo,
     ModelList,
     VersionInfo,
     VersionList,
 )
-from ganserve.service.auth import require_key, require_key_for_inference
-from ganserve.service.errors import error_responses
-from ganserve.service.registry import Entry, LoadedVersion, Registry
 from ganserve.service.versions import delete_version, set_default
 
 router = APIRouter(prefix="/v1/models", tags=["models"])

@@ -1,13 +1,14 @@
-"""Request and response bodies, with the examples the OpenAPI page runs as-is.
+"""The generation bodies: sample, conditional, interpolate and style-mix requests, and the JSON
+form of generated images (what ``ganserve.service.rendering`` writes).
 
-Request bodies are strict (``false`` is not a seed, ``"12"`` is not an int, ``0`` is not a
-boolean) and refuse unknown fields; numbers a client controls carry bounds in the schema, and
-the configured limits (``GANSERVE_MAX_*``) are written into the served OpenAPI document.
+Namesakes, one concept at several layers (generating images): ``ganserve.cli.generate``: from
+the command line; ``ganserve.service.api.routes.generate``: over HTTP;
+``ganserve.service.schemas.generate``: the HTTP bodies.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -140,143 +141,22 @@ class StyleMixRequest(Common):
          "scale": 4}]})
 
 
-class VersionInfo(BaseModel):
-    version: str
-    status: Literal["ready", "failed"]
-    error: str | None = None
-    provider: str | None = None
-    deterministic: bool | None = None
-    created_at: str | None = None
-    parent: str | None = None
-    training: dict[str, Any] | None = None
-    metrics: dict[str, Any] | None = None
-    size_bytes: int | None = Field(None, description="the version folder's files")
-    default: bool = Field(False, description="what unversioned requests get")
 
 
-class ModelInfo(BaseModel):
-    name: str
-    family: str | None = None
-    resolution: int | None = None
-    channels: int | None = None
-    z_dim: int | None = None
-    w_dim: int | None = None
-    num_ws: int | None = None
-    conditional: bool = False
-    classes: list[str] = Field(default_factory=list)
-    capabilities: list[str] = Field(default_factory=list)
-    latest: str | None = None
-    default: str | None = Field(None, description="the version unversioned requests get: "
-                                "the one set with PUT .../default, else the latest")
-    provider: str | None = None
-    versions: list[VersionInfo] = Field(default_factory=list)
-    metrics: dict[str, Any] | None = None
+# ------------------------------------------------------------------------ responses
 
 
-class ModelList(BaseModel):
-    models: list[ModelInfo]
+class ImageOut(BaseModel):
+    seed: int | None = None
+    class_index: int | None = None
+    class_name: str | None = None
+    png: str = Field(description="base64 PNG of this image")
+    latent: list[float] | None = None
 
 
-class Health(BaseModel):
-    live: bool | None = None
-    ready: bool | None = None
-    draining: bool | None = None
-
-
-class ModelReady(BaseModel):
-    name: str
-    ready: bool
-
-
-# ------------------------------------------------------------------------------- jobs
-JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobTypeName = Literal["fine-tune", "evaluate"]
-
-
-class JobLinks(BaseModel):
-    self: str
-    events: str
-    samples: str | None = None
-    cancel: str
-
-
-class JobOut(BaseModel):
-    """A job's record: what was asked, where it stands, how it ended."""
-    id: str
-    type: JobTypeName
-    state: JobStateName
+class GenerateResponse(BaseModel):
     model: str
-    version: str | None = Field(None, description="the version the job starts from / scores")
-    request: dict[str, Any] = Field(description="the submitted body, defaults filled in")
-    created_at: str
-    started_at: str | None = None
-    finished_at: str | None = None
-    updated_at: str
-    cancel_requested: bool = False
-    attempts: int = Field(0, description="times a worker started it, clean hand-overs at "
-                          "shutdown not counted (> 1: it resumed after a worker died)")
-    progress: dict[str, Any] | None = Field(None, description="fine-tune: stage, step, "
-                                            "total_steps, images_per_s, eta_s, losses")
-    result: dict[str, Any] | None = Field(None, description="fine-tune: the new model and "
-                                          "version, its quality figures; evaluate: the "
-                                          "numbers")
-    error: str | None = None
-    links: JobLinks
-
-
-class JobList(BaseModel):
-    jobs: list[JobOut]
-    next: str | None = Field(None, description="cursor of the next page (pass as ?cursor=)")
-
-
-class VersionList(BaseModel):
-    name: str
-    default: str | None = None
-    versions: list[VersionInfo]
-
-
-class DefaultRequest(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"version": "1"}]})
-    version: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}$")] | None = Field(
-        description="a loaded version, or null for the highest one")
-
-
-# --------------------------------------------------------------------------- datasets
-class DatasetClass(BaseModel):
-    name: str
-    count: int = Field(description="images of this class")
-
-
-class DatasetSource(BaseModel):
-    filename: str = Field(description="the uploaded file's name")
-    kind: Literal["zip", "npz"]
-    bytes: int = Field(description="the uploaded file's size")
-
-
-class DatasetLinks(BaseModel):
-    self: str
-    preview: str
-
-
-class DatasetOut(BaseModel):
-    """An uploaded dataset, as stored (converted to uint8 arrays by the upload rule)."""
-    id: str = Field(description="the start of the content hash; pass as "
-                    "{\"dataset\": {\"id\": ...}} to a fine-tune job")
-    name: str
-    images: int
-    channels: Literal[1, 3]
-    resolution: int = Field(description="the stored side in pixels (square); a job resizes "
-                            "to the model's")
-    conditional: bool = Field(description="labelled by class folders or an npz's labels")
-    classes: list[DatasetClass]
-    sha256: str = Field(description="hash of the stored images, labels and class names: "
-                        "the same content uploaded again is this dataset")
-    bytes: int = Field(description="bytes stored")
-    created_at: str
-    source: DatasetSource
-    links: DatasetLinks
-
-
-class DatasetList(BaseModel):
-    datasets: list[DatasetOut]
-    next: str | None = Field(None, description="cursor of the next page (pass as ?cursor=)")
+    version: str
+    family: str
+    images: list[ImageOut]
+    grid_png: str | None = Field(None, description="base64 PNG of the grid / strip")
