@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 from prometheus_client import Counter
 
 from ganserve.jobs.records import Job
-from ganserve.jobs.settings import JobSettings
+from ganserve.settings import SharedSettings
 
 log = logging.getLogger(__name__)
 DELIVERIES = Counter("ganserve_webhook_deliveries_total", "job webhook deliveries by event "
@@ -203,7 +203,7 @@ class _Event:
 class WebhookSender:
     """One per process (threads start on first use, and again in a forked child)."""
 
-    def __init__(self, settings: JobSettings, read_job: Callable[[str], Job | None],
+    def __init__(self, settings: SharedSettings, read_job: Callable[[str], Job | None],
                  resolver: Resolver = resolve):
         self.settings, self.read_job, self.resolver = settings, read_job, resolver
         self.allowed = allowed_entries(settings.webhook_allowed_hosts)

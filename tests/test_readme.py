@@ -11,11 +11,14 @@ import pytest
 
 from ganserve.cli.main import COMMANDS
 from ganserve.service.settings import Settings
+from ganserve.worker.settings import WorkerSettings
 from tests.service.conftest import make_client, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
-# GANSERVE_ names in the README that are not service settings, and what they are
+# every process's settings: the API's and the worker's (both extend the shared base)
+SETTINGS = Settings.model_fields | WorkerSettings.model_fields
+# GANSERVE_ names in the README that are not settings, and what they are
 NOT_SETTINGS = {"GANSERVE_EVALUATED_BY": "who an evaluation record names",
                 "GANSERVE_UPDATE_GOLDEN": "regenerates the golden outputs in the tests"}
 
@@ -28,7 +31,7 @@ def settings_table() -> str:
 def table_names(table: str) -> set[str]:
     """Names in the table, with a row's shorthand (`GANSERVE_WEBHOOK_TIMEOUT_S` / `_RETRIES`)
     expanded by every stem of the row's first full name that makes a real setting."""
-    known = {f"GANSERVE_{f.upper()}" for f in Settings.model_fields}
+    known = {f"GANSERVE_{f.upper()}" for f in SETTINGS}
     names = set()
     for row in table.splitlines():
         full = re.findall(r"`(GANSERVE_[A-Z0-9_]+)`", row)
@@ -41,13 +44,13 @@ def table_names(table: str) -> set[str]:
 
 
 def test_readme_settings_table_lists_every_setting():
-    missing = {f"GANSERVE_{f.upper()}" for f in Settings.model_fields} - table_names(
+    missing = {f"GANSERVE_{f.upper()}" for f in SETTINGS} - table_names(
         settings_table())
     assert not missing, f"settings missing from the README's table: {sorted(missing)}"
 
 
 def test_readme_names_no_setting_that_does_not_exist():
-    known = {f"GANSERVE_{f.upper()}" for f in Settings.model_fields} | set(NOT_SETTINGS)
+    known = {f"GANSERVE_{f.upper()}" for f in SETTINGS} | set(NOT_SETTINGS)
     named = set(re.findall(r"GANSERVE_[A-Z0-9_]*[A-Z0-9]", README))
     assert named <= known, f"not settings: {sorted(named - known)}"
 

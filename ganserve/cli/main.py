@@ -508,9 +508,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def models_dir() -> Path:
     """The model store every command defaults to: GANSERVE_MODELS_DIR (the setting serve
     and the workers read), else ./var/models (a checkout's working store)."""
-    from ganserve.jobs.settings import JobSettings
+    from ganserve.settings import SharedSettings
 
-    return _settings(JobSettings).models_dir
+    return _settings(SharedSettings).models_dir
 
 
 def default_evaluator() -> Path:
@@ -673,9 +673,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("torch") is None:
         raise CliError("the worker trains with torch, which is not installed: pip install "
                        "torch==2.13.0 && pip install 'ganserve[train]'")
-    from ganserve.jobs.settings import JobSettings
+    from ganserve.worker.settings import WorkerSettings
 
-    settings = _settings(JobSettings)
+    settings = _settings(WorkerSettings)
     # the prefork children's metrics are merged by the main process: one folder per worker,
     # set before prometheus_client is imported
     own = None

@@ -17,7 +17,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from ganserve.jobs.records import QUEUE_OF, Job, JobType
-from ganserve.jobs.settings import JobSettings
+from ganserve.settings import SharedSettings
 
 log = logging.getLogger(__name__)
 TASK_OF = {JobType.FINE_TUNE: "ganserve.fine_tune", JobType.EVALUATE: "ganserve.evaluate"}
@@ -29,7 +29,7 @@ class QueueUnreachable(Exception):
     """The broker did not take the message."""
 
 
-def celery_config(settings: JobSettings) -> dict[str, Any]:
+def celery_config(settings: SharedSettings) -> dict[str, Any]:
     url = settings.resolved_broker_url()
     if url.startswith("sqla+"):
         # Kombu's SQLAlchemy transport hands its options to create_engine; SQLite shared by
@@ -64,7 +64,7 @@ def celery_config(settings: JobSettings) -> dict[str, Any]:
     }
 
 
-def make_celery(settings: JobSettings) -> Celery:
+def make_celery(settings: SharedSettings) -> Celery:
     if settings.embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = Celery("ganserve", set_as_current=False)

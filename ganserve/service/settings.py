@@ -1,7 +1,8 @@
 """All service settings, from the environment (prefix ``GANSERVE_``), validated at start.
 
-Namesakes, one concept at several layers (settings): ``ganserve.jobs.settings``: the base
-every process shares; ``ganserve.service.settings``: the API's, which extends it.
+Namesakes, one concept at several layers (settings): ``ganserve.settings``: the base every
+process shares; ``ganserve.service.settings``: the API's, which extends it;
+``ganserve.worker.settings``: the job worker's, which extends it.
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ganserve.jobs.settings import JobSettings
 from ganserve.service.uploads.archive import ArchiveLimits
 from ganserve.service.uploads.ingest import UploadLimits
+from ganserve.settings import SharedSettings
 
 
-class Settings(JobSettings):
-    """The API's settings: the jobs' (data dir, broker, database; shared with the workers)
-    and the serving ones."""
+class Settings(SharedSettings):
+    """The API's settings: the shared base (store, data dir, broker, database, job timing,
+    webhooks) and the serving ones."""
+    max_fine_tune_steps: int = Field(100_000, ge=1, description="largest steps a fine-tune "
+                                     "job may ask for")
+    max_queued_jobs: int = Field(100, ge=1, description="jobs waiting in the queues at most; "
+                                 "beyond it submissions get 429")
+    max_eval_samples: int = Field(50_000, ge=2, description="largest n of an evaluate job")
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA execution provider when available, else CPU")
     max_batch_rows: int = Field(64, ge=1, le=4096, description="rows per ONNX Runtime run")

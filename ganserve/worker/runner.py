@@ -25,11 +25,11 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from ganserve.jobs.queue import QueueUnreachable, publish
 from ganserve.jobs.records import Job, JobState, now
 from ganserve.jobs.running import RunningList
-from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.webhooks import WebhookSender
 from ganserve.worker import metrics
 from ganserve.worker.lease import Lease, Stopped
+from ganserve.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class JobError(Exception):
 
 @dataclass
 class WorkerContext:
-    settings: JobSettings
+    settings: WorkerSettings
     store: JobStore
     celery: Celery
     shutdown: Any           # a multiprocessing.Event: set in the main process, seen by children

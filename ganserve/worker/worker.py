@@ -23,15 +23,15 @@ from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.queue import QUEUES, TASK_OF, WORKER_READY, make_celery, publish
 from ganserve.jobs.records import JobType
 from ganserve.jobs.running import RunningList
-from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.webhooks import WebhookSender
 from ganserve.worker.runner import Reaper, WorkerContext, busy, run_job
+from ganserve.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 
-def create_worker_app(settings: JobSettings) -> tuple[Celery, WorkerContext]:
+def create_worker_app(settings: WorkerSettings) -> tuple[Celery, WorkerContext]:
     """The Celery app with the job tasks registered, and what they run with."""
     from ganserve.worker.evaluate import evaluate_job
     from ganserve.worker.fine_tune import fine_tune
@@ -125,7 +125,7 @@ def check_cuda_training() -> None:
         raise ValueError(f"GANSERVE_TRAIN_DEVICE=cuda: {lines[-1]}")
 
 
-def run_worker(settings: JobSettings, queues: list[str], concurrency: int,
+def run_worker(settings: WorkerSettings, queues: list[str], concurrency: int,
                loglevel: str = "INFO") -> None:
     """Migrate the job database, then run the worker until SIGTERM/SIGINT."""
     unknown = [q for q in queues if q not in QUEUES]

@@ -348,8 +348,10 @@ def test_k8s_api_probes_drain_and_scaling():
 
 def test_k8s_settings_are_real_settings():
     from ganserve.service.settings import Settings
+    from ganserve.worker.settings import WorkerSettings
     data = of_kind(built("cpu"), "ConfigMap")["ganserve-settings"]["data"]
-    known = {f"GANSERVE_{name.upper()}" for name in Settings.model_fields}
+    known = {f"GANSERVE_{name.upper()}"
+             for name in Settings.model_fields | WorkerSettings.model_fields}
     unknown = [k for k in data if k.startswith("GANSERVE_") and k not in known]
     assert not unknown, f"ConfigMap keys no setting reads: {unknown}"
 

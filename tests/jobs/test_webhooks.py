@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ganserve.jobs.records import Job
-from ganserve.jobs.settings import JobSettings
+from ganserve.settings import SharedSettings
 from ganserve.webhooks import (
     DELIVERIES,
     WebhookRefused,
@@ -45,7 +45,7 @@ def job_with(url: str, events=("start", "progress", "completed")) -> Job:
 def sender(tmp_path, job: Job, **over) -> WebhookSender:
     over = {"webhook_allowed_hosts": LOCAL, "webhook_secret": SECRET,
             "webhook_backoff_s": 0.05, "webhook_timeout_s": 1.0, **over}
-    settings = JobSettings(data_dir=tmp_path, **over)
+    settings = SharedSettings(data_dir=tmp_path, **over)
     return WebhookSender(settings, lambda jid: job if jid == job.id else None)
 
 

@@ -16,11 +16,11 @@ import sqlalchemy as sa
 
 from ganserve.jobs.queue import WORKER_READY, make_celery, publish
 from ganserve.jobs.running import RUNNING_LIST
-from ganserve.jobs.settings import JobSettings
 from ganserve.jobs.store import JobStore
 from ganserve.manifest import list_versions, load_manifest
 from ganserve.process_metrics import GPU_METRICS
 from ganserve.webhooks import verify
+from ganserve.worker.settings import WorkerSettings
 from tests.deploy.files import dashboard_metrics, sampled_names
 from tests.jobs.conftest import FAST_LEASE, REPO, fine_tune_body, wait_job
 from tests.service import crafted
@@ -196,7 +196,7 @@ def test_duplicate_delivery_runs_the_job_once(job_models, data_dir, redis_url, j
     env = env_for(job_models, data_dir, redis_url)
     server = job_server(job_models, env)
     job = submit(server.url, fine_tune_body(steps=40))
-    settings = JobSettings(models_dir=job_models, data_dir=data_dir, broker_url=redis_url)
+    settings = WorkerSettings(models_dir=job_models, data_dir=data_dir, broker_url=redis_url)
     record = JobStore.from_url(settings.resolved_database_url()).get(job["id"])
     publish(make_celery(settings), record)           # the same job, delivered twice
     worker = worker_factory(env, concurrency=2)

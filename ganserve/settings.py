@@ -1,8 +1,11 @@
-"""Settings shared by the API and the workers (prefix ``GANSERVE_``): where data, records and
-the broker live, and the job timing rules.
+"""The settings base every process shares (prefix ``GANSERVE_``): where the model store, data,
+job records and the broker live, the job timing rules and the webhooks' rules. Each process's
+settings extend it with its own fields; a process reads the environment once, with its own
+class, and ignores the other processes' variables.
 
-Namesakes, one concept at several layers (settings): ``ganserve.jobs.settings``: the base
-every process shares; ``ganserve.service.settings``: the API's, which extends it.
+Namesakes, one concept at several layers (settings): ``ganserve.settings``: the base every
+process shares; ``ganserve.service.settings``: the API's, which extends it;
+``ganserve.worker.settings``: the job worker's, which extends it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ BROKER_FILE = "broker.sqlite"
 DATABASE_FILE = "jobs.sqlite"
 
 
-class JobSettings(BaseSettings):
+class SharedSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GANSERVE_", extra="ignore",
                                       protected_namespaces=())
 
@@ -40,9 +43,6 @@ class JobSettings(BaseSettings):
     database_password: SecretStr | None = Field(None, description="the job database's "
                                                 "password, put into GANSERVE_DATABASE_URL "
                                                 "(which then holds none)")
-    train_device: str = Field("cpu", pattern="^(cpu|cuda|auto)$", description="where "
-                              "fine-tunes train: cpu, cuda (torch's CUDA build and a GPU; the "
-                              "GPU worker image sets it) or auto (cuda when torch sees one)")
     job_heartbeat_s: float = Field(2.0, gt=0, le=300, description="a running job's lease "
                                    "heartbeat period")
     job_lease_s: float = Field(30.0, gt=0, le=3600, description="a job whose heartbeat is "
@@ -57,11 +57,6 @@ class JobSettings(BaseSettings):
                                     "worker process running the job is killed")
     broker_timeout_s: float = Field(2.0, gt=0, le=60, description="connecting to the broker "
                                     "to submit a job: longer, and the submission gets 503")
-    max_fine_tune_steps: int = Field(100_000, ge=1, description="largest steps a fine-tune "
-                                     "job may ask for")
-    max_queued_jobs: int = Field(100, ge=1, description="jobs waiting in the queues at most; "
-                                 "beyond it submissions get 429")
-    max_eval_samples: int = Field(50_000, ge=2, description="largest n of an evaluate job")
     inception_extractor: Path | None = Field(None, description="an Inception feature "
                                              "extractor folder (extractor.json + ONNX, see "
                                              "README) for evaluate jobs that ask for it")
@@ -81,14 +76,9 @@ class JobSettings(BaseSettings):
                                                "most this often per job")
     verbose: bool = Field(False, description="the libraries' start-up banners and INFO "
                           "lines too (Alembic, Celery, Uvicorn); --verbose on the CLI")
-    worker_metrics_port: int = Field(9101, ge=0, le=65535, description="a worker's "
-                                     "Prometheus /metrics port (0 = off)")
-    worker_metrics_host: str = Field("127.0.0.1", min_length=1, description="the address "
-                                     "a worker's /metrics listens on (the images set "
-                                     "0.0.0.0: Prometheus scrapes from another container)")
 
     @model_validator(mode="after")
-    def _limits_ordered(self) -> JobSettings:
+    def _limits_ordered(self) -> SharedSettings:
         if self.job_time_limit_s <= self.job_soft_time_limit_s:
             raise ValueError("job_time_limit_s must be above job_soft_time_limit_s")
         if self.job_lease_s <= 2 * self.job_heartbeat_s:
