@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -202,10 +203,9 @@ class _Requests:
     def _job(self, job_id: str) -> _Call:
         return _Call("GET", f"/v1/jobs/{job_id}", _job)
 
-    def _jobs(self, **filters: Any) -> _Call:
-        params = {k: v for k, v in filters.items() if v is not None}
-        return _Call("GET", "/v1/jobs", lambda r: [Job.of(j) for j in r.json()["jobs"]],
-                     params=params)
+    def _jobs(self, cursor: str | None, **filters: Any) -> _Call:
+        params = {k: v for k, v in (filters | {"cursor": cursor}).items() if v is not None}
+        return _Call("GET", "/v1/jobs", lambda r: _page(r, "jobs", Job.of), params=params)
 
     def _cancel(self, job_id: str) -> _Call:
         return _Call("POST", f"/v1/jobs/{job_id}/cancel", _job)
@@ -214,13 +214,14 @@ class _Requests:
                         filename: str | None = None) -> _Call:
         if isinstance(file, bytes):
             content, filename = file, filename or "dataset.zip"
-        else:
-            content, filename = Path(file).read_bytes(), filename or Path(file).name
+        else:               # opened when sent, and streamed: a big file is never in memory
+            content, filename = Path(file), filename or Path(file).name
         return _Call("POST", "/v1/datasets", _body, files={"file": (filename, content)},
                      data={"name": name} if name else None)
 
-    def _datasets(self) -> _Call:
-        return _Call("GET", "/v1/datasets", lambda r: r.json()["datasets"])
+    def _datasets(self, cursor: str | None) -> _Call:
+        return _Call("GET", "/v1/datasets", lambda r: _page(r, "datasets", dict),
+                     params={"cursor": cursor} if cursor else None)
 
     def _delete_dataset(self, ds_id: str) -> _Call:
         return _Call("DELETE", f"/v1/datasets/{ds_id}", lambda r: None)
@@ -233,6 +234,27 @@ def _idempotency(key: str | None) -> dict[str, str] | None:
 
 def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _page(r: httpx.Response, key: str, item: Callable[[Any], Any]) -> tuple[list, str | None]:
+    body = r.json()
+    return [item(x) for x in body[key]], body.get("next")
+
+
+def _more(got: list, cursor: str | None, limit: int | None) -> bool:
+    """Another page to read? (Pages are the server's default size: a page size it refuses,
+    over its GANSERVE_MAX_*_LIST, is never asked for.)"""
+    return cursor is not None and (limit is None or len(got) < limit)
+
+
+@contextlib.contextmanager
+def _opened(files: dict[str, Any] | None) -> Iterator[dict[str, Any] | None]:
+    """``files`` with each Path opened for the request (httpx streams an open file)."""
+    with contextlib.ExitStack() as stack:
+        yield None if files is None else {
+            k: (name, stack.enter_context(content.open("rb"))
+                if isinstance(content, Path) else content)
+            for k, (name, content) in files.items()}
 
 
 def _checked(call: _Call, r: httpx.Response) -> Any:
@@ -269,8 +291,9 @@ class Client(_Requests):
         self.http.close()
 
     def _send(self, call: _Call) -> Any:
-        r = self.http.request(call.method, call.path, json=call.json, params=call.params,
-                              files=call.files, data=call.data, headers=call.headers)
+        with _opened(call.files) as files:
+            r = self.http.request(call.method, call.path, json=call.json, params=call.params,
+                                  files=files, data=call.data, headers=call.headers)
         return _checked(call, r)
 
     def sample(self, model: str, seeds: Seeds | None = None, **kw: Any) -> GeneratedImages:
@@ -317,9 +340,14 @@ class Client(_Requests):
     def job(self, job_id: str) -> Job:
         return self._send(self._job(job_id))
 
-    def jobs(self, **filters: Any) -> list[Job]:
-        """``state``, ``type``, ``model``, ``limit``: the newest first."""
-        return self._send(self._jobs(**filters))
+    def jobs(self, limit: int | None = None, **filters: Any) -> list[Job]:
+        """Jobs matching ``state``, ``type``, ``model``, the newest first: all of them,
+        page after page, or the first ``limit``."""
+        got, cursor = self._send(self._jobs(None, **filters))
+        while _more(got, cursor, limit):
+            page, cursor = self._send(self._jobs(cursor, **filters))
+            got += page
+        return got[:limit]
 
     def cancel(self, job_id: str | Job) -> Job:
         return self._send(self._cancel(getattr(job_id, "id", job_id)))
@@ -359,8 +387,13 @@ class Client(_Requests):
         fine-tune's ``dataset``)."""
         return self._send(self._upload_dataset(file, name, filename))
 
-    def datasets(self) -> list[dict[str, Any]]:
-        return self._send(self._datasets())
+    def datasets(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Uploaded datasets, the newest first: all of them, or the first ``limit``."""
+        got, cursor = self._send(self._datasets(None))
+        while _more(got, cursor, limit):
+            page, cursor = self._send(self._datasets(cursor))
+            got += page
+        return got[:limit]
 
     def delete_dataset(self, ds_id: str) -> None:
         self._send(self._delete_dataset(ds_id))
@@ -384,9 +417,10 @@ class AsyncClient(_Requests):
         await self.http.aclose()
 
     async def _send(self, call: _Call) -> Any:
-        r = await self.http.request(call.method, call.path, json=call.json,
-                                    params=call.params, files=call.files, data=call.data,
-                                    headers=call.headers)
+        with _opened(call.files) as files:
+            r = await self.http.request(call.method, call.path, json=call.json,
+                                        params=call.params, files=files, data=call.data,
+                                        headers=call.headers)
         return _checked(call, r)
 
     async def sample(self, model: str, seeds: Seeds | None = None,
@@ -429,8 +463,12 @@ class AsyncClient(_Requests):
     async def job(self, job_id: str) -> Job:
         return await self._send(self._job(job_id))
 
-    async def jobs(self, **filters: Any) -> list[Job]:
-        return await self._send(self._jobs(**filters))
+    async def jobs(self, limit: int | None = None, **filters: Any) -> list[Job]:
+        got, cursor = await self._send(self._jobs(None, **filters))
+        while _more(got, cursor, limit):
+            page, cursor = await self._send(self._jobs(cursor, **filters))
+            got += page
+        return got[:limit]
 
     async def cancel(self, job_id: str | Job) -> Job:
         return await self._send(self._cancel(getattr(job_id, "id", job_id)))
@@ -456,8 +494,12 @@ class AsyncClient(_Requests):
                              filename: str | None = None) -> dict[str, Any]:
         return await self._send(self._upload_dataset(file, name, filename))
 
-    async def datasets(self) -> list[dict[str, Any]]:
-        return await self._send(self._datasets())
+    async def datasets(self, limit: int | None = None) -> list[dict[str, Any]]:
+        got, cursor = await self._send(self._datasets(None))
+        while _more(got, cursor, limit):
+            page, cursor = await self._send(self._datasets(cursor))
+            got += page
+        return got[:limit]
 
     async def delete_dataset(self, ds_id: str) -> None:
         await self._send(self._delete_dataset(ds_id))

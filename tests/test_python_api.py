@@ -218,3 +218,54 @@ def test_api_error_survives_odd_bodies_and_pickling():
     copy = pickle.loads(pickle.dumps(ApiError(404, {"error": {"code": "model_not_found",
                                                                "message": "no"}})))
     assert copy.status == 404 and copy.code == "model_not_found"
+
+
+def _paged(items: list[str], key: str, seen: list):
+    """A server that pages ``items`` three at a time with cursors, and records uploads."""
+    import httpx
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            seen.append(request.read())
+            return httpx.Response(201, json={"id": "d1"})
+        start = int(request.url.params.get("cursor", 0))
+        page = [{"id": i, "type": "evaluate", "state": "queued", "model": "m"} if key == "jobs" else
+                {"id": i} for i in items[start:start + 3]]
+        more = start + 3 < len(items)
+        return httpx.Response(200, json={key: page, "next": str(start + 3) if more else None})
+
+    return httpx.MockTransport(handle)
+
+
+@pytest.mark.parametrize("key", ["jobs", "datasets"])
+def test_client_lists_follow_the_cursor_to_the_last_page(key):
+    import httpx
+
+    items = [f"x{i}" for i in range(8)]
+    with Client(http=httpx.Client(transport=_paged(items, key, []),
+                                  base_url="http://t")) as c:
+        everything = [x.id if key == "jobs" else x["id"] for x in getattr(c, key)()]
+        first = getattr(c, key)(limit=4)
+    assert everything == items and len(first) == 4
+
+    async def run():
+        async with AsyncClient(http=httpx.AsyncClient(transport=_paged(items, key, []),
+                                                      base_url="http://t")) as a:
+            return await getattr(a, key)(), await getattr(a, key)(limit=2)
+    got, two = asyncio.run(run())
+    assert len(got) == 8 and len(two) == 2
+
+
+def test_client_upload_streams_the_file_from_disk(tmp_path):
+    """The request holds the path, opened when sent (httpx streams an open file), never
+    the file's bytes read whole."""
+    import httpx
+
+    path = tmp_path / "big.npz"
+    path.write_bytes(os.urandom(3 << 20))
+    seen: list[bytes] = []
+    with Client(http=httpx.Client(transport=_paged([], "datasets", seen),
+                                  base_url="http://t")) as c:
+        assert c._upload_dataset(path).files["file"][1] == path
+        assert c.upload_dataset(path, name="big")["id"] == "d1"
+    assert path.read_bytes() in seen[0] and b'filename="big.npz"' in seen[0]

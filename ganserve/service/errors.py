@@ -306,8 +306,7 @@ def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
     if kind == "string_pattern_mismatch":
         msg = PATTERN_HINTS.get(leaf, msg)
     settings = getattr(request.app.state, "settings", None)
-    limits = {} if settings is None else (
-        settings.query_limits(request.url.path) | _job_body_limits(settings, request))
+    limits = {} if settings is None else _limits(settings, request.scope.get("route"))
     limit = limits.get(leaf)
     if limit is not None and kind in ("less_than_equal", "too_long"):   # not the schema's cap
         value = e.get("input")
@@ -317,11 +316,14 @@ def _problem(request: Request, e: dict[str, Any]) -> dict[str, str]:
     return {"field": field, "message": msg}
 
 
-def _job_body_limits(settings: Any, request: Request) -> dict[str, int]:
-    """The configured limits of the job body this request carries (by its path)."""
-    kind = request.url.path.rsplit("/", 1)[-1]
-    return settings.job_limits().get({"fine-tune": "FineTuneSpec",
-                                      "evaluate": "EvaluateSpec"}.get(kind, ""), {})
+def _limits(settings: Any, route: Any) -> dict[str, int]:
+    """The configured limits that apply to the request the matched route takes: its
+    resource's (by the route's tag) and its job body's (by the body's schema)."""
+    resource = (getattr(route, "tags", None) or [""])[0]
+    body = getattr(getattr(getattr(route, "body_field", None), "field_info", None),
+                   "annotation", None)
+    return settings.resource_limits(resource) | settings.job_limits().get(
+        getattr(body, "__name__", ""), {})
 
 
 MAX_PROBLEMS = 20

@@ -39,9 +39,9 @@ def apply_limits(doc: dict[str, Any], settings: Settings) -> None:
         for name, prop in schema.get("properties", {}).items():
             if name in caps:
                 _cap(prop, caps[name])
-    for path, item in doc.get("paths", {}).items():
-        caps = settings.query_limits(path)
+    for item in doc.get("paths", {}).values():
         for op in item.values():
+            caps = settings.resource_limits((op.get("tags") or [""])[0])
             for param in op.get("parameters", []):
                 if param.get("in") == "query" and param["name"] in caps:
                     _cap(param.get("schema", {}), caps[param["name"]])

@@ -133,12 +133,13 @@ class Settings(SharedSettings):
                 "col_seeds": self.max_grid_cells}
 
 
-    def query_limits(self, path: str) -> dict[str, int]:
-        """The configured limits of a path's query parameters (and, off /v1/jobs and
-        /v1/datasets, of the generation bodies)."""
-        scoped = self.job_limits()
-        prefix = next((p for p in ("/v1/jobs", "/v1/datasets") if path.startswith(p)), None)
-        return scoped[prefix] if prefix else self.request_limits()
+    def resource_limits(self, resource: str) -> dict[str, int]:
+        """The configured limits of a resource's query parameters and generation bodies, by
+        the resource's name (its routes' OpenAPI tag): a page's ``limit`` for jobs and
+        datasets, the generation limits for the rest."""
+        pages = {"jobs": {"limit": self.max_job_list},
+                 "datasets": {"limit": self.max_dataset_list}}
+        return pages.get(resource, self.request_limits())
 
     def upload_limits(self) -> UploadLimits:
         return UploadLimits(
@@ -150,11 +151,9 @@ class Settings(SharedSettings):
             max_dataset_bytes=self.dataset_max_bytes)
 
     def job_limits(self) -> dict[str, dict[str, int]]:
-        """Per job schema (and the job list's query): field -> its configured limit."""
+        """Per job body schema: field -> its configured limit."""
         return {"FineTuneSpec": {"steps": self.max_fine_tune_steps},
-                "EvaluateSpec": {"n": self.max_eval_samples},
-                "/v1/jobs": {"limit": self.max_job_list},
-                "/v1/datasets": {"limit": self.max_dataset_list}}
+                "EvaluateSpec": {"n": self.max_eval_samples}}
 
 
 @lru_cache
