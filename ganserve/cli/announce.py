@@ -63,7 +63,7 @@ def wait_and_announce(url: str, started: float, workers: int, jobs: str,
 
 def _reason(r: httpx.Response) -> str:
     try:
-        return r.json()["error"]["message"]
+        return str(r.json()["error"])           # the protocol's shape: one string
     except (ValueError, KeyError, TypeError):
         return f"HTTP {r.status_code}"
 

@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000, help="port to listen on")
     s.add_argument("--workers", type=_positive, default=1,
                    help="worker processes (uvicorn servers under ganserve's supervisor)")
+    s.add_argument("--grpc-port", type=int, metavar="PORT",
+                   help="also serve the Open Inference Protocol over gRPC on PORT (same "
+                   "--host; every worker shares it); default off (GANSERVE_GRPC_PORT)")
 
     w = add("worker", help="run a job worker: fine-tune and evaluate jobs from the broker",
             epilog="examples:\n  GANSERVE_BROKER_URL=redis://localhost:6379/0 ganserve worker\n"
@@ -532,11 +535,16 @@ def _settings(cls: Any) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.models_dir:
         os.environ["GANSERVE_MODELS_DIR"] = args.models_dir
+    if args.grpc_port is not None:          # read by every worker process's settings
+        os.environ["GANSERVE_GRPC_PORT"] = str(args.grpc_port)
+    os.environ.setdefault("GANSERVE_GRPC_HOST", args.host)
     from ganserve.cli.announce import announce
     from ganserve.service.settings import get_settings
 
     settings = _settings(get_settings)
     _check_port(args.host, args.port)
+    if settings.grpc_port:
+        _check_port(settings.grpc_host, settings.grpc_port)
     _check_device(settings.device)
     worker = None
     if settings.embedded and settings.embedded_worker:

@@ -142,13 +142,11 @@ def _endpoint(request: Request) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
-def _check(request: Request, creds: HTTPAuthorizationCredentials | None, write: bool) -> None:
-    ring: KeyRing = request.app.state.keys
-    if not ring.enabled:
-        return
+def _verify(ring: KeyRing, creds: HTTPAuthorizationCredentials | None, scheme: str,
+            endpoint: str) -> ApiKey:
+    """The presented key (``scheme`` as sent, to name a Basic one), or 401 / 403."""
     if creds is None or not creds.credentials:
-        AUTH_FAILURES.labels(_endpoint(request), "missing").inc()
-        scheme = request.headers.get("authorization", "").split(" ", 1)[0]   # Basic ...?
+        AUTH_FAILURES.labels(endpoint, "missing").inc()
         raise Unauthorized("this endpoint needs an API key: send Authorization: Bearer <key>",
                            field="authorization", scheme="Bearer",
                            reason="not_bearer" if scheme and scheme.lower() != "bearer"
@@ -156,15 +154,35 @@ def _check(request: Request, creds: HTTPAuthorizationCredentials | None, write: 
                            headers={"WWW-Authenticate": 'Bearer realm="ganserve"'})
     key = ring.find(creds.credentials)
     if key is None:
-        AUTH_FAILURES.labels(_endpoint(request), "unknown").inc()
+        AUTH_FAILURES.labels(endpoint, "unknown").inc()
         raise Forbidden("the API key is not valid here", field="authorization",
                         reason="unknown")
+    return key
+
+
+def _check(request: Request, creds: HTTPAuthorizationCredentials | None, write: bool) -> None:
+    ring: KeyRing = request.app.state.keys
+    if not ring.enabled:
+        return
+    scheme = request.headers.get("authorization", "").split(" ", 1)[0]     # Basic ...?
+    key = _verify(ring, creds, scheme, _endpoint(request))
     if write and key.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
         AUTH_FAILURES.labels(_endpoint(request), "read_only").inc()
         raise Forbidden(f"the key {key.name!r} is read-only", field="authorization",
                         reason="read_only", key=key.name)
     request.state.api_key = key.name
     request.state.api_key_read_only = key.read_only
+
+
+def check_read_key(ring: KeyRing, authorization: str | None, endpoint: str) -> None:
+    """The inference check (any key, read-only ones too) of a raw Authorization value, for
+    the gRPC server, whose metadata carries the header outside FastAPI's dependencies."""
+    if not ring.enabled:
+        return
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    creds = (HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+             if scheme.lower() == "bearer" and token.strip() else None)
+    _verify(ring, creds, scheme, endpoint)
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

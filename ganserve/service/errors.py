@@ -190,37 +190,65 @@ STATUS_DOCS: dict[int, str] = {
 ALWAYS = (500, 503)
 
 
+class ProtocolErrorResponse(BaseModel):
+    """The Open Inference Protocol's error (every path under /v2): one string. The request
+    id is in the X-Request-ID header."""
+    error: str = Field(description="what went wrong and what to do")
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorResponse, "description": STATUS_DOCS[c]}
             for c in sorted({*codes, *ALWAYS})}
 
 
+def protocol_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The statuses of an Open Inference Protocol route, in the protocol's error shape (a
+    body check that the REST API answers with 422 is a 400 here, as in Triton)."""
+    return {c: {"model": ProtocolErrorResponse, "description": STATUS_DOCS[c]}
+            for c in sorted({*codes, *ALWAYS} - {422} | ({400} if 422 in codes else set()))}
+
+
+def is_protocol_path(path: str) -> bool:
+    """The Open Inference Protocol's URL space: its errors take the protocol's shape."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
 def error_body(rid: str | None, code: str, message: str, field: str | None = None,
-               details: dict[str, Any] | None = None) -> bytes:
+               details: dict[str, Any] | None = None, protocol: bool = False) -> bytes:
+    if protocol:
+        return ProtocolErrorResponse(error=message).model_dump_json().encode()
     return ErrorResponse(error=ErrorBody(code=code, message=message, field=field,
                                          request_id=rid, details=details or {})
                          ).model_dump_json().encode()
+
+
+def protocol_status(status: int) -> int:
+    return 400 if status == 422 else status
 
 
 def error_json(request: Request | None, status: int, code: str, message: str,
                field: str | None = None, details: dict[str, Any] | None = None,
                headers: dict[str, str] | None = None) -> Response:
     rid = getattr(request.state, "request_id", None) if request is not None else None
-    return Response(error_body(rid, code, message, field, details), status_code=status,
-                    headers=headers, media_type="application/json")
+    protocol = request is not None and is_protocol_path(request.url.path)
+    if protocol:
+        status = protocol_status(status)
+    return Response(error_body(rid, code, message, field, details, protocol),
+                    status_code=status, headers=headers, media_type="application/json")
 
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
-def error_message(err: ServiceError, rid: str | None) -> tuple[int, list[tuple[bytes, bytes]],
-                                                                bytes]:
+def error_message(err: ServiceError, rid: str | None, path: str = ""
+                  ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and body of ``err`` for a raw ASGI response (the middleware's)."""
-    body = error_body(rid, err.code, err.message, err.field, err.details)
+    protocol = is_protocol_path(path)
+    body = error_body(rid, err.code, err.message, err.field, err.details, protocol)
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (err.headers or {}).items()]
-    return err.status, headers, body
+    return protocol_status(err.status) if protocol else err.status, headers, body
 
 
 # ------------------------------------------------------------------ validation errors

@@ -34,6 +34,7 @@ class Generated:
     seeds: list[int | None]
     classes: list[int | None]
     latents: np.ndarray | None = None   # the z (or w) each image came from
+    ws: np.ndarray | None = None        # StyleGAN: the (truncated) w of each image
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,17 @@ class Source:
     z: list[float] | None = None
     w: list[float] | None = None
     class_: int | str | None = None
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A batch given row by row (the inference protocol's tensors): exactly one of seeds,
+    explicit z or (StyleGAN) explicit w, one per row; for conditional models optionally a
+    class index per row (default, as in ``sample``: seed % classes)."""
+    seeds: list[int] | None = None
+    z: np.ndarray | None = None             # float32 [n, z_dim]
+    w: np.ndarray | None = None             # float32 [n, w_dim]
+    classes: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,41 @@ async def sample(lv: LoadedVersion, seeds: list[int], class_index: int | None, p
         weights = class_weights(classes, m.num_classes)
     images = await _generator_images(lv, z, weights, deadline)
     return Generated(images, list(seeds), classes, z)
+
+
+async def rows(lv: LoadedVersion, req: Rows, psi: float, deadline: float) -> Generated:
+    """One image per row. Seeds give exactly what ``sample`` gives for them; psi applies
+    as there (in w for StyleGAN, by truncated sampling of a seed's z otherwise, so an
+    explicit z of another family is used as given and takes no psi)."""
+    m = lv.manifest
+    if m.family_spec.w_space:
+        if req.w is not None:
+            w = _truncate(lv, req.w, psi, "w")
+            images = await lv.run("synthesis", {"ws": lv.generator.broadcast(w)}, deadline)
+            return Generated(images, [None] * len(w), [None] * len(w), None, w)
+        z = z_from_seeds(req.seeds, m.z_dim) if req.seeds is not None else req.z
+        images, w = await _stylegan_images(lv, z, psi, deadline)
+        return Generated(images, _row_seeds(req, len(z)), [None] * len(z), z, w)
+    if req.z is not None and psi != 1.0:
+        raise InvalidInput("truncation_psi: applies to seeds (a truncated normal draw) in "
+                           f"{lv.family}; an explicit z is used as given", field="truncation_psi")
+    z = (np.stack([truncated_z_from_seed(s, m.z_dim, psi) for s in req.seeds])
+         if req.seeds is not None else req.z)
+    classes: list[int | None] = [None] * len(z)
+    weights = None
+    if m.conditional:
+        if req.classes is None and req.seeds is None:
+            raise InvalidInput(f"class: {lv.name} is conditional; give a class per row with "
+                               "an explicit z", field="class")
+        classes = list(req.classes) if req.classes is not None else [
+            s % m.num_classes for s in req.seeds]
+        weights = class_weights(classes, m.num_classes)
+    images = await _generator_images(lv, z, weights, deadline)
+    return Generated(images, _row_seeds(req, len(z)), classes, z)
+
+
+def _row_seeds(req: Rows, n: int) -> list[int | None]:
+    return list(req.seeds) if req.seeds is not None else [None] * n
 
 
 def _explicit(values: list[float], dim: int, field: str) -> np.ndarray:

@@ -121,13 +121,13 @@ class ServiceMiddleware:
 
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            await self._send_error(send_wrapper, ex.rid, refusal)
+            await self._send_error(send_wrapper, scope, ex.rid, refusal)
             return
         try:
             await self.app(scope, guarded_receive, send_wrapper)
         except BodyError as e:          # raised outside FastAPI's body reading (a fallback)
             if not ex.started:
-                await self._send_error(send_wrapper, ex.rid, e.error)
+                await self._send_error(send_wrapper, scope, ex.rid, e.error)
         except asyncio.CancelledError:
             if not ex.disconnected:
                 raise
@@ -135,7 +135,7 @@ class ServiceMiddleware:
         except Exception:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if not ex.started:
-                await self._send_error(send_wrapper, ex.rid, InternalError(
+                await self._send_error(send_wrapper, scope, ex.rid, InternalError(
                     f"unexpected server error; see the log under request id {ex.rid}"))
             ex.status = 500
 
@@ -159,8 +159,8 @@ class ServiceMiddleware:
         return PayloadTooLarge(f"request body larger than {max_bytes} bytes", headers=CLOSE)
 
     @staticmethod
-    async def _send_error(send: Send, rid: str, err: ServiceError) -> None:
-        status, headers, body = error_message(err, rid)
+    async def _send_error(send: Send, scope: Scope, rid: str, err: ServiceError) -> None:
+        status, headers, body = error_message(err, rid, scope.get("path", ""))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

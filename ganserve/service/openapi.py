@@ -10,11 +10,14 @@ The document is rebuilt when the set of loaded versions changes.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from fastapi import FastAPI
 
 from ganserve.families import family
+from ganserve.service.errors import is_protocol_path
+from ganserve.service.schemas.inference import InferRequest
 from ganserve.service.settings import Settings
 
 JOB_SCHEMAS = {"FineTuneSpec", "EvaluateSpec", "DatasetRef"}
@@ -65,19 +68,28 @@ def apply_job_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
                 example["model"] = fits[0]
 
 
+def is_inference(path: str) -> bool:
+    """The operations GANSERVE_INFERENCE_NEEDS_KEY guards: every /v1 one, and the protocol's
+    model metadata, configuration and infer (not its health nor the server's metadata)."""
+    return path.startswith("/v1/") or (path.startswith("/v2/models/")
+                                       and not path.endswith("/ready"))
+
+
 def needs_key(path: str) -> bool:
     """The operations an API key guards whenever keys are configured: jobs, datasets and
     model management (generation and model listing only with GANSERVE_INFERENCE_NEEDS_KEY)."""
-    return path.startswith(("/v1/jobs", "/v1/datasets")) or path.endswith(
-        ("/versions", "/default", "/versions/{version}"))
+    return path.startswith(("/v1/jobs", "/v1/datasets")) or (
+        path.startswith("/v1/models/")
+        and path.endswith(("/versions", "/default", "/versions/{version}")))
 
 
 def apply_security(doc: dict[str, Any], settings: Settings) -> None:
     """The document states the auth this server enforces: none without a keys file; the
-    bearer scheme on the guarded operations (all /v1 ones when inference needs a key)."""
+    bearer scheme on the guarded operations (the inference ones too when inference needs a
+    key)."""
     for path, item in doc.get("paths", {}).items():
         guarded = settings.api_keys_file is not None and (
-            needs_key(path) or (settings.inference_needs_key and path.startswith("/v1/")))
+            needs_key(path) or (settings.inference_needs_key and is_inference(path)))
         for op in item.values():
             if not guarded:
                 op.pop("security", None)
@@ -100,6 +112,29 @@ def apply_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
                     param["examples"] = {name: {"value": name}}
 
 
+def add_raw_body_schemas(doc: dict[str, Any]) -> None:
+    """Bodies the routes read themselves (the protocol's infer takes JSON or binary tensors)
+    are referenced by name from ``openapi_extra``; their schemas join the components."""
+    schema = InferRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    components.update(schema.pop("$defs", {}))
+    components["InferRequest"] = schema
+
+
+def apply_protocol_errors(doc: dict[str, Any]) -> None:
+    """The Open Inference Protocol's paths answer a bad request with 400 in their own shape:
+    FastAPI's default 422 (and its validation schemas, once nothing names them) go."""
+    for path, item in doc.get("paths", {}).items():
+        if is_protocol_path(path):
+            for op in item.values():
+                op.get("responses", {}).pop("422", None)
+    used = json.dumps(doc.get("paths", {}))
+    components = doc.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f"/{name}\"" not in used and f"/{name}\"" not in json.dumps(components):
+            components.pop(name, None)
+
+
 def served_openapi(app: FastAPI, settings: Settings) -> None:
     build = app.openapi                     # FastAPI's generator (it caches its result)
     cache: dict[str, Any] = {}
@@ -110,6 +145,8 @@ def served_openapi(app: FastAPI, settings: Settings) -> None:
         key = tuple(sorted(loaded.items()))
         if cache.get("key") != key:
             doc = copy.deepcopy(build())
+            add_raw_body_schemas(doc)
+            apply_protocol_errors(doc)
             apply_limits(doc, settings)
             apply_security(doc, settings)
             apply_examples(doc, loaded)

@@ -69,6 +69,9 @@ class DrainingServer(uvicorn.Server):
             app.state.draining = True
         if self._loop is not None:         # stop accepting now, not at uvicorn's next tick
             self._loop.call_soon_threadsafe(self._stop_accepting)
+            grpc = getattr(getattr(app, "state", None), "grpc", None)
+            if grpc is not None:            # gRPC too: no new RPCs, those in flight finish
+                self._loop.call_soon_threadsafe(grpc.begin_stop)
         super().handle_exit(sig, frame)
 
     def _stop_accepting(self) -> None:

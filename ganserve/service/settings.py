@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ganserve.service.uploads.archive import ArchiveLimits
 from ganserve.service.uploads.ingest import UploadLimits
@@ -59,6 +59,10 @@ class Settings(SharedSettings):
     allow_empty_store: bool = Field(False, description="ready (/v2/health/ready 200) even "
                                     "when the store holds no servable model")
     poll_interval_s: float = Field(5.0, ge=0, description="model store poll period (0 = off)")
+    grpc_port: int = Field(0, ge=0, le=65535, description="the Open Inference Protocol over "
+                           "gRPC on this port too (0 = off; serve --grpc-port)")
+    grpc_host: str = Field("127.0.0.1", min_length=1, description="the address gRPC listens "
+                           "on (serve sets it to --host)")
     drain_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: longest wait for "
                                    "requests in flight (0: none; they are cancelled)")
     embedded_worker: bool = Field(True, description="embedded mode (no broker): serve "
@@ -98,6 +102,14 @@ class Settings(SharedSettings):
     max_dataset_list: int = Field(200, ge=1, le=10_000, description="largest page of "
                                   "GET /v1/datasets")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _requests_fit_the_queue(self) -> Settings:
+        if self.max_images > self.max_queue_rows:
+            raise ValueError(f"max_images ({self.max_images}) is above max_queue_rows "
+                             f"({self.max_queue_rows}): a request that large could never be "
+                             "queued; raise GANSERVE_MAX_QUEUE_ROWS or lower GANSERVE_MAX_IMAGES")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -368,6 +368,32 @@ def test_k8s_commands_parse_and_seed_the_store_the_services_read():
                     assert args.to == store
 
 
+def test_kserve_runtime_serves_the_protocol_the_inference_service_asks_for():
+    """k8s/kserve: the ServingRuntime runs `ganserve serve` on the port KServe routes to,
+    speaks v2 over HTTP and gRPC, and is the runtime (and model format) the InferenceService
+    names. (The kinds are KServe's CRDs: kubernetes-validate knows no schema for them.)"""
+    from ganserve.cli.main import build_parser
+    from ganserve.service.settings import Settings
+
+    r = run(tool("kubectl"), "kustomize", "k8s/kserve")
+    assert r.returncode == 0, r.stderr
+    docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+    runtime = of_kind(docs, "ServingRuntime")["ganserve"]
+    isvc = next(iter(of_kind(docs, "InferenceService").values()))
+    assert all(d["metadata"]["namespace"] == "ganserve" for d in docs)
+    spec = runtime["spec"]
+    assert {"v2", "grpc-v2"} <= set(spec["protocolVersions"])
+    (c,) = spec["containers"]
+    args = build_parser().parse_args(c["args"])
+    assert args.command == "serve" and args.models_dir == "/mnt/models"   # KServe's mount
+    assert [p["containerPort"] for p in c["ports"]] == [args.port] and args.grpc_port
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": args.port}
+    assert {e["name"] for e in c["env"]} <= {f"GANSERVE_{n.upper()}" for n in Settings.model_fields}
+    model = isvc["spec"]["predictor"]["model"]
+    assert model["runtime"] == "ganserve" and model["protocolVersion"] == "v2"
+    assert model["modelFormat"]["name"] in {f["name"] for f in spec["supportedModelFormats"]}
+
+
 def test_k8s_gpu_overlay_asks_for_gpus_and_the_cuda_images():
     for name, d in of_kind(built("gpu"), "Deployment").items():
         c = d["spec"]["template"]["spec"]["containers"][0]

@@ -69,12 +69,25 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
 ]
 
 
+# The Open Inference Protocol's infer body is a generic tensor list: which tensors a model
+# takes (names, datatypes, shapes, element counts, binary sizes, one of seed/z/w) and which
+# parameters it honours are the model's, stated in its metadata, not in the schema. Its
+# errors are one string (no code): "protocol" stands for them here.
+ALLOWED_REJECTIONS += [
+    ("protocol", r"^(inputs|outputs|request\.parameters|truncation_psi|class|body|"
+     r"Inference-Header-Content-Length)\b",
+     "a protocol request's tensors are checked against the model's inputs and outputs"),
+]
+
+
 def allowed_rejection(body: str) -> str | None:
     """The reason a refusal of schema-valid input is legitimate, or None."""
     try:
         err = json.loads(body)["error"]
     except (ValueError, KeyError, TypeError):
         return None
+    if isinstance(err, str):                    # the Open Inference Protocol's shape
+        err = {"code": "protocol", "message": err}
     for code, pattern, reason in ALLOWED_REJECTIONS:
         if err.get("code") == code and re.search(pattern, err.get("message", "")):
             return reason

@@ -49,9 +49,9 @@ def test_a_manifest_of_an_unknown_family_is_refused_and_named(store, tmp_path):
     with make_client(_relabelled(store, tmp_path, "mystery", "biggan")) as c:
         # nothing servable: not ready once the scan is done, and the reason says so
         deadline = time.monotonic() + 30
-        while (c.get("/v2/health/ready").json()["error"]["message"].startswith("starting")
+        while (c.get("/v2/health/ready").json()["error"].startswith("starting")
                and time.monotonic() < deadline):
             time.sleep(0.05)
-        assert "no servable model" in c.get("/v2/health/ready").json()["error"]["message"]
+        assert "no servable model" in c.get("/v2/health/ready").json()["error"]
         v = c.get("/v1/models/mystery").json()["versions"][0]
         assert v["status"] == "failed" and "unknown model family 'biggan'" in v["error"]
