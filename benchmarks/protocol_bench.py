@@ -6,10 +6,10 @@
   oip-binary   POST /v2/models/NAME/infer       binary tensor extension both ways
   grpc         ModelInfer                       raw_input_contents / raw_output_contents
 
-Each is driven by the same closed-loop async client (httpx / grpc.aio) in a separate process
-with C concurrent requests for D seconds, n=1 and n=64 rows per request; the table gives
-images/s and the ratio to rest. (The load generator shares the machine's cores with the
-server; it is the same for every row, so the ratios are the figure.)
+The HTTP ways are driven by wrk (C, one thread, C connections, D seconds); gRPC by a
+closed-loop grpc.aio client in a separate process (no C gRPC load generator here), so its
+row is a floor: the Python client takes cores from the server that wrk does not. n=1 and
+n=64 rows per request; the table gives images/s and the ratio to rest.
 
     python benchmarks/protocol_bench.py [--models models] [--duration 5] [--only NAME]
 """
@@ -20,10 +20,13 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,20 +84,26 @@ def _requests(way: str, model: str, n: int, url: str):
         "headers": {"Inference-Header-Content-Length": str(len(head))}}
 
 
-async def _http_load(target, kwargs, n, concurrency, seconds) -> float:
-    done = 0
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        stop = time.perf_counter() + seconds
+def _lua_string(data: bytes) -> str:
+    return '"' + "".join(f"\\{b}" for b in data) + '"'
 
-        async def loop():
-            nonlocal done
-            while time.perf_counter() < stop:
-                r = await client.post(target, **kwargs)
-                r.raise_for_status()
-                done += n
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return done / seconds
+
+def wrk_images_per_s(target: str, kwargs: dict, n: int, connections: int,
+                     seconds: float) -> float:
+    body = (json.dumps(kwargs["json"]).encode() if "json" in kwargs else kwargs["content"])
+    headers = {"Content-Type": "application/json", **kwargs.get("headers", {})}
+    lua = "wrk.method = \"POST\"\nwrk.body = " + _lua_string(body) + "\n" + "".join(
+        f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                              "-s", f.name, target], capture_output=True, text=True).stdout
+    finally:
+        os.unlink(f.name)
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        raise SystemExit(f"{target}: errors under load:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) * n
 
 
 async def _grpc_load(address, model, n, concurrency, seconds) -> float:
@@ -125,7 +134,7 @@ def _measure(args: tuple) -> float:
     if way == "grpc":
         return asyncio.run(_grpc_load(grpc_address, model, n, concurrency, seconds))
     target, kwargs = _requests(way, model, n, url)
-    return asyncio.run(_http_load(target, kwargs, n, concurrency, seconds))
+    return wrk_images_per_s(target, kwargs, n, concurrency, seconds)
 
 
 def main() -> None:
