@@ -241,6 +241,36 @@ def test_grpc_errors_are_status_codes_with_the_http_message(grpc_server):
             c.infer(model, inputs)
         assert e.value.status() == f"StatusCode.{code}" and words in e.value.message(), e.value
     c.close()
+    # labelled as the HTTP side labels the same refusal: 400, not the REST API's 422
+    metrics = httpx.get(f"{grpc_server.url}/metrics", timeout=30).text
+    assert ('ganserve_requests_total{endpoint="grpc:ModelInfer",model="fashion-dcgan",'
+            'status="400"}') in metrics
+
+
+def test_grpc_refuses_what_only_http_carries(grpc_server):
+    """The binary tensor extension's parameters, and contents beside raw_input_contents."""
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb
+    from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+    def request(**fields) -> pb.ModelInferRequest:
+        r = pb.ModelInferRequest(model_name="fashion-dcgan", **fields)
+        r.inputs.add(name="seed", datatype="INT64", shape=[1])
+        r.raw_input_contents.append(np.array([1], np.int64).tobytes())
+        return r
+
+    sized = request()
+    sized.inputs[0].parameters["binary_data_size"].int64_param = 8
+    both = request()
+    both.inputs[0].contents.int64_contents.append(1)
+    with grpc.insecure_channel(grpc_server.grpc) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert stub.ModelInfer(request()).raw_output_contents
+        for bad, words in ((sized, "binary tensor extension"), (both, "send one")):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.ModelInfer(bad)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
+            assert words in e.value.details(), e.value.details()
 
 
 def test_grpc_finishes_the_rpc_in_flight_on_sigterm(tmp_path):
@@ -328,6 +358,7 @@ def test_protocol_keeps_the_api_key_rule_over_http_and_grpc(tmp_path):
         with pytest.raises(InferenceServerException) as e:
             c.infer("fashion-dcgan", [seed])
         assert e.value.status() == "StatusCode.UNAUTHENTICATED", e.value
+        assert c.is_model_ready("fashion-dcgan")        # health needs no key, as over HTTP
         got = c.infer("fashion-dcgan", [seed], headers={"authorization": f"Bearer {key}"})
         assert np.array_equal(got.as_numpy("image")[0], np.array(
             r.json()["outputs"][0]["data"], np.uint8).reshape(32, 32, 1))
@@ -346,3 +377,79 @@ def test_settings_refuse_a_request_size_the_queue_could_never_hold():
     with pytest.raises(ValidationError, match="max_images .4096. is above max_queue_rows"):
         Settings(models_dir=REPO / "models", max_images=4096, max_queue_rows=2048)
     assert Settings(models_dir=REPO / "models", max_images=4096, max_queue_rows=4096)
+
+
+# ------------------------------------------------ hostile protocol requests (review fixes)
+@pytest.fixture(scope="module")
+def app_client():
+    from tests.service.conftest import make_client, wait_ready
+
+    with make_client(REPO / "models", max_images=4096, max_queue_rows=4096,
+                     max_output_pixels=64 * 32 * 32) as c:
+        wait_ready(c)
+        yield c
+
+
+def _seed_body(n: int = 1, **extra) -> dict:
+    return {"inputs": [{"name": "seed", "shape": [n], "datatype": "INT64",
+                        "data": list(range(n))}], **extra}
+
+
+def test_protocol_odd_numbers_and_sizes_are_400s_not_500s(app_client):
+    url = "/v2/models/fashion-dcgan/infer"
+    cases = [
+        ({"inputs": [{"name": "z", "shape": [1, 100], "datatype": "FP32",
+                      "data": [10 ** 400] + [0] * 99}]}, {}, "does not fit FP32"),
+        ({"inputs": [{"name": "seed", "shape": [1], "datatype": "INT64",
+                      "parameters": {"binary_data_size": 8.0}}]}, {}, "a byte count"),
+        ({"inputs": [{"name": "seed", "shape": [1], "datatype": "INT64",
+                      "parameters": {"binary_data_size": -8}}]}, {}, "a byte count"),
+        ({"inputs": [{"name": "seed", "shape": [1], "datatype": "INT64",
+                      "parameters": {"binary_data_size": True}}]}, {}, "a byte count"),
+        (_seed_body(), {"Inference-Header-Content-Length": "9" * 5000}, "not a length"),
+    ]
+    for body, headers, words in cases:
+        r = app_client.post(url, content=json.dumps(body), headers=headers)
+        assert r.status_code == 400 and words in r.json()["error"], (words, r.text[:300])
+
+
+def test_protocol_limits_rows_and_json_outputs(app_client, monkeypatch):
+    """Rows: what the output pixel limit holds at the model's resolution (as the config
+    says); JSON outputs: a budget of elements, past which binary_data is the way."""
+    config = app_client.get("/v2/models/fashion-dcgan/config").json()
+    assert config["max_batch_size"] == 64
+    r = app_client.post("/v2/models/fashion-dcgan/infer", json=_seed_body(65))
+    assert r.status_code == 400 and "65 rows" in r.json()["error"], r.text
+    from ganserve.service.oip import inference
+
+    # one output of 64 rows fits the budget, two do not
+    monkeypatch.setattr(inference, "MAX_JSON_ELEMENTS", 64 * 1024)
+    two = [{"name": "image"}, {"name": "raw"}]
+    r = app_client.post("/v2/models/fashion-dcgan/infer", json=_seed_body(64, outputs=two))
+    assert r.status_code == 400 and "binary_data" in r.json()["error"], r.text
+    binary = [{"name": "image"}, {"name": "raw", "parameters": {"binary_data": True}}]
+    r = app_client.post("/v2/models/fashion-dcgan/infer", json=_seed_body(64, outputs=binary))
+    assert r.status_code == 200, r.text
+
+
+def test_protocol_timeout_parameter_and_long_class_names(app_client):
+    r = app_client.post("/v2/models/fashion-dcgan/infer",
+                        json=_seed_body(64, parameters={"timeout": 1}))      # 1 microsecond
+    assert r.status_code == 504 and "deadline" in r.json()["error"], r.text
+    body = {"inputs": [{"name": "seed", "shape": [1], "datatype": "INT64", "data": [1]},
+                       {"name": "class", "shape": [1], "datatype": "BYTES",
+                        "data": ["x" * 100_000]}]}
+    r = app_client.post("/v2/models/fashion-cgan/infer", json=body)
+    assert r.status_code == 400 and len(r.content) < 300, r.text[:300]
+
+
+def test_protocol_gzip_members_and_trailing_bytes(app_client):
+    body = json.dumps(_seed_body()).encode()
+    half = len(body) // 2
+    two_members = gzip.compress(body[:half]) + gzip.compress(body[half:])
+    url = "/v2/models/fashion-dcgan/infer"
+    r = app_client.post(url, content=two_members, headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 200, r.text
+    r = app_client.post(url, content=zlib.compress(body) + b"junk",
+                        headers={"Content-Encoding": "deflate"})
+    assert r.status_code == 400 and "after the deflate stream" in r.json()["error"], r.text

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
@@ -31,7 +32,12 @@ import grpc
 
 from ganserve.service import generation
 from ganserve.service.auth import check_read_key
-from ganserve.service.errors import DeadlineExceeded, InvalidInput, ServiceError
+from ganserve.service.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    ServiceError,
+    protocol_status,
+)
 from ganserve.service.observability import IMAGES, REQUEST_LATENCY, REQUESTS
 from ganserve.service.oip import inference, tensors
 from ganserve.service.readiness import check_ready
@@ -68,7 +74,11 @@ def read_request(pb: Any) -> tuple[inference.InferRequest, dict[str, tensors.Ten
                     "parameters": _params(t.parameters)} for t in pb.inputs],
         "outputs": [{"name": o.name, "parameters": _params(o.parameters)}
                     for o in pb.outputs] or None})
+    _no_http_parameters(req)
     raw = list(pb.raw_input_contents)
+    if raw and any(t.HasField("contents") for t in pb.inputs):
+        raise InvalidInput("inputs: contents and raw_input_contents both given; send one",
+                           field="raw_input_contents")
     if raw and len(raw) != len(pb.inputs):
         raise InvalidInput(f"raw_input_contents: {len(raw)} entries for "
                                      f"{len(pb.inputs)} inputs (one each, in order)",
@@ -90,6 +100,20 @@ def read_request(pb: Any) -> tuple[inference.InferRequest, dict[str, tensors.Ten
                                       list(getattr(t.contents, field)))
         out[spec.name] = tensors.Tensor(spec.name, spec.datatype, list(spec.shape), arr)
     return req, out
+
+
+def _no_http_parameters(req: inference.InferRequest) -> None:
+    """The binary tensor extension's parameters are HTTP's: gRPC carries raw bytes itself."""
+    http_only = [f"request.parameters.{k}" for k in req.parameters or {} if k ==
+                 "binary_data_output"]
+    http_only += [f"inputs.{t.name}.parameters.{k}" for t in req.inputs
+                  for k in t.parameters or {} if k == "binary_data_size"]
+    http_only += [f"outputs.{o.name}.parameters.{k}" for o in req.outputs or []
+                  for k in o.parameters or {} if k == "binary_data"]
+    if http_only:
+        raise InvalidInput(f"{http_only[0]}: a parameter of HTTP's binary tensor extension; "
+                           "over gRPC send raw_input_contents (outputs always come back in "
+                           "raw_output_contents)", field=http_only[0])
 
 
 class InferenceService:
@@ -114,8 +138,7 @@ class InferenceService:
         return self.pb.ServerReadyResponse(ready=True)
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
-        await _answer(context, self._guard(context, "ModelReady"))
-        try:
+        try:                                # health: no key, as over HTTP
             await self.state.registry.resolve(request.name, request.version or None)
         except ServiceError:
             return self.pb.ModelReadyResponse(ready=False)
@@ -146,7 +169,7 @@ class InferenceService:
             status = 200
             return response
         except ServiceError as e:
-            status = e.status
+            status = protocol_status(e.status)
             await context.abort(STATUS.get(e.status, grpc.StatusCode.INTERNAL), e.message)
         except asyncio.CancelledError:
             status = 499
@@ -162,14 +185,16 @@ class InferenceService:
         s = self.state.settings
         lv = await self.state.registry.resolve(pb.model_name, pb.model_version or None)
         req, inputs = read_request(pb)
-        plan = inference.plan(lv, req, inputs, s)
-        deadline = time.monotonic() + s.request_deadline_s
+        plan = inference.plan(lv, req, inputs, s, raw_outputs=True)
+        # the sooner of the setting, the request's timeout parameter and the client's deadline
+        budget = min(s.request_deadline_s, plan.timeout_s or math.inf,
+                     context.time_remaining() or math.inf)
         try:
-            async with asyncio.timeout(s.request_deadline_s):
-                gen = await generation.rows(lv, plan.rows, plan.psi, deadline)
+            async with asyncio.timeout(budget):
+                gen = await generation.rows(lv, plan.rows, plan.psi,
+                                            time.monotonic() + budget)
         except TimeoutError:
-            raise DeadlineExceeded(
-                f"no answer within the {s.request_deadline_s:.1f} s deadline") from None
+            raise DeadlineExceeded(f"no answer within the {budget:.1f} s deadline") from None
         IMAGES.labels(lv.name, lv.version).inc(len(gen.images))
         out = self.pb.ModelInferResponse(model_name=lv.name, model_version=lv.version,
                                          id=pb.id)
@@ -215,7 +240,8 @@ async def start(state: Any) -> GrpcServer:
                                       ("grpc.max_send_message_length", -1),
                                       ("grpc.so_reuseport", 1)])
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(state, pb), server)
-    address = f"{s.grpc_host}:{s.grpc_port}"
+    host = f"[{s.grpc_host}]" if ":" in s.grpc_host else s.grpc_host     # IPv6
+    address = f"{host}:{s.grpc_port}"
     port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"gRPC: cannot listen on {address}")

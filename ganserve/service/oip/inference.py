@@ -17,6 +17,7 @@ routes; ``ganserve.service.schemas.inference``: the HTTP bodies.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,11 @@ from ganserve.service.settings import Settings
 
 PLATFORM = "ganserve"
 EXTENSIONS = ["binary_tensor_data", "model_configuration", "parameters"]
-REQUEST_PARAMETERS = ("truncation_psi", "binary_data_output")
+REQUEST_PARAMETERS = ("truncation_psi", "binary_data_output", "timeout")
+# outputs sent as JSON numbers cost ~70 bytes of memory each while encoded: past this many,
+# ask for binary_data (the binary tensor extension) instead
+MAX_JSON_ELEMENTS = 1 << 21
+MAX_CLASS_NAME = 128
 
 
 def server_metadata() -> dict[str, Any]:
@@ -85,12 +90,19 @@ def _config_tensor(name: str, datatype: str, shape: list[int], optional: bool
     return t
 
 
+def max_rows(lv: LoadedVersion, s: Settings) -> int:
+    """The most rows one request may ask of this model: GANSERVE_MAX_IMAGES, and no more
+    images than GANSERVE_MAX_OUTPUT_PIXELS holds at its resolution."""
+    return max(1, min(s.max_images, s.max_output_pixels // lv.manifest.resolution ** 2))
+
+
 def model_config(lv: LoadedVersion, s: Settings) -> dict[str, Any]:
     """Triton's model configuration for this model: every input optional (one of seed, z, w
-    is needed), batched up to GANSERVE_MAX_IMAGES rows, with the dynamic batcher's window."""
+    is needed), batched up to the rows a request may ask for, with the dynamic batcher's
+    window."""
     m = lv.manifest
     return {"name": lv.name, "platform": PLATFORM, "backend": PLATFORM,
-            "version_policy": {"all": {}}, "max_batch_size": s.max_images,
+            "version_policy": {"all": {}}, "max_batch_size": max_rows(lv, s),
             "input": [_config_tensor(*t, optional=True) for t in input_specs(m)],
             "output": [_config_tensor(*t, optional=False) for t in output_specs(m)],
             "dynamic_batching": {"preferred_batch_size": [s.max_batch_rows],
@@ -118,6 +130,7 @@ class Plan:
     rows: Rows
     psi: float
     outputs: list[tuple[str, bool]] = field(default_factory=list)     # (name, binary)
+    timeout_s: float | None = None          # the request's own deadline, if it set one
 
 
 def _refuse_unknown(params: dict[str, Any] | None, allowed: tuple[str, ...], where: str) -> None:
@@ -206,14 +219,18 @@ def _classes(lv: LoadedVersion, t: Tensor | None, n: int) -> list[int] | None:
     if len(refs) not in (1, n):
         raise InvalidInput(f"inputs.class: {len(refs)} classes for {n} rows (give one per "
                            "row, or one for all)", field="inputs.class")
+    if any(isinstance(r, bytes) and len(r) > MAX_CLASS_NAME for r in refs):
+        raise InvalidInput(f"inputs.class: a class name is at most {MAX_CLASS_NAME} bytes",
+                           field="inputs.class")
     out = [resolve_class(lv, r.decode("utf-8", "replace") if isinstance(r, bytes) else int(r),
                          "inputs.class") for r in refs]
     return out * n if len(out) == 1 else out
 
 
 def plan(lv: LoadedVersion, req: InferRequest, tensors: dict[str, Tensor],
-         s: Settings) -> Plan:
-    """The request, checked against the model and the limits, before any work is done."""
+         s: Settings, raw_outputs: bool = False) -> Plan:
+    """The request, checked against the model and the limits, before any work is done.
+    ``raw_outputs``: every output goes out as raw bytes (gRPC's raw_output_contents)."""
     _refuse_unknown(req.parameters, REQUEST_PARAMETERS, "request")
     for t in req.inputs:
         _refuse_unknown(t.parameters, ("binary_data_size",), f"inputs.{t.name}")
@@ -223,15 +240,40 @@ def plan(lv: LoadedVersion, req: InferRequest, tensors: dict[str, Tensor],
     n = len(rows.seeds if rows.seeds is not None else rows.z if rows.z is not None else rows.w)
     if n == 0:
         raise InvalidInput("inputs: no rows (the batch dimension is 0)", field="inputs")
-    limits.at_most(n, s.max_images, "inputs", "rows")
-    limits.output_size(lv, n, 1, s)
+    limits.at_most(n, max_rows(lv, s), "inputs", "rows (GANSERVE_MAX_IMAGES, and "
+                   "GANSERVE_MAX_OUTPUT_PIXELS at this resolution)")
     classes = _classes(lv, tensors.pop("class", None), n)
     if tensors:
         known = [name for name, _, _ in input_specs(lv.manifest)]
         raise InvalidInput(f"inputs.{next(iter(tensors))}: not an input of {lv.name}; its "
                            f"inputs: {', '.join(known)}", field=f"inputs.{next(iter(tensors))}")
     rows = Rows(rows.seeds, rows.z, rows.w, classes)
-    return Plan(rows, psi, _outputs(lv, req, rows))
+    outputs = _outputs(lv, req, rows)
+    if raw_outputs:
+        outputs = [(name, True) for name, _ in outputs]
+    _json_budget(lv, outputs, n)
+    return Plan(rows, psi, outputs, _timeout(req))
+
+
+def _json_budget(lv: LoadedVersion, outputs: list[tuple[str, bool]], n: int) -> None:
+    sizes = {name: n * math.prod(shape[1:]) for name, _, shape in output_specs(lv.manifest)}
+    as_json = sum(sizes[name] for name, binary in outputs if not binary)
+    if as_json > MAX_JSON_ELEMENTS:
+        raise InvalidInput(f"outputs: {as_json} elements as JSON numbers, the limit is "
+                           f"{MAX_JSON_ELEMENTS}; ask for them with binary_data (the binary "
+                           "tensor extension), or fewer rows", field="outputs")
+
+
+def _timeout(req: InferRequest) -> float | None:
+    """Triton's ``timeout`` request parameter (microseconds): this request's deadline, when
+    sooner than GANSERVE_REQUEST_DEADLINE_S."""
+    us = (req.parameters or {}).get("timeout")
+    if us is None:
+        return None
+    if type(us) is not int or us <= 0:
+        raise InvalidInput("request.parameters.timeout: microseconds, an integer > 0",
+                           field="request.parameters.timeout")
+    return us / 1e6
 
 
 def _outputs(lv: LoadedVersion, req: InferRequest, rows: Rows) -> list[tuple[str, bool]]:

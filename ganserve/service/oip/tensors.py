@@ -55,7 +55,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
     if header_length is None:
         head, rest = body, b""
     else:
-        n = int(header_length) if header_length.isascii() and header_length.isdigit() else -1
+        digits = header_length.isascii() and header_length.isdigit() and len(header_length) < 20
+        n = int(header_length) if digits else -1
         if not 0 <= n <= len(body):
             raise InvalidInput(f"{HEADER_LENGTH}: {header_length[:32]!r} is not a length "
                                f"within the body's {len(body)} bytes", field=HEADER_LENGTH)
@@ -119,8 +120,12 @@ def from_values(name: str, datatype: str, shape: list[int], data: Any) -> np.nda
         if min(flat) < info.min or max(flat) > info.max:
             raise InvalidInput(f"inputs.{name}: a value is outside {datatype}'s range",
                                field=f"inputs.{name}")
-    with np.errstate(over="ignore"):
-        arr = np.array(flat, dtype=dtype)
+    try:
+        with np.errstate(over="ignore"):
+            arr = np.array(flat, dtype=dtype)
+    except (OverflowError, ValueError):         # an integer of 400 digits as FP32
+        raise InvalidInput(f"inputs.{name}: a value does not fit {datatype}",
+                           field=f"inputs.{name}") from None
     return arr.reshape(shape)
 
 
@@ -158,6 +163,10 @@ def read_inputs(inputs: list[Any], binary: bytes) -> dict[str, Tensor]:
         if t.name in out:
             raise InvalidInput(f"inputs.{t.name}: given twice", field=f"inputs.{t.name}")
         size = (t.parameters or {}).get("binary_data_size")
+        if size is not None and (type(size) is not int or size < 0):
+            raise InvalidInput(f"inputs.{t.name}.parameters.binary_data_size: a byte count "
+                               f"(an integer >= 0), not {str(size)[:32]!r}",
+                               field=f"inputs.{t.name}.parameters.binary_data_size")
         if size is not None:
             if t.data is not None:
                 raise InvalidInput(f"inputs.{t.name}: both data and binary_data_size",
@@ -202,20 +211,36 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding not in ("gzip", "deflate"):
         raise UnsupportedMediaType(f"Content-Encoding {encoding[:32]!r} is not supported; "
                                    "send gzip, deflate or none", field="Content-Encoding")
-    # gzip: its own header; deflate: zlib's (what HTTP means by it), else a raw stream
-    tries = [16 + zlib.MAX_WBITS] if encoding == "gzip" else [zlib.MAX_WBITS, -zlib.MAX_WBITS]
-    for wbits in tries:
-        d = zlib.decompressobj(wbits)
-        try:
-            out = d.decompress(body, limit + 1)
-        except zlib.error:
-            continue
-        if len(out) > limit or d.unconsumed_tail:
-            raise PayloadTooLarge(f"body: inflates past the limit of {limit} bytes "
-                                  "(GANSERVE_MAX_BODY_BYTES)", limit=limit)
-        if d.eof:
-            return out
-    raise InvalidInput(f"body: not a complete {encoding} stream", field="body")
+    if encoding == "gzip":                  # one member or several (RFC 1952), nothing after
+        out, rest = b"", body
+        while rest:
+            chunk, rest = _inflate_one(rest, 16 + zlib.MAX_WBITS, limit - len(out), encoding)
+            out += chunk
+        return out
+    # deflate: zlib's format (what HTTP means by it), else a raw deflate stream
+    try:
+        out, rest = _inflate_one(body, zlib.MAX_WBITS, limit, encoding)
+    except InvalidInput:
+        out, rest = _inflate_one(body, -zlib.MAX_WBITS, limit, encoding)
+    if rest:
+        raise InvalidInput(f"body: {len(rest)} bytes after the {encoding} stream",
+                           field="body")
+    return out
+
+
+def _inflate_one(data: bytes, wbits: int, room: int, encoding: str) -> tuple[bytes, bytes]:
+    """One compressed stream at the start of ``data`` -> (its bytes, what follows it)."""
+    d = zlib.decompressobj(wbits)
+    try:
+        out = d.decompress(data, room + 1)
+    except zlib.error:
+        raise InvalidInput(f"body: not a valid {encoding} stream", field="body") from None
+    if len(out) > room or d.unconsumed_tail:
+        raise PayloadTooLarge("body: inflates past the limit of GANSERVE_MAX_BODY_BYTES",
+                              field="body")
+    if not d.eof:
+        raise InvalidInput(f"body: not a complete {encoding} stream", field="body")
+    return out, d.unused_data
 
 
 def response_encoding(accept: str | None) -> str | None:

@@ -12,6 +12,8 @@ routes; ``ganserve.service.schemas.inference``: the HTTP bodies.
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -125,7 +127,7 @@ async def _infer(name: str, version: str | None, request: Request, registry: Reg
     header, binary = tensors.split_body(body, request.headers.get(tensors.HEADER_LENGTH))
     req = inference.request(header)
     plan = inference.plan(lv, req, tensors.read_inputs(req.inputs, binary), settings)
-    deadline = deadline_for(settings)
+    deadline = min(deadline_for(settings), time.monotonic() + (plan.timeout_s or math.inf))
     gen = await guarded(request, generation.rows(lv, plan.rows, plan.psi, deadline), deadline)
     IMAGES.labels(lv.name, lv.version).inc(len(gen.images))
     outputs = inference.output_tensors(plan, gen)
