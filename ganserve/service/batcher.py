@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ganserve.service.errors import DeadlineExceeded, QueueFull
+from ganserve.service.errors import DeadlineExceeded, InvalidInput, QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,10 @@ class Batcher:
         n = _rows(feeds)
         if n == 0:
             raise ValueError("no rows to run")
+        if n > self.max_queue_rows:         # never fits, however long the client waits
+            raise InvalidInput(f"{n} rows in one request, more than a model's queue holds "
+                               f"(GANSERVE_MAX_QUEUE_ROWS={self.max_queue_rows}); send fewer",
+                               limit=self.max_queue_rows)
         if self._queued_rows + n > self.max_queue_rows:
             raise QueueFull(f"{self.name}: queue is full ({self._queued_rows} rows waiting, "
                             f"limit {self.max_queue_rows}); retry later",

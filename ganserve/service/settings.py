@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from ganserve.service.uploads.archive import ArchiveLimits
 from ganserve.service.uploads.ingest import UploadLimits
@@ -102,14 +102,6 @@ class Settings(SharedSettings):
     max_dataset_list: int = Field(200, ge=1, le=10_000, description="largest page of "
                                   "GET /v1/datasets")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    @model_validator(mode="after")
-    def _requests_fit_the_queue(self) -> Settings:
-        if self.max_images > self.max_queue_rows:
-            raise ValueError(f"max_images ({self.max_images}) is above max_queue_rows "
-                             f"({self.max_queue_rows}): a request that large could never be "
-                             "queued; raise GANSERVE_MAX_QUEUE_ROWS or lower GANSERVE_MAX_IMAGES")
-        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

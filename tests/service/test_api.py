@@ -356,12 +356,15 @@ def test_new_version_is_picked_up_without_restart(store, tmp_path):
         assert pinned.headers["x-model-version"] == "1" and pinned.content == r.content
 
 
-def test_queue_full_is_503_with_retry_after(store):
+def test_a_request_larger_than_the_whole_queue_is_422_not_503(store):
+    """A full queue is a 503 with Retry-After (tests/service/test_server.py, under real
+    concurrency); a request of more rows than the queue can ever hold is the client's to
+    change: retrying would never help."""
     with make_client(store, max_queue_rows=4) as c:
         wait_ready(c)
         r = c.post(f"/v1/models/{DC}/sample", json={"n": 8})
-        error(r, 503, "queue_full")
-        assert int(r.headers["retry-after"]) >= 1
+        body = error(r, 422, "invalid_input")
+        assert "GANSERVE_MAX_QUEUE_ROWS=4" in body["message"] and "retry-after" not in r.headers
 
 
 def test_passed_deadline_is_504(store):

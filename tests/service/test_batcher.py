@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ganserve.service.batcher import Batcher
-from ganserve.service.errors import DeadlineExceeded, QueueFull
+from ganserve.service.errors import DeadlineExceeded, InvalidInput, QueueFull
 
 
 def run_rows(calls):
@@ -64,10 +64,27 @@ def test_pad_to_runs_fixed_shapes_and_trims():
 
 
 def test_queue_full_raises_with_retry_after():
-    b = Batcher("t", run_rows([]), max_rows=8, max_delay_s=0.0, max_queue_rows=4)
+    b = Batcher("t", run_rows([]), max_rows=8, max_delay_s=5.0, max_queue_rows=4)
+
+    async def go():
+        waiting = asyncio.ensure_future(b.submit(feeds(*range(3)), far()))
+        await asyncio.sleep(0)              # 3 rows wait for company; 2 more do not fit
+        try:
+            await b.submit(feeds(3, 4), far())
+        finally:
+            waiting.cancel()
+            await b.close()
+
     with pytest.raises(QueueFull) as e:
-        asyncio.run(b.submit(feeds(*range(5)), far()))
+        asyncio.run(go())
     assert int(e.value.headers["Retry-After"]) >= 1
+
+
+def test_more_rows_than_the_queue_holds_is_the_clients_error():
+    """Retrying cannot help a request larger than the whole queue: not a 503."""
+    b = Batcher("t", run_rows([]), max_rows=8, max_delay_s=0.0, max_queue_rows=4)
+    with pytest.raises(InvalidInput, match="GANSERVE_MAX_QUEUE_ROWS=4"):
+        asyncio.run(b.submit(feeds(*range(5)), far()))
 
 
 def test_expired_rows_get_deadline_exceeded_and_do_not_run():

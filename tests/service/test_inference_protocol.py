@@ -367,16 +367,18 @@ def test_protocol_keeps_the_api_key_rule_over_http_and_grpc(tmp_path):
         srv.stop()
 
 
-def test_settings_refuse_a_request_size_the_queue_could_never_hold():
-    """Found through the protocol: max_images above the batcher's queue meant a request of
-    that size was refused (503) every time; the settings now say so at start."""
-    from pydantic import ValidationError
+def test_a_request_larger_than_the_queue_is_a_400_not_a_503(tmp_path):
+    """Found through the protocol: a request of more rows than GANSERVE_MAX_QUEUE_ROWS was a
+    503 "retry later" every time; it can never fit, so it is the client's to change."""
+    from tests.service.conftest import make_client, wait_ready
 
-    from ganserve.service.settings import Settings
-
-    with pytest.raises(ValidationError, match="max_images .4096. is above max_queue_rows"):
-        Settings(models_dir=REPO / "models", max_images=4096, max_queue_rows=2048)
-    assert Settings(models_dir=REPO / "models", max_images=4096, max_queue_rows=4096)
+    with make_client(REPO / "models", max_images=64, max_queue_rows=32) as c:
+        wait_ready(c)
+        r = c.post("/v2/models/fashion-dcgan/infer", json=_seed_body(40))
+        assert r.status_code == 400 and "GANSERVE_MAX_QUEUE_ROWS=32" in r.json()["error"]
+        r = c.post("/v1/models/fashion-dcgan/sample", json={"n": 40})
+        assert r.status_code == 422 and "send fewer" in r.json()["error"]["message"], r.text
+        assert c.post("/v2/models/fashion-dcgan/infer", json=_seed_body(32)).status_code == 200
 
 
 # ------------------------------------------------ hostile protocol requests (review fixes)
