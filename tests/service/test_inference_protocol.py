@@ -455,3 +455,12 @@ def test_protocol_gzip_members_and_trailing_bytes(app_client):
     r = app_client.post(url, content=zlib.compress(body) + b"junk",
                         headers={"Content-Encoding": "deflate"})
     assert r.status_code == 400 and "after the deflate stream" in r.json()["error"], r.text
+
+
+def test_protocol_names_each_tensor_once(app_client):
+    seed = {"name": "seed", "shape": [1], "datatype": "INT64", "data": [1]}
+    url = "/v2/models/fashion-dcgan/infer"
+    r = app_client.post(url, json={"inputs": [seed, seed]})
+    assert r.status_code == 400 and r.json()["error"] == "inputs.seed: given twice", r.text
+    r = app_client.post(url, json={"inputs": [seed], "outputs": [{"name": "image"}] * 2})
+    assert r.status_code == 400 and r.json()["error"] == "outputs.image: asked twice", r.text

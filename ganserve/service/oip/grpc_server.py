@@ -41,7 +41,6 @@ from ganserve.service.errors import (
 from ganserve.service.observability import IMAGES, REQUEST_LATENCY, REQUESTS
 from ganserve.service.oip import inference, tensors
 from ganserve.service.readiness import check_ready
-from ganserve.service.registry import LoadedVersion
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +79,18 @@ def read_request(pb: Any) -> tuple[inference.InferRequest, dict[str, tensors.Ten
         raise InvalidInput("inputs: contents and raw_input_contents both given; send one",
                            field="raw_input_contents")
     if raw and len(raw) != len(pb.inputs):
-        raise InvalidInput(f"raw_input_contents: {len(raw)} entries for "
-                                     f"{len(pb.inputs)} inputs (one each, in order)",
-                                     field="raw_input_contents")
+        raise InvalidInput(f"raw_input_contents: {len(raw)} entries for {len(pb.inputs)} "
+                           "inputs (one each, in order)", field="raw_input_contents")
     out: dict[str, tensors.Tensor] = {}
-    for i, (t, spec) in enumerate(zip(pb.inputs, req.inputs)):
-        if spec.name in out:
-            raise InvalidInput(f"inputs.{spec.name}: given twice",
-                                         field=f"inputs.{spec.name}")
+    for i, (t, spec) in enumerate(zip(pb.inputs, req.inputs)):   # names unique (request)
         if raw:
             arr = tensors.from_bytes(spec.name, spec.datatype, spec.shape, raw[i])
         else:
             field = CONTENTS.get(spec.datatype)
             if field is None:
-                raise InvalidInput(f"inputs.{spec.name}: {spec.datatype} has no "
-                                             "contents field; send raw_input_contents",
-                                             field=f"inputs.{spec.name}")
+                raise InvalidInput(f"inputs.{spec.name}: {spec.datatype} has no contents "
+                                   "field; send raw_input_contents",
+                                   field=f"inputs.{spec.name}")
             arr = tensors.from_values(spec.name, spec.datatype, spec.shape,
                                       list(getattr(t.contents, field)))
         out[spec.name] = tensors.Tensor(spec.name, spec.datatype, list(spec.shape), arr)
@@ -152,11 +147,8 @@ class InferenceService:
 
     async def _model_metadata(self, request: Any, context: Any) -> Any:
         await self._guard(context, "ModelMetadata")
-        registry = self.state.registry
-        lv = await registry.resolve(request.name, request.version or None)
-        loaded = sorted((v for v, e in registry.versions_of(request.name).items()
-                         if isinstance(e, LoadedVersion)), key=int)
-        meta = inference.model_metadata(lv, [request.version] if request.version else loaded)
+        meta = await inference.model_metadata(self.state.registry, request.name,
+                                              request.version or None)
         T = self.pb.ModelMetadataResponse.TensorMetadata
         return self.pb.ModelMetadataResponse(
             name=meta["name"], versions=meta["versions"], platform=meta["platform"],

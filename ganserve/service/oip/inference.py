@@ -31,7 +31,7 @@ from ganserve.service import limits
 from ganserve.service.errors import InvalidInput, Unsupported
 from ganserve.service.generation import Generated, Rows, resolve_class
 from ganserve.service.oip.tensors import FLOAT_TYPES, INTEGER_TYPES, Tensor
-from ganserve.service.registry import LoadedVersion
+from ganserve.service.registry import LoadedVersion, Registry
 from ganserve.service.rendering import pixels
 from ganserve.service.schemas.inference import InferRequest
 from ganserve.service.settings import Settings
@@ -72,9 +72,14 @@ def _tensor_meta(specs: list[tuple[str, str, list[int]]]) -> list[dict[str, Any]
     return [{"name": n, "datatype": d, "shape": s} for n, d, s in specs]
 
 
-def model_metadata(lv: LoadedVersion, versions: list[str]) -> dict[str, Any]:
-    return {"name": lv.name, "versions": versions, "platform": PLATFORM,
-            "inputs": _tensor_meta(input_specs(lv.manifest)),
+async def model_metadata(registry: Registry, name: str, version: str | None
+                         ) -> dict[str, Any]:
+    """A version's metadata (the default one's without ``version``, listing every loaded
+    version) -> the protocol's model metadata, for HTTP and gRPC alike."""
+    lv = await registry.resolve(name, version)
+    loaded = [v for v, e in registry.versions_of(name).items() if isinstance(e, LoadedVersion)]
+    return {"name": lv.name, "versions": [version] if version else sorted(loaded, key=int),
+            "platform": PLATFORM, "inputs": _tensor_meta(input_specs(lv.manifest)),
             "outputs": _tensor_meta(output_specs(lv.manifest))}
 
 
@@ -115,13 +120,21 @@ def model_config(lv: LoadedVersion, s: Settings) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------- infer
 def request(header: Any) -> InferRequest:
-    """A request's JSON header (or the gRPC request as the same dict), checked."""
+    """A request's JSON header (or the gRPC request as the same dict), checked: its schema,
+    and each input and output named once."""
     try:
-        return InferRequest.model_validate(header)
+        req = InferRequest.model_validate(header)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "body"
         raise InvalidInput(f"{where}: {err['msg']}"[:300], field=where) from None
+    for kind, verb, items in (("inputs", "given", req.inputs),
+                              ("outputs", "asked", req.outputs or [])):
+        names = [t.name for t in items]
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:
+            raise InvalidInput(f"{kind}.{twice}: {verb} twice", field=f"{kind}.{twice}")
+    return req
 
 
 @dataclass
@@ -288,8 +301,6 @@ def _outputs(lv: LoadedVersion, req: InferRequest, rows: Rows) -> list[tuple[str
         if o.name not in known:
             raise InvalidInput(f"outputs.{o.name}: not an output of {lv.name}; its outputs: "
                                f"{', '.join(known)}", field=f"outputs.{o.name}")
-        if o.name in (name for name, _ in out):
-            raise InvalidInput(f"outputs.{o.name}: asked twice", field=f"outputs.{o.name}")
         if o.name == "z" and rows.w is not None:
             raise InvalidInput("outputs.z: the rows were given as w, so there is no z",
                                field="outputs.z")

@@ -159,9 +159,7 @@ def read_inputs(inputs: list[Any], binary: bytes) -> dict[str, Tensor]:
     binary ones are cut from ``binary`` in order."""
     out: dict[str, Tensor] = {}
     at = 0
-    for t in inputs:
-        if t.name in out:
-            raise InvalidInput(f"inputs.{t.name}: given twice", field=f"inputs.{t.name}")
+    for t in inputs:                        # names are unique (inference.request)
         size = (t.parameters or {}).get("binary_data_size")
         if size is not None and (type(size) is not int or size < 0):
             raise InvalidInput(f"inputs.{t.name}.parameters.binary_data_size: a byte count "

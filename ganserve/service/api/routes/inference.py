@@ -67,24 +67,18 @@ async def server_metadata() -> dict[str, Any]:
     return inference.server_metadata()
 
 
-async def _metadata(registry: Registry, name: str, version: str | None) -> dict[str, Any]:
-    lv = await registry.resolve(name, version)
-    loaded = [v for v, e in registry.versions_of(name).items() if isinstance(e, LoadedVersion)]
-    return inference.model_metadata(lv, [version] if version else sorted(loaded, key=int))
-
-
 @router.get("/models/{name}", response_model=ModelMetadata, responses=READ_ERRORS,
             dependencies=KEYED,
             summary="Model metadata (the default version's tensors; every loaded version)")
 async def model_metadata(name: Name, registry: RegistryDep) -> dict[str, Any]:
-    return await _metadata(registry, name, None)
+    return await inference.model_metadata(registry, name, None)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelMetadata,
             responses=READ_ERRORS, dependencies=KEYED, summary="One version's metadata")
 async def version_metadata(name: Name, version: Version,
                            registry: RegistryDep) -> dict[str, Any]:
-    return await _metadata(registry, name, version)
+    return await inference.model_metadata(registry, name, version)
 
 
 @router.get("/models/{name}/config", response_model=ModelConfig, responses=READ_ERRORS,
