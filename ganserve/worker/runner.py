@@ -179,8 +179,10 @@ def after_success(ctx: WorkerContext, job_id: str) -> None:
 
 def _stopped(ctx: WorkerContext, job: Job, owner: str, reason: str) -> None:
     if reason == "cancelled":
-        moved = ctx.store.finish(job.id, owner, JobState.CANCELLED, error="cancelled by request")
+        # files first: a client that reads "cancelled" finds them gone (a cancelled job is
+        # never claimed again, so nothing needs them meanwhile)
         remove_job_files(ctx, job.id)
+        moved = ctx.store.finish(job.id, owner, JobState.CANCELLED, error="cancelled by request")
         _ended(ctx, moved, job, JobState.CANCELLED)
     elif reason == "shutdown":
         ctx.store.release(job.id, owner)
@@ -259,10 +261,10 @@ class Reaper(threading.Thread):
     def sweep_stale(self) -> None:
         store, lease_s = self.ctx.store, self.ctx.settings.job_lease_s
         for job in store.stale(lease_s):
-            if job.cancel_requested:
+            if job.cancel_requested:        # files first, as in _stopped
+                remove_job_files(self.ctx, job.id)
                 if store.finish(job.id, None, JobState.CANCELLED,
                                 error="cancelled by request"):
-                    remove_job_files(self.ctx, job.id)
                     self.ctx.notify(job, "completed")
                 continue
             if job.attempts >= self.ctx.settings.job_max_attempts:
