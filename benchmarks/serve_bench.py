@@ -1,15 +1,22 @@
 """Serving benchmark, one run, side by side, load from a separate process (wrk).
 
     python benchmarks/serve_bench.py [--models models] [--duration 6] [--only NAME]
+                                     [--workers 2]
 
-Per shipped model:
+Per shipped model, every server with the same number of worker processes (--workers):
   (a) raw ONNX Runtime in process: images/s at batch 1 and 64;
   (b) a bare FastAPI endpoint returning a fixed PNG (the framework's ceiling here);
   (c) the naive server: FastAPI + PyTorch eager, one forward per request, no batching;
-  (d) ganserve POST /sample n=1 at 1, 8, 32 and 64 concurrent clients;
-  (e) ganserve n=64 grids.
+  (d) ganserve POST /sample n=1 at 1, 8, 32 and 64 concurrent clients, and at 32 once more
+      right after (two runs in a row: is it steady?);
+  (e) ganserve n=64 grids;
+  (f) the Open Inference Protocol: POST /v2/models/NAME/infer, one seed, JSON tensors, 32
+      connections;
+  (g) each ganserve worker's memory once loaded and after the load: RSS, PSS (shared pages
+      split between the processes sharing them) and USS (its own pages only).
 HTTP and model work share this machine's cores, so the limit for n=1 requests is
 L = 1 / (1/bare_req_per_s + 1/raw_batch64_images_per_s). Needs `wrk` (apt install wrk).
+The first table is the summary the README quotes; the second has every measurement.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ LUA = """wrk.method = "POST"
 wrk.body = '%s'
 wrk.headers["Content-Type"] = "application/json"
 """
+PROTOCOL_BODY = {"inputs": [{"name": "seed", "datatype": "INT64", "shape": [1], "data": [42]}]}
 
 
 def free_port() -> int:
@@ -71,9 +79,47 @@ class Server:
             self.proc.kill()
 
 
-def uvicorn_app(module: str, env: dict[str, str]) -> Server:
+    def worker_pids(self) -> list[int]:
+        """The server's worker processes (its children), or itself with one worker."""
+        kids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                and _ppid(int(p.name)) == self.proc.pid]
+        return [k for k in kids if "resource_tracker" not in _cmdline(k)] or [self.proc.pid]
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS of one process, in MB, from /proc/PID/smaps_rollup."""
+    kb: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        kb[key] = int(value.split()[0])
+    return {"rss": kb["Rss"] / 1024, "pss": kb["Pss"] / 1024,
+            "uss": (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024}
+
+
+def workers_memory(server: Server) -> dict[str, float]:
+    """The mean over the server's workers."""
+    per = [memory_mb(p) for p in server.worker_pids()]
+    return {k: sum(m[k] for m in per) / len(per) for k in per[0]}
+
+
+def uvicorn_app(module: str, env: dict[str, str], workers: int) -> Server:
     return Server([sys.executable, "-m", "uvicorn", module, "--port", "{port}",
-                   "--log-level", "warning", "--no-access-log"], env, "/docs")
+                   "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+                  env, "/docs")
 
 
 def wrk(url: str, body: dict, connections: int, duration: float) -> dict[str, float]:
@@ -121,17 +167,17 @@ def raw_ort(vdir: Path, batch: int, seconds: float = 3.0) -> float:
     return n * batch / (time.perf_counter() - t0)
 
 
-def bench_model(vdir: Path, models_dir: Path, duration: float, workers: int = 1) -> dict:
+def bench_model(vdir: Path, duration: float, workers: int) -> dict:
     name = vdir.parent.name
     r: dict = {"model": name}
     r["raw1"] = raw_ort(vdir, 1)
     r["raw64"] = raw_ort(vdir, 64)
-    bare = uvicorn_app("benchmarks.apps.bare:app", {})
+    bare = uvicorn_app("benchmarks.apps.bare:app", {}, workers)
     try:
         r["bare"] = wrk(f"http://127.0.0.1:{bare.port}/sample", {"seeds": [42]}, 32, duration)
     finally:
         bare.stop()
-    naive = uvicorn_app("benchmarks.apps.naive:app", {"MODEL_DIR": str(vdir)})
+    naive = uvicorn_app("benchmarks.apps.naive:app", {"MODEL_DIR": str(vdir)}, workers)
     try:
         r["naive"] = wrk(f"http://127.0.0.1:{naive.port}/sample", {"seeds": [42]}, 32,
                          duration)
@@ -142,17 +188,40 @@ def bench_model(vdir: Path, models_dir: Path, duration: float, workers: int = 1)
     gs = Server([sys.executable, "-m", "ganserve", "serve", "--port", "{port}",
                  "--workers", str(workers)],
                 {"GANSERVE_MODELS_DIR": str(store), "GANSERVE_LOG_LEVEL": "WARNING",
-                 "GANSERVE_POLL_INTERVAL_S": "0"}, "/v2/health/ready")
+                 "GANSERVE_POLL_INTERVAL_S": "0", "GANSERVE_EMBEDDED_WORKER": "false"},
+                "/v2/health/ready")
     try:
+        r["mem_loaded"] = workers_memory(gs)
         url = f"http://127.0.0.1:{gs.port}/v1/models/{name}/sample"
         for c in (1, 8, 32, 64):
             r[f"gs{c}"] = wrk(url, {"seeds": [42]}, c, duration)
+        r["gs32b"] = wrk(url, {"seeds": [42]}, 32, duration)      # again, right after
         r["grid"] = wrk(url, {"seeds": list(range(64))}, 2, duration)
+        r["v2"] = wrk(f"http://127.0.0.1:{gs.port}/v2/models/{name}/infer", PROTOCOL_BODY,
+                      32, duration)
+        r["mem_after"] = workers_memory(gs)
     finally:
         gs.stop()
         shutil.rmtree(store, ignore_errors=True)
     r["L"] = 1.0 / (1.0 / r["bare"]["rps"] + 1.0 / r["raw64"])
     return r
+
+
+def summary(rows: list[dict], workers: int) -> str:
+    """The ratios the README quotes, one row per model."""
+    out = [f"| {workers} workers each, one run | /sample n=1 c=32 ÷ L (run 1, run 2) | "
+           "÷ naive | p99/p50 at c=8 | n=64 grids ÷ raw b=64 | /v2 infer n=1 ÷ L | "
+           "worker RSS / PSS / USS MB, loaded → after |", "|" + "---|" * 7]
+    for r in rows:
+        a, b = r["gs32"]["rps"], r["gs32b"]["rps"]
+        m0, m1 = r["mem_loaded"], r["mem_after"]
+        out.append(
+            f"| {r['model']} | {a / r['L']:.2f}, {b / r['L']:.2f} | "
+            f"{a / r['naive']['rps']:.2f}× | {r['gs8']['p99'] / r['gs8']['p50']:.2f} | "
+            f"{r['grid']['rps'] * 64 / r['raw64']:.2f} | {r['v2']['rps'] / r['L']:.2f} | "
+            f"{m0['rss']:.0f} / {m0['pss']:.0f} / {m0['uss']:.0f} → "
+            f"{m1['rss']:.0f} / {m1['pss']:.0f} / {m1['uss']:.0f} |")
+    return "\n".join(out)
 
 
 def report(rows: list[dict]) -> str:
@@ -171,7 +240,8 @@ def report(rows: list[dict]) -> str:
             f" | {cell('gs64')} | {r['gs32']['rps'] / r['L']:.2f} | "
             f"{r['gs32']['rps'] / r['naive']['rps']:.2f}x | {grid_ips:.0f} | "
             f"{grid_ips / r['raw64']:.2f} | {r['gs8']['p99'] / r['gs8']['p50']:.2f} |")
-    errors = sum(r[k]["errors"] for r in rows for k in r if isinstance(r[k], dict))
+    errors = sum(v["errors"] for r in rows for v in r.values()
+                 if isinstance(v, dict) and "errors" in v)
     out.append(f"\nnon-2xx responses during the run: {errors}")
     return "\n".join(out)
 
@@ -182,12 +252,13 @@ def main() -> None:
     ap.add_argument("--models", default="models")
     ap.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run")
     ap.add_argument("--only", help="one model name")
-    ap.add_argument("--workers", type=int, default=1, help="ganserve worker processes")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="worker processes of every server (bare, naive and ganserve)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt-get install -y wrk")
     models_dir = Path(args.models).resolve()
-    rows = []
+    rows: list[dict] = []
     for d in sorted(models_dir.iterdir()):
         if d.name.startswith(("_", ".")) or not list_versions(d):
             continue
@@ -195,7 +266,8 @@ def main() -> None:
             continue
         vdir = d / list_versions(d)[-1]
         print(f"benchmarking {d.name}/{vdir.name} ...", file=sys.stderr)
-        rows.append(bench_model(vdir, models_dir, args.duration, args.workers))
+        rows.append(bench_model(vdir, args.duration, args.workers))
+    print(summary(rows, args.workers) + "\n")
     print(report(rows))
 
 
