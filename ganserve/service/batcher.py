@@ -6,6 +6,11 @@ oldest row arrived for others to join. Runs happen in a thread pool, so the even
 serving HTTP while a batch computes, and the next batch gathers meanwhile. A request larger
 than ``max_rows`` is split into several items. Rows of a request whose client went away
 (its future cancelled) or whose deadline passed are dropped before they run.
+
+A request may bring a ``finish`` function (e.g. encode its rows as a PNG): it runs on the
+request's output rows in the same worker thread, right after the batch, so the event loop
+only hands the finished result back. A request split into several items is finished once
+its parts are joined, in a worker thread too.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Feeds = dict[str, np.ndarray]
 RunFn = Callable[[Feeds], np.ndarray]
+Finish = Callable[[np.ndarray], Any]
 
 
 @dataclass
@@ -45,7 +52,14 @@ class _Item:
     rows: int
     future: asyncio.Future
     deadline: float
+    finish: Finish | None = None
     enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Failed:
+    """A finish function's exception, carried back to the event loop for its request."""
+    error: BaseException
 
 
 def pad_rows(feeds: Feeds, rows: int) -> Feeds:
@@ -110,8 +124,9 @@ class Batcher:
             return 1
         return max(1, math.ceil(self._queued_rows / self._recent_rows_per_s))
 
-    async def submit(self, feeds: Feeds, deadline: float) -> np.ndarray:
-        """Run ``feeds`` (arrays sharing their first axis) and return the output rows."""
+    async def submit(self, feeds: Feeds, deadline: float, finish: Finish | None = None) -> Any:
+        """Run ``feeds`` (arrays sharing their first axis) and return the output rows, or
+        ``finish(rows)`` computed in the worker thread."""
         n = _rows(feeds)
         if n == 0:
             raise ValueError("no rows to run")
@@ -126,19 +141,20 @@ class Batcher:
         self.start()
         loop = asyncio.get_running_loop()
         futures = []
+        whole = n <= self.max_rows
         for lo in range(0, n, self.max_rows):
             hi = min(lo + self.max_rows, n)
             fut = loop.create_future()
             self._queue.append(_Item({k: v[lo:hi] for k, v in feeds.items()}, hi - lo, fut,
-                                     deadline))
+                                     deadline, finish if whole else None))
             self._queued_rows += hi - lo
             futures.append(fut)
         self._report_queue()
         self._wakeup.set()
-        if len(futures) == 1:
+        if whole:
             return await futures[0]
-        parts = await asyncio.gather(*futures)
-        return np.concatenate(parts)
+        out = np.concatenate(await asyncio.gather(*futures))
+        return out if finish is None else await loop.run_in_executor(self._executor, finish, out)
 
     def _report_queue(self) -> None:
         if self._on_queue is not None:
@@ -191,7 +207,8 @@ class Batcher:
             if self.pad_to:
                 feeds = pad_rows(feeds, self.pad_to)
             try:
-                out = await loop.run_in_executor(self._executor, self._run, feeds)
+                results = await loop.run_in_executor(self._executor, self._run_batch, feeds,
+                                                     batch)
             except Exception as e:  # a failed run fails its requests, not the worker
                 log.exception("%s: batch of %d rows failed", self.name, rows)
                 for it in batch:
@@ -200,11 +217,29 @@ class Batcher:
                 continue
             run_s = time.monotonic() - started
             self._recent_rows_per_s = rows / run_s if run_s > 0 else 0.0
-            lo = 0
-            for it in batch:
-                if not it.future.done():
-                    it.future.set_result(out[lo:lo + it.rows])
-                lo += it.rows
+            for it, result in zip(batch, results, strict=True):
+                if it.future.done():
+                    continue
+                if isinstance(result, _Failed):
+                    it.future.set_exception(result.error)
+                else:
+                    it.future.set_result(result)
             if self._on_batch is not None:
                 self._on_batch(BatchStats(rows, len(batch),
                                           [started - it.enqueued for it in batch], run_s))
+
+    def _run_batch(self, feeds: Feeds, batch: list[_Item]) -> list[Any]:
+        """In the worker thread: one run, then each request's rows (finished if it asked)."""
+        out = self._run(feeds)
+        results: list[Any] = []
+        lo = 0
+        for it in batch:
+            rows = out[lo:lo + it.rows]
+            lo += it.rows
+            if it.finish is not None and not it.future.done():   # not for a client gone
+                try:
+                    rows = it.finish(rows)
+                except Exception as e:  # fails its own request only
+                    rows = _Failed(e)
+            results.append(rows)
+        return results

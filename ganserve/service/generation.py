@@ -7,7 +7,9 @@ the numpy steps between graphs (truncation, interpolation, mixing) are the same 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,11 @@ class Generated:
     classes: list[int | None]
     latents: np.ndarray | None = None   # the z (or w) each image came from
     ws: np.ndarray | None = None        # StyleGAN: the (truncated) w of each image
+    rendered: Any = None                # render(images) when the caller passed a render
+
+
+# images (float32 NCHW) -> a response body; runs in the batch's worker thread
+Render = Callable[[np.ndarray], Any]
 
 
 @dataclass(frozen=True)
@@ -90,37 +97,48 @@ def resolve_class(lv: LoadedVersion, ref: int | str, field: str = "class") -> in
                        suggestion=closest(str(ref), m.class_names))
 
 
-async def _stylegan_images(lv: LoadedVersion, z: np.ndarray, psi: float, deadline: float
-                           ) -> tuple[np.ndarray, np.ndarray]:
+async def _final(lv: LoadedVersion, graph: str, feeds: dict[str, np.ndarray], deadline: float,
+                 render: Render | None = None) -> tuple[np.ndarray, Any]:
+    """The images of the last graph, and ``render(images)`` made in the batch's thread."""
+    if render is None:
+        return await lv.run(graph, feeds, deadline), None
+    return await lv.run(graph, feeds, deadline, lambda images: (images, render(images)))
+
+
+async def _stylegan_images(lv: LoadedVersion, z: np.ndarray, psi: float, deadline: float,
+                           render: Render | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
     w = await lv.run("mapping", {"z": z}, deadline)
     w = lv.generator.truncate(w, psi)
-    images = await lv.run("synthesis", {"ws": lv.generator.broadcast(w)}, deadline)
-    return images, w
+    images, rendered = await _final(lv, "synthesis", {"ws": lv.generator.broadcast(w)},
+                                    deadline, render)
+    return images, w, rendered
 
 
 async def _generator_images(lv: LoadedVersion, z: np.ndarray, weights: np.ndarray | None,
-                            deadline: float) -> np.ndarray:
+                            deadline: float, render: Render | None = None
+                            ) -> tuple[np.ndarray, Any]:
     feeds = {"z": z.astype(np.float32)}
     if lv.manifest.conditional:
         feeds["class"] = weights
-    return await lv.run("generator", feeds, deadline)
+    return await _final(lv, "generator", feeds, deadline, render)
 
 
 async def sample(lv: LoadedVersion, seeds: list[int], class_index: int | None, psi: float,
-                 deadline: float) -> Generated:
+                 deadline: float, render: Render | None = None) -> Generated:
+    """Images from seeds; with ``render``, also its result (``Generated.rendered``)."""
     m = lv.manifest
     classes: list[int | None] = [None] * len(seeds)
     if m.family_spec.w_space:
         z = z_from_seeds(seeds, m.z_dim)
-        images, _ = await _stylegan_images(lv, z, psi, deadline)
-        return Generated(images, list(seeds), classes, z)
+        images, _, rendered = await _stylegan_images(lv, z, psi, deadline, render)
+        return Generated(images, list(seeds), classes, z, rendered=rendered)
     z = np.stack([truncated_z_from_seed(s, m.z_dim, psi) for s in seeds])
     weights = None
     if m.conditional:
         classes = [class_index if class_index is not None else s % m.num_classes for s in seeds]
         weights = class_weights(classes, m.num_classes)
-    images = await _generator_images(lv, z, weights, deadline)
-    return Generated(images, list(seeds), classes, z)
+    images, rendered = await _generator_images(lv, z, weights, deadline, render)
+    return Generated(images, list(seeds), classes, z, rendered=rendered)
 
 
 async def rows(lv: LoadedVersion, req: Rows, psi: float, deadline: float) -> Generated:
@@ -134,7 +152,7 @@ async def rows(lv: LoadedVersion, req: Rows, psi: float, deadline: float) -> Gen
             images = await lv.run("synthesis", {"ws": lv.generator.broadcast(w)}, deadline)
             return Generated(images, [None] * len(w), [None] * len(w), None, w)
         z = z_from_seeds(req.seeds, m.z_dim) if req.seeds is not None else req.z
-        images, w = await _stylegan_images(lv, z, psi, deadline)
+        images, w, _ = await _stylegan_images(lv, z, psi, deadline)
         return Generated(images, _row_seeds(req, len(z)), [None] * len(z), z, w)
     if req.z is not None and psi != 1.0:
         raise InvalidInput("truncation_psi: applies to seeds (a truncated normal draw) in "
@@ -150,7 +168,7 @@ async def rows(lv: LoadedVersion, req: Rows, psi: float, deadline: float) -> Gen
         classes = list(req.classes) if req.classes is not None else [
             s % m.num_classes for s in req.seeds]
         weights = class_weights(classes, m.num_classes)
-    images = await _generator_images(lv, z, weights, deadline)
+    images, _ = await _generator_images(lv, z, weights, deadline)
     return Generated(images, _row_seeds(req, len(z)), classes, z)
 
 
@@ -226,7 +244,7 @@ async def interpolate(lv: LoadedVersion, req: Interpolation, deadline: float) ->
     zb = _endpoint_vector(lv, req.end, req.psi, "end")
     zs = _finite(path(za, zb, t), "end", "beyond float32 on the interpolation path")
     if m.family_spec.w_space:
-        images, _ = await _stylegan_images(lv, zs, req.psi, deadline)
+        images, _, _ = await _stylegan_images(lv, zs, req.psi, deadline)
         return Generated(images, seeds, [None] * req.steps, zs)
     classes: list[int | None] = [None] * req.steps
     weights = None
@@ -239,7 +257,7 @@ async def interpolate(lv: LoadedVersion, req: Interpolation, deadline: float) ->
         weights[:, ca] += 1.0 - t
         weights[:, cb] += t
         classes = [ca] + [None] * (req.steps - 2) + [cb] if ca != cb else [ca] * req.steps
-    images = await _generator_images(lv, zs, weights, deadline)
+    images, _ = await _generator_images(lv, zs, weights, deadline)
     return Generated(images, seeds, classes, zs)
 
 

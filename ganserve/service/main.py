@@ -23,6 +23,7 @@ import ganserve
 from ganserve import process_metrics
 from ganserve.cpus import available_cpus
 from ganserve.onnx_runtime import require_device
+from ganserve.service.api.fast_path import FastPath
 from ganserve.service.api.routes import datasets, generate, health, inference, jobs, models
 from ganserve.service.auth import KeyRing
 from ganserve.service.datasets import DatasetService
@@ -165,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.draining = False
     app.state.registry = Registry(settings)        # replaced at startup; empty until then
     install_error_handlers(app)
+    app.add_middleware(FastPath, routers=[generate.router, inference.router],   # inside
+                       hot=generate.HOT | inference.HOT)                        # the next
     app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_timeout_s=settings.body_timeout_s,
                        large_bodies={("POST", "/v1/datasets"): (settings.upload_max_bytes,

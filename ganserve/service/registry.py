@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from ganserve.manifest import (
 )
 from ganserve.model_store import read_default
 from ganserve.onnx_runtime import DeviceUnavailable
-from ganserve.service.batcher import Batcher, BatchStats, pad_rows
+from ganserve.service.batcher import Batcher, BatchStats, Finish, pad_rows
 from ganserve.service.errors import ModelNotFound, ModelUnavailable, VersionNotFound
 from ganserve.service.settings import Settings
 
@@ -63,8 +64,10 @@ class LoadedVersion:
     def family(self) -> str:
         return self.manifest.family
 
-    async def run(self, graph: str, feeds: dict[str, np.ndarray], deadline: float) -> np.ndarray:
-        return await self.batchers[graph].submit(feeds, deadline)
+    async def run(self, graph: str, feeds: dict[str, np.ndarray], deadline: float,
+                  finish: Finish | None = None) -> Any:
+        """The graph's output rows for ``feeds``, or ``finish(rows)`` (see ``Batcher``)."""
+        return await self.batchers[graph].submit(feeds, deadline, finish)
 
     def queued_rows(self) -> int:
         return sum(b.queued_rows for b in self.batchers.values())

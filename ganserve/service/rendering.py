@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ganserve.images import encode_png, make_grid, to_pil, to_uint8, upscale
-from ganserve.service.generation import Generated
+from ganserve.service.generation import Generated, Render
 from ganserve.service.registry import LoadedVersion
 from ganserve.service.schemas.generate import GenerateResponse, ImageOut
 
@@ -54,11 +54,22 @@ async def _encode(fn, *args):
     return await run_in_threadpool(fn, *args)
 
 
+def png_render(cols: int | None, scale: int) -> Render:
+    """images -> the PNG body (one image, or a grid), for ``generation.sample(render=...)``:
+    encoded in the batch's worker thread right after the run, off the event loop."""
+    def render(images: np.ndarray) -> bytes:
+        return encode_png(_grid(pixels(Generated(images, [], [])), cols, scale))
+    return render
+
+
 async def png_response(lv: LoadedVersion, gen: Generated, cols: int | None, scale: int
                        ) -> Response:
-    u8 = pixels(gen)
-    grid = _grid(u8, cols, scale)
-    body = encode_png(grid) if grid.size <= INLINE_PIXELS else await _encode(encode_png, grid)
+    if isinstance(gen.rendered, bytes):             # encoded in the batch thread already
+        body = gen.rendered
+    else:
+        grid = _grid(pixels(gen), cols, scale)
+        body = (encode_png(grid) if grid.size <= INLINE_PIXELS
+                else await _encode(encode_png, grid))
     return Response(body, media_type="image/png", headers=_headers(lv, gen))
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
+from ganserve.service.auth import Credentials, require_key_for_inference
 from ganserve.service.datasets import DatasetService
 from ganserve.service.errors import (
     ClientDisconnected,
@@ -61,7 +63,30 @@ async def get_datasets(request: Request) -> DatasetService:
     return datasets
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What an inference handler needs, from one dependency (which ``api.fast_path`` calls
+    directly for the hot routes): the key check, then the registry once it has loaded."""
+    registry: Registry
+    settings: Settings
+
+
+async def get_serving(request: Request, creds: Credentials) -> Serving:
+    """The inference key check (GANSERVE_INFERENCE_NEEDS_KEY), then the loaded registry."""
+    await require_key_for_inference(request, creds)
+    return Serving(await get_registry(request), request.app.state.settings)
+
+
+async def get_serving_json(request: Request, creds: Credentials) -> Serving:
+    """``get_serving`` for a route whose body must be JSON (415 otherwise, after the key)."""
+    await require_key_for_inference(request, creds)
+    await require_json(request)
+    return Serving(await get_registry(request), request.app.state.settings)
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ServingDep = Annotated[Serving, Depends(get_serving)]
+ServingJsonDep = Annotated[Serving, Depends(get_serving_json)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 DatasetsDep = Annotated[DatasetService, Depends(get_datasets)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]

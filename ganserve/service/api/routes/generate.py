@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -21,12 +21,25 @@ from pydantic import ValidationError
 from ganserve.latent_space import parse_styles
 from ganserve.latents import SEED_MAX
 from ganserve.service import generation, limits
-from ganserve.service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded, require_json
-from ganserve.service.auth import require_key_for_inference
+from ganserve.service.api.deps import (
+    Serving,
+    ServingDep,
+    ServingJsonDep,
+    deadline_for,
+    get_serving_json,
+    guarded,
+)
+from ganserve.service.api.fast_path import Hot
 from ganserve.service.errors import InvalidInput, did_you_mean, error_responses
 from ganserve.service.observability import IMAGES
 from ganserve.service.registry import LoadedVersion
-from ganserve.service.rendering import animation_response, json_response, png_response, wants_json
+from ganserve.service.rendering import (
+    animation_response,
+    json_response,
+    png_render,
+    png_response,
+    wants_json,
+)
 from ganserve.service.schemas.generate import (
     SCALE_MAX,
     ConditionalRequest,
@@ -36,11 +49,10 @@ from ganserve.service.schemas.generate import (
     SampleRequest,
     StyleMixRequest,
 )
-from ganserve.service.settings import Settings
 
-router = APIRouter(prefix="/v1/models", tags=["generate"],
-                   dependencies=[Depends(require_key_for_inference)])
-JSON_BODY = [Depends(require_json)]
+# every route: the inference key check (GANSERVE_INFERENCE_NEEDS_KEY) and the registry, in
+# one dependency (ServingDep; ServingJsonDep also needs a JSON body)
+router = APIRouter(prefix="/v1/models", tags=["generate"])
 
 
 def name_param(capability: str, example: str) -> Any:
@@ -87,45 +99,62 @@ async def _render(lv: LoadedVersion, gen, fmt, accept, cols, scale, return_laten
     return await png_response(lv, gen, cols, scale)
 
 
-async def _sample(name: str, body: SampleRequest, request: Request, registry, s: Settings,
+async def _sample(name: str, body: SampleRequest, request: Request, call: Serving,
                   accept: str | None, require_conditional: bool) -> Response:
-    lv = await registry.resolve(name, body.version)
+    s = call.settings
+    lv = await call.registry.resolve(name, body.version)
     if require_conditional:
         generation.require(lv, "conditional")
     seeds = limits.request_seeds(body.seeds, body.n, s)
     limits.output_size(lv, len(seeds), body.scale, s)
     cls = generation.resolve_class(lv, body.class_) if body.class_ is not None else None
     deadline = deadline_for(s)
+    render = None if wants_json(body.format, accept) else png_render(body.cols, body.scale)
     gen = await guarded(request, generation.sample(lv, seeds, cls, body.truncation_psi,
-                                                   deadline), deadline)
+                                                   deadline, render), deadline)
     return await _render(lv, gen, body.format, accept, body.cols, body.scale,
                          body.return_latents)
 
 
 @router.post("/{name}/sample", response_class=Response, responses=image_responses("image/png"),
-             dependencies=JSON_BODY, summary="Sample images from seeds (any family)")
-async def sample(name: SampleName, body: SampleRequest, request: Request, registry: RegistryDep,
-                 settings: SettingsDep, accept: str | None = Header(None)) -> Response:
-    return await _sample(name, body, request, registry, settings, accept, False)
+             summary="Sample images from seeds (any family)")
+async def sample(name: SampleName, body: SampleRequest, request: Request, call: ServingJsonDep,
+                 accept: str | None = Header(None)) -> Response:
+    return await _sample(name, body, request, call, accept, False)
 
 
 @router.post("/{name}/conditional", response_class=Response,
-             responses=image_responses("image/png"), dependencies=JSON_BODY,
+             responses=image_responses("image/png"),
              summary="Images of one class (conditional models)")
 async def conditional(name: ConditionalName, body: ConditionalRequest, request: Request,
-                      registry: RegistryDep, settings: SettingsDep,
-                      accept: str | None = Header(None)) -> Response:
-    return await _sample(name, body, request, registry, settings, accept, True)
+                      call: ServingJsonDep, accept: str | None = Header(None)) -> Response:
+    return await _sample(name, body, request, call, accept, True)
+
+
+async def _sample_direct(request: Request, call: Serving, params: dict[str, str],
+                         body: SampleRequest) -> Response:
+    return await _sample(params["name"], body, request, call, request.headers.get("accept"),
+                         False)
+
+
+async def _conditional_direct(request: Request, call: Serving, params: dict[str, str],
+                              body: ConditionalRequest) -> Response:
+    return await _sample(params["name"], body, request, call, request.headers.get("accept"),
+                         True)
+
+
+# the hot routes, served by api.fast_path when the request is well-formed
+HOT = {sample: Hot(_sample_direct, get_serving_json, SampleRequest),
+       conditional: Hot(_conditional_direct, get_serving_json, ConditionalRequest)}
 
 
 @router.post("/{name}/interpolate", response_class=Response,
              responses=image_responses("image/png", "image/gif", "image/webp"),
-             dependencies=JSON_BODY,
              summary="Frames between two seeds or latents")
 async def interpolate(name: InterpolateName, body: InterpolateRequest, request: Request,
-                      registry: RegistryDep, settings: SettingsDep,
-                      accept: str | None = Header(None)) -> Response:
-    lv = await registry.resolve(name, body.version)
+                      call: ServingJsonDep, accept: str | None = Header(None)) -> Response:
+    settings = call.settings
+    lv = await call.registry.resolve(name, body.version)
     limits.at_most(body.steps, settings.max_interpolation_steps, "steps", "steps")
     limits.output_size(lv, body.steps, body.scale, settings)
     deadline = deadline_for(settings)
@@ -139,12 +168,12 @@ async def interpolate(name: InterpolateName, body: InterpolateRequest, request: 
 
 
 @router.post("/{name}/style-mix", response_class=Response,
-             responses=image_responses("image/png"), dependencies=JSON_BODY,
+             responses=image_responses("image/png"),
              summary="StyleGAN style-mixing grid (NVIDIA layout)")
 async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
-                    registry: RegistryDep, settings: SettingsDep,
-                    accept: str | None = Header(None)) -> Response:
-    lv = await registry.resolve(name, body.version)
+                    call: ServingJsonDep, accept: str | None = Header(None)) -> Response:
+    settings = call.settings
+    lv = await call.registry.resolve(name, body.version)
     generation.require(lv, "style-mix")
     cells = settings.max_grid_cells
     rows = limits.seed_list(body.row_seeds, cells, "row_seeds")
@@ -190,8 +219,7 @@ PsiQuery = Query(None, ge=0.0, le=2.0, allow_inf_nan=False,
                                                                   "format": "binary"}}}},
                        **error_responses(400, 401, 403, 404, 422, 504)},
             summary="One image as PNG, for browsers, <img> tags and curl")
-async def sample_png(request: Request, name: SampleName, registry: RegistryDep,
-                     settings: SettingsDep,
+async def sample_png(request: Request, name: SampleName, call: ServingDep,
                      seed: int | None = Query(None, ge=0, le=SEED_MAX,
                                               description="default: random"),
                      truncation_psi: float | None = PsiQuery,
@@ -214,4 +242,4 @@ async def sample_png(request: Request, name: SampleName, registry: RegistryDep,
             **({"class": class_} if class_ is not None else {}))
     except ValidationError as e:           # e.g. a class name of blanks
         raise RequestValidationError(e.errors()) from e
-    return await _sample(name, body, request, registry, settings, None, False)
+    return await _sample(name, body, request, call, None, False)

@@ -21,7 +21,16 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ganserve.service import generation
-from ganserve.service.api.deps import RegistryDep, SettingsDep, deadline_for, guarded
+from ganserve.service.api.deps import (
+    RegistryDep,
+    Serving,
+    ServingDep,
+    SettingsDep,
+    deadline_for,
+    get_serving,
+    guarded,
+)
+from ganserve.service.api.fast_path import Hot
 from ganserve.service.auth import require_key_for_inference
 from ganserve.service.errors import protocol_error_responses
 from ganserve.service.observability import IMAGES
@@ -98,19 +107,28 @@ async def version_config(name: Name, version: Version, registry: RegistryDep,
 
 
 @router.post("/models/{name}/infer", response_class=Response, openapi_extra=INFER_BODY,
-             responses={**INFER_OK, **INFER_ERRORS}, dependencies=KEYED,
+             responses={**INFER_OK, **INFER_ERRORS},
              summary="Images from seed, z or w tensors (the default version)")
-async def infer(name: Name, request: Request, registry: RegistryDep,
-                settings: SettingsDep) -> Response:
-    return await _infer(name, None, request, registry, settings)
+async def infer(name: Name, request: Request, call: ServingDep) -> Response:
+    return await _infer(name, None, request, call.registry, call.settings)
 
 
 @router.post("/models/{name}/versions/{version}/infer", response_class=Response,
              openapi_extra=INFER_BODY, responses={**INFER_OK, **INFER_ERRORS},
-             dependencies=KEYED, summary="Images from seed, z or w tensors (one version)")
+             summary="Images from seed, z or w tensors (one version)")
 async def infer_version(name: Name, version: Version, request: Request,
-                        registry: RegistryDep, settings: SettingsDep) -> Response:
-    return await _infer(name, version, request, registry, settings)
+                        call: ServingDep) -> Response:
+    return await _infer(name, version, request, call.registry, call.settings)
+
+
+async def _infer_direct(request: Request, call: Serving, params: dict[str, str], _: None
+                        ) -> Response:
+    return await _infer(params["name"], params.get("version"), request, call.registry,
+                        call.settings)
+
+
+# the hot routes, served by api.fast_path (these read their own body: any content type)
+HOT = {infer: Hot(_infer_direct, get_serving), infer_version: Hot(_infer_direct, get_serving)}
 
 
 async def _infer(name: str, version: str | None, request: Request, registry: Registry,
