@@ -196,7 +196,7 @@ def bench_model(vdir: Path, duration: float, workers: int) -> dict:
         for c in (1, 8, 32, 64):
             r[f"gs{c}"] = wrk(url, {"seeds": [42]}, c, duration)
         r["gs32b"] = wrk(url, {"seeds": [42]}, 32, duration)      # again, right after
-        r["grid"] = wrk(url, {"seeds": list(range(64))}, 2, duration)
+        r["grid"] = wrk(url, {"seeds": list(range(64))}, 4, duration)
         r["v2"] = wrk(f"http://127.0.0.1:{gs.port}/v2/models/{name}/infer", PROTOCOL_BODY,
                       32, duration)
         r["mem_after"] = workers_memory(gs)

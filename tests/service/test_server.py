@@ -1,15 +1,21 @@
 """A real uvicorn process: batching, determinism under concurrency, hot swap under load,
 queue-full 503 and SIGTERM drain. Loads stay on loopback, bounded in count and time."""
 
+import contextlib
+import os
 import re
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import add_version, copy_store
+from tests.service.conftest import REPO, add_version, copy_store
 
 DC, SG = "baby-dcgan", "baby-stylegan"
 
@@ -156,3 +162,51 @@ def test_disconnected_client_rows_are_dropped(store, server_factory):
     text = httpx.get(srv.url + "/metrics").text
     assert metric(text, "ganserve_requests_total", model=DC, status="499") == 1
     assert metric(text, "ganserve_batch_rows_sum", model=DC, graph="generator") == 0
+
+
+def _established(pid: int, port: int) -> int:
+    """Established connections to ``port`` whose socket ``pid`` holds (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "01" and f[9] in inodes:
+            count += 1
+    return count
+
+
+def test_workers_share_a_burst_of_connections(store, server_factory):
+    """One listening socket per worker (SO_REUSEPORT): a burst of connections spreads over
+    the workers. On one shared socket the first worker awake took most of wrk's 32."""
+    srv = server_factory(store, workers=2)
+    conns = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(32)]
+    try:
+        for c in conns:                 # a request on each: every one has been accepted
+            c.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            assert c.recv(4096).startswith(b"HTTP/1.1 200")
+        held = [_established(pid, srv.port) for pid in srv.workers()]
+        assert sum(held) == 32 and min(held) >= 4, held
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_a_port_in_use_is_refused_not_shared(store, server_factory, tmp_path):
+    """SO_REUSEPORT alone would let a second server join the first's port and take half its
+    connections; it must stop instead, saying why."""
+    first = server_factory(store, workers=2)
+    env = {**os.environ, "GANSERVE_MODELS_DIR": str(store), "GANSERVE_DATA_DIR":
+           str(tmp_path / "data"), "GANSERVE_EMBEDDED_WORKER": "false"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    second = subprocess.run(
+        [sys.executable, "-m", "ganserve", "serve", "--port", str(first.port), "--workers",
+         "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode != 0, second.stdout + second.stderr
+    assert f"cannot listen on 127.0.0.1:{first.port}" in second.stdout + second.stderr
+    assert httpx.get(first.url + "/v2/health/ready").status_code == 200
