@@ -40,8 +40,12 @@ def _headers(lv: LoadedVersion, gen: Generated) -> dict[str, str]:
 
 def pixels(gen: Generated) -> np.ndarray:
     """uint8 images; a non-finite output (an extreme explicit latent) becomes mid-grey, not
-    an undefined cast."""
-    return to_uint8(np.nan_to_num(np.clip(gen.images, -1.0, 1.0), copy=False, nan=0.0))
+    an undefined cast. (Two ufuncs and a masked copy: np.clip and np.nan_to_num cost their
+    Python wrappers on every request.)"""
+    x = np.maximum(gen.images, -1.0)            # NaN stays NaN; -inf becomes -1
+    np.minimum(x, 1.0, out=x)
+    np.copyto(x, 0.0, where=np.isnan(x))
+    return to_uint8(x)
 
 
 def _grid(images_u8: np.ndarray, cols: int | None, scale: int) -> np.ndarray:

@@ -17,6 +17,7 @@ import tritonclient.http as triton
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
+from ganserve.service.oip import tensors
 from tests.service.conftest import REPO, ServerProcess, copy_store
 
 MODELS = ("fashion-dcgan", "fashion-cgan", "fashion-stylegan")
@@ -464,3 +465,16 @@ def test_protocol_names_each_tensor_once(app_client):
     assert r.status_code == 400 and r.json()["error"] == "inputs.seed: given twice", r.text
     r = app_client.post(url, json={"inputs": [seed], "outputs": [{"name": "image"}] * 2})
     assert r.status_code == 400 and r.json()["error"] == "outputs.image: asked twice", r.text
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32, 1), (3, 4, 4, 3), (0, 2), (256,)])
+def test_protocol_json_array_spells_what_json_dumps_would(shape):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, shape, dtype=np.uint8)
+    if arr.size:
+        arr.reshape(-1)[:2] = (0, 255)
+    t = tensors.Tensor("image", "UINT8", list(shape), arr)
+    assert tensors.json_array(t) == json.dumps(arr.reshape(-1).tolist(),
+                                               separators=(",", ":")).encode()
+    z = tensors.Tensor("z", "FP32", [2], np.array([0.5, -1.25], np.float32))
+    assert json.loads(tensors.json_array(z)) == [0.5, -1.25]

@@ -194,6 +194,32 @@ def json_data(t: Tensor) -> list[Any]:
     return t.array.reshape(-1).tolist()
 
 
+def _uint8_spellings() -> tuple[np.ndarray, np.ndarray]:
+    """Each byte value's decimal digits and a comma, padded to 4 bytes; and their lengths."""
+    table = np.zeros((256, 4), np.uint8)
+    lengths = np.zeros(256, np.int64)
+    for v in range(256):
+        text = f"{v},".encode()
+        table[v, :len(text)] = np.frombuffer(text, np.uint8)
+        lengths[v] = len(text)
+    return table, lengths
+
+
+_UINT8_TABLE, _UINT8_LENGTHS = _uint8_spellings()
+_COLUMNS = np.arange(4)
+
+
+def json_array(t: Tensor) -> bytes:
+    """The tensor's data as JSON text, row-major (``json_data`` written out). UINT8, the
+    images' usual type, is spelled from a table in numpy: json.dumps of the list took ~60 µs
+    of the event loop per 32x32 image, this ~25 µs, and far less per element for grids."""
+    if t.datatype == "UINT8" and t.array.size:
+        v = t.array.reshape(-1)
+        keep = _UINT8_LENGTHS[v][:, None] > _COLUMNS
+        return b"[" + _UINT8_TABLE[v][keep].tobytes()[:-1] + b"]"
+    return json.dumps(json_data(t), separators=(",", ":")).encode()
+
+
 def binary_data(t: Tensor) -> bytes:
     if t.datatype == "BYTES":
         return b"".join(struct.pack("<I", len(b)) + b for b in t.array.reshape(-1))

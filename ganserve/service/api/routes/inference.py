@@ -149,21 +149,26 @@ async def _infer(name: str, version: str | None, request: Request, registry: Reg
     return _response(lv, req, plan, outputs, accept)
 
 
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def _response(lv: LoadedVersion, req: InferRequest, plan: inference.Plan,
               outputs: list[tensors.Tensor], accept_encoding: str | None) -> Response:
     head: dict[str, Any] = {"model_name": lv.name, "model_version": lv.version}
     if req.id is not None:
         head["id"] = req.id
-    head["outputs"], blobs = [], []
+    outs, blobs = [], []
     for t, (_, binary) in zip(outputs, plan.outputs):
         out: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": t.shape}
         if binary:
             blobs.append(tensors.binary_data(t))
             out["parameters"] = {"binary_data_size": len(blobs[-1])}
-        else:
-            out["data"] = tensors.json_data(t)
-        head["outputs"].append(out)
-    head_bytes = json.dumps(head, separators=(",", ":")).encode()
+            outs.append(_json(out))
+        else:               # {..., "data": [...]}, the data spelled out by tensors
+            outs.append(_json(out)[:-1] + b',"data":' + tensors.json_array(t) + b"}")
+    head["outputs"] = []
+    head_bytes = _json(head)[:-len(b"[]}")] + b"[" + b",".join(outs) + b"]}"
     headers = {"X-Model-Name": lv.name, "X-Model-Version": lv.version,
                "Vary": "Accept-Encoding"}
     body = head_bytes
