@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ganserve.manifest import in_store, load_manifest, resolve_version_dir
+from ganserve.service.batcher import Finish
 from ganserve.service.registry import LoadedVersion, load_version, run_padded
 from ganserve.service.settings import Settings
 
@@ -23,8 +25,10 @@ class DirectRun:
     session: object
     pad_to: int | None
 
-    async def submit(self, feeds: dict[str, np.ndarray], deadline: float) -> np.ndarray:
-        return run_padded(self.session, feeds, self.pad_to)
+    async def submit(self, feeds: dict[str, np.ndarray], deadline: float,
+                     finish: Finish | None = None) -> Any:
+        out = run_padded(self.session, feeds, self.pad_to)
+        return out if finish is None else finish(out)
 
 
 def open_version(model: str, models_dir: Path) -> LoadedVersion:
