@@ -36,7 +36,7 @@ from ganserve.manifest import (
     model_dirs,
 )
 from ganserve.model_store import read_default
-from ganserve.onnx_runtime import DeviceUnavailable
+from ganserve.onnx_runtime import CUDA_PROVIDER, DeviceUnavailable
 from ganserve.service.batcher import Batcher, BatchStats, Finish, pad_rows
 from ganserve.service.errors import ModelNotFound, ModelUnavailable, VersionNotFound
 from ganserve.service.settings import Settings
@@ -57,6 +57,8 @@ class LoadedVersion:
     deterministic: bool
     pad_to: int | None
     load_seconds: float
+    max_batch_rows: int                 # this model's batching on its device (Settings.batching)
+    max_batch_delay_ms: float
     batchers: dict[str, Batcher] = field(default_factory=dict)
     status: str = "ready"
 
@@ -151,19 +153,20 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
         if want != have:
             raise ValueError(f"{graph}: inputs {have} do not match the manifest's {want}")
     provider = next(iter(gen.sessions.values())).get_providers()[0]
+    rows, delay_ms = settings.batching(name, provider == CUDA_PROVIDER)
     pad_to = None
-    deterministic = probe_determinism(gen, settings.max_batch_rows, None)
+    deterministic = probe_determinism(gen, rows, None)
     if not deterministic:
-        pad_to = settings.max_batch_rows
-        deterministic = probe_determinism(gen, settings.max_batch_rows, pad_to)
+        pad_to = rows
+        deterministic = probe_determinism(gen, rows, pad_to)
         log.warning("%s/%s: outputs depend on batch size on %s; running fixed-shape batches "
                     "of %d rows (deterministic: %s)", name, version, provider, pad_to,
                     deterministic)
     # warm-up at the largest batch, so the first real request does not pay allocation
     for graph, sess in gen.sessions.items():
-        run_padded(sess, _probe_feeds(gen, graph, settings.max_batch_rows), pad_to)
+        run_padded(sess, _probe_feeds(gen, graph, rows), pad_to)
     return LoadedVersion(name, version, vdir, m, gen, provider, deterministic, pad_to,
-                         time.monotonic() - t0)
+                         time.monotonic() - t0, rows, delay_ms)
 
 
 class Registry:
@@ -308,8 +311,8 @@ class Registry:
                 return sess.run(None, feeds)[0]
 
             lv.batchers[graph] = Batcher(
-                f"{lv.name}/{lv.version}/{graph}", run, max_rows=s.max_batch_rows,
-                max_delay_s=s.max_batch_delay_ms / 1000, max_queue_rows=s.max_queue_rows,
+                f"{lv.name}/{lv.version}/{graph}", run, max_rows=lv.max_batch_rows,
+                max_delay_s=lv.max_batch_delay_ms / 1000, max_queue_rows=s.max_queue_rows,
                 executor=self.executor, pad_to=lv.pad_to,
                 on_batch=(lambda st, lv=lv, g=graph: self._on_batch(lv, g, st))
                 if self._on_batch else None,

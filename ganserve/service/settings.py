@@ -11,11 +11,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ganserve.service.uploads.archive import ArchiveLimits
 from ganserve.service.uploads.ingest import UploadLimits
 from ganserve.settings import SharedSettings
+
+
+class Batching(BaseModel):
+    """One model's dynamic batching, as Triton's ``dynamic_batching`` and BentoML's
+    ``max_batch_size`` / ``max_latency_ms`` give it per model; unset fields keep the
+    device's default."""
+    model_config = ConfigDict(extra="forbid")
+    max_batch_rows: int | None = Field(None, ge=1, le=4096, description="rows per run")
+    max_batch_delay_ms: float | None = Field(None, ge=0, le=1000, description="longest a "
+                                             "row waits for others to join its batch")
 
 
 class Settings(SharedSettings):
@@ -28,9 +38,18 @@ class Settings(SharedSettings):
     max_eval_samples: int = Field(50_000, ge=2, description="largest n of an evaluate job")
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA execution provider when available, else CPU")
-    max_batch_rows: int = Field(64, ge=1, le=4096, description="rows per ONNX Runtime run")
+    max_batch_rows: int = Field(64, ge=1, le=4096, description="rows per ONNX Runtime run "
+                                "on the CPU")
     max_batch_delay_ms: float = Field(
-        2.0, ge=0, le=1000, description="longest a row waits for others to join its batch")
+        2.0, ge=0, le=1000, description="longest a row waits for others to join its batch "
+        "on the CPU")
+    gpu_max_batch_rows: int = Field(256, ge=1, le=4096, description="rows per run on a GPU "
+                                    "(CUDA): it is underused by small batches")
+    gpu_max_batch_delay_ms: float = Field(1.0, ge=0, le=1000, description="a GPU run takes "
+                                          "a fraction of a CPU's, so rows wait less for it")
+    model_batching: dict[str, Batching] = Field(
+        {}, description='per model name, over the device\'s defaults, e.g. '
+        '{"fashion-stylegan": {"max_batch_rows": 32, "max_batch_delay_ms": 4}}')
     max_queue_rows: int = Field(2048, ge=1, description="rows waiting per model version; "
                                 "beyond it requests get 503 with Retry-After")
     request_deadline_s: float = Field(30.0, gt=0, le=3600,
@@ -128,6 +147,14 @@ class Settings(SharedSettings):
                              "seed-store --from models`")
         return v
 
+
+    def batching(self, model: str, on_gpu: bool) -> tuple[int, float]:
+        """(rows per run, longest wait in ms) of ``model`` on the CPU or a GPU."""
+        rows, delay = ((self.gpu_max_batch_rows, self.gpu_max_batch_delay_ms) if on_gpu
+                       else (self.max_batch_rows, self.max_batch_delay_ms))
+        own = self.model_batching.get(model, Batching())
+        return (own.max_batch_rows if own.max_batch_rows is not None else rows,
+                own.max_batch_delay_ms if own.max_batch_delay_ms is not None else delay)
 
     def request_limits(self) -> dict[str, int]:
         """Request field -> its configured limit (a number's maximum, a list's length): what

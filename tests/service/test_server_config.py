@@ -56,3 +56,46 @@ def test_quota_threads_only_when_the_quota_caps(tmp_path, monkeypatch):
     assert quota_threads(tmp_path) == 2
     (tmp_path / "cpu.max").write_text("12800000 100000\n")     # 128 CPUs of quota > 64
     assert quota_threads(tmp_path) == 0
+
+
+def test_batching_is_per_device_and_per_model(tmp_path):
+    from ganserve.service.settings import Settings
+    s = Settings(models_dir=tmp_path, model_batching={
+        "big": {"max_batch_rows": 16, "max_batch_delay_ms": 8}, "quick": {"max_batch_delay_ms": 0}})
+    assert s.batching("other", on_gpu=False) == (64, 2.0)
+    assert s.batching("other", on_gpu=True) == (256, 1.0)       # bigger batches, shorter waits
+    assert s.batching("big", on_gpu=True) == (16, 8.0)
+    assert s.batching("quick", on_gpu=False) == (64, 0.0)       # unset fields: the device's
+
+
+def test_batching_from_the_environment_and_its_mistakes(tmp_path, monkeypatch):
+    from pydantic import ValidationError
+
+    from ganserve.service.settings import Settings
+    monkeypatch.setenv("GANSERVE_MODEL_BATCHING", '{"m": {"max_batch_rows": 8}}')
+    assert Settings(models_dir=tmp_path).batching("m", on_gpu=False) == (8, 2.0)
+    monkeypatch.setenv("GANSERVE_MODEL_BATCHING", '{"m": {"max_rows": 8}}')
+    with pytest.raises(ValidationError, match="max_rows"):
+        Settings(models_dir=tmp_path)
+    monkeypatch.setenv("GANSERVE_MODEL_BATCHING", '{"m": {"max_batch_rows": 0}}')
+    with pytest.raises(ValidationError, match="max_batch_rows"):
+        Settings(models_dir=tmp_path)
+
+
+def test_a_models_batching_reaches_its_batcher_and_config(store):
+    from tests.service.conftest import make_client, wait_ready
+    with make_client(store, model_batching={"baby-dcgan": {"max_batch_rows": 8,
+                                                           "max_batch_delay_ms": 50}}) as c:
+        wait_ready(c)
+        lv = c.app.state.registry.models["baby-dcgan"]["1"]
+        assert (lv.batchers["generator"].max_rows, lv.batchers["generator"].max_delay_s) == \
+            (8, 0.05)
+        other = c.app.state.registry.models["baby-cgan"]["1"]
+        assert other.batchers["generator"].max_rows == 64
+        batching = c.get("/v2/models/baby-dcgan/config").json()["dynamic_batching"]
+        assert batching == {"preferred_batch_size": [8], "max_queue_delay_microseconds": 50000}
+        info = c.get("/v1/models/baby-dcgan").json()
+        assert info["versions"][0]["batching"] == {"max_batch_rows": 8,
+                                                   "max_batch_delay_ms": 50.0}
+        r = c.post("/v1/models/baby-dcgan/sample", json={"seeds": list(range(20))})
+        assert r.status_code == 200           # 20 rows: three runs of at most 8

@@ -110,9 +110,9 @@ def model_config(lv: LoadedVersion, s: Settings) -> dict[str, Any]:
             "version_policy": {"all": {}}, "max_batch_size": max_rows(lv, s),
             "input": [_config_tensor(*t, optional=True) for t in input_specs(m)],
             "output": [_config_tensor(*t, optional=False) for t in output_specs(m)],
-            "dynamic_batching": {"preferred_batch_size": [s.max_batch_rows],
+            "dynamic_batching": {"preferred_batch_size": [lv.max_batch_rows],
                                  "max_queue_delay_microseconds": int(
-                                     s.max_batch_delay_ms * 1000)},
+                                     lv.max_batch_delay_ms * 1000)},
             "parameters": {"family": {"string_value": lv.family}} | (
                 {"classes": {"string_value": ",".join(m.class_names)}} if m.conditional
                 else {})}

@@ -19,6 +19,9 @@ class VersionInfo(BaseModel):
     error: str | None = None
     provider: str | None = None
     deterministic: bool | None = None
+    batching: dict[str, float] | None = Field(None, description="this version's dynamic "
+                                              "batching on its device: max_batch_rows, "
+                                              "max_batch_delay_ms")
     created_at: str | None = None
     parent: str | None = None
     training: dict[str, Any] | None = None

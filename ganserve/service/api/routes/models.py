@@ -60,7 +60,10 @@ def _version_info(e: Entry, default: str | None = None) -> VersionInfo:
         m = e.manifest
         t = m.training
         return VersionInfo(version=e.version, status="ready", provider=e.provider,
-                           deterministic=e.deterministic, created_at=m.created_at,
+                           deterministic=e.deterministic,
+                           batching={"max_batch_rows": e.max_batch_rows,
+                                     "max_batch_delay_ms": e.max_batch_delay_ms},
+                           created_at=m.created_at,
                            parent=m.parent, metrics=_card(e),
                            training={"steps": t.steps, "images_seen": t.images_seen,
                                      "preset": t.preset, "command": t.command,
