@@ -5,7 +5,10 @@ from __future__ import annotations
 import ctypes
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 try:
     import onnxruntime as ort
@@ -134,3 +137,23 @@ def make_session(path: str | Path, device: str = "auto", intra_op_threads: int =
         raise DeviceUnavailable(f"device=cuda, but ONNX Runtime ran {Path(path).name} on "
                                 f"{', '.join(got)} ({cuda_problem() or 'see its error above'})")
     return session
+
+
+def run_function(session: ort.InferenceSession, io_binding: bool
+                 ) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """One graph's first output for some feeds. ``io_binding``: through ONNX Runtime's IO
+    binding, the output allocated on the session's device and copied to the host once (on
+    CUDA ``session.run`` stages it through another copy); the same numbers either way."""
+    if not io_binding:
+        return lambda feeds: session.run(None, feeds)[0]
+    output = session.get_outputs()[0].name
+    device = "cuda" if session.get_providers()[0] == CUDA_PROVIDER else "cpu"
+
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output(output, device)
+        session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+    return run

@@ -36,7 +36,7 @@ from ganserve.manifest import (
     model_dirs,
 )
 from ganserve.model_store import read_default
-from ganserve.onnx_runtime import CUDA_PROVIDER, DeviceUnavailable
+from ganserve.onnx_runtime import CUDA_PROVIDER, DeviceUnavailable, run_function
 from ganserve.service.batcher import Batcher, BatchStats, Finish, pad_rows
 from ganserve.service.errors import ModelNotFound, ModelUnavailable, VersionNotFound
 from ganserve.service.settings import Settings
@@ -306,10 +306,9 @@ class Registry:
 
     def _make_batchers(self, lv: LoadedVersion) -> None:
         s = self.settings
+        io_binding = s.uses_io_binding(lv.provider == CUDA_PROVIDER)
         for graph, sess in lv.generator.sessions.items():
-            def run(feeds, sess=sess):
-                return sess.run(None, feeds)[0]
-
+            run = run_function(sess, io_binding)
             lv.batchers[graph] = Batcher(
                 f"{lv.name}/{lv.version}/{graph}", run, max_rows=lv.max_batch_rows,
                 max_delay_s=lv.max_batch_delay_ms / 1000, max_queue_rows=s.max_queue_rows,

@@ -47,6 +47,9 @@ class Settings(SharedSettings):
                                     "(CUDA): it is underused by small batches")
     gpu_max_batch_delay_ms: float = Field(1.0, ge=0, le=1000, description="a GPU run takes "
                                           "a fraction of a CPU's, so rows wait less for it")
+    io_binding: Literal["auto", "on", "off"] = Field(
+        "auto", description="run graphs through ONNX Runtime's IO binding (output allocated "
+        "on the device, copied to the host once); auto: on a GPU only")
     model_batching: dict[str, Batching] = Field(
         {}, description='per model name, over the device\'s defaults, e.g. '
         '{"fashion-stylegan": {"max_batch_rows": 32, "max_batch_delay_ms": 4}}')
@@ -147,6 +150,9 @@ class Settings(SharedSettings):
                              "seed-store --from models`")
         return v
 
+
+    def uses_io_binding(self, on_gpu: bool) -> bool:
+        return self.io_binding == "on" or (self.io_binding == "auto" and on_gpu)
 
     def batching(self, model: str, on_gpu: bool) -> tuple[int, float]:
         """(rows per run, longest wait in ms) of ``model`` on the CPU or a GPU."""

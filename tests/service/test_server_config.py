@@ -99,3 +99,24 @@ def test_a_models_batching_reaches_its_batcher_and_config(store):
                                                    "max_batch_delay_ms": 50.0}
         r = c.post("/v1/models/baby-dcgan/sample", json={"seeds": list(range(20))})
         assert r.status_code == 200           # 20 rows: three runs of at most 8
+
+
+def test_io_binding_gives_the_same_images(store):
+    """IO binding (on by default on a GPU) is checked here on the CPU: same bytes."""
+    import numpy as np
+
+    from ganserve.onnx_runtime import run_function
+    from tests.service.conftest import make_client, wait_ready
+    with make_client(store, io_binding="on") as bound, make_client(store) as plain:
+        wait_ready(bound)
+        wait_ready(plain)
+        for name in ("baby-dcgan", "baby-cgan", "baby-stylegan"):
+            body = {"seeds": [1, 2, 3], "truncation_psi": 0.7}
+            a = bound.post(f"/v1/models/{name}/sample", json=body)
+            b = plain.post(f"/v1/models/{name}/sample", json=body)
+            assert a.status_code == 200 and a.content == b.content, name
+        lv = bound.app.state.registry.models["baby-dcgan"]["1"]
+        sess = lv.generator.sessions["generator"]
+        z = lv.generator.latents([4, 5])
+        assert np.array_equal(run_function(sess, True)({"z": z}),
+                              run_function(sess, False)({"z": z}))
