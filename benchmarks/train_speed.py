@@ -28,13 +28,16 @@ from ganserve.training.loop import train  # noqa: E402
 from ganserve.training.networks import config_from_dict  # noqa: E402
 
 
-def bench_family(family: str, data, steps: int, warmup: int, root: Path) -> dict:
+def bench_family(family: str, data, steps: int, warmup: int, root: Path,
+                 export: bool = True, **train_overrides) -> dict:
+    """Images/s of ``steps`` timed steps after ``warmup``; ``train_overrides`` replace the
+    preset's training settings (e.g. device="cuda", precision="bf16")."""
     m, t = preset(family, "fashion32")
     m["class_names"] = data.class_names
     if family_spec(family).conditional:
         m["num_classes"] = data.num_classes
     t.update(steps=warmup + steps, log_every=warmup + steps, sample_every=10**9,
-             checkpoint_every=10**9, eval_every=0)
+             checkpoint_every=10**9, eval_every=0, **train_overrides)
     cfg = TrainConfig(**t)
     run = root / family
     times: list[float] = []
@@ -56,6 +59,9 @@ def bench_family(family: str, data, steps: int, warmup: int, root: Path) -> dict
           should_cancel=should_cancel)
     elapsed = times[-1] - marks["t0"]
     ips = steps * cfg.batch / elapsed
+    if not export:
+        return {"family": family, "batch": cfg.batch, "images_per_s": ips,
+                "s_per_step": elapsed / steps}
     t0 = time.perf_counter()
     vdir = export_run(run, root / "models", family, "1")
     export_s = time.perf_counter() - t0
