@@ -28,13 +28,13 @@ def class_weights(classes: np.ndarray | list, num_classes: int) -> np.ndarray:
 class OnnxGenerator:
     def __init__(self, version_dir: str | Path, device: str = "auto", verify: bool = True,
                  intra_op_threads: int = 0, spinning: bool = True,
-                 identical_across_cpus: bool = False):
+                 identical_across_cpus: bool = False, cpu_mem_arena: bool = True):
         self.dir = Path(version_dir)
         self.manifest: Manifest = load_manifest(self.dir)
         if verify:
             verify_files(self.dir, self.manifest)
         self.sessions = {name: make_session(self.dir / g.file, device, intra_op_threads,
-                                            spinning, identical_across_cpus)
+                                            spinning, identical_across_cpus, cpu_mem_arena)
                          for name, g in self.manifest.graphs.items()}
         m = self.manifest
         self.w_avg = np.asarray(m.w_avg, np.float32) if m.w_avg is not None else None

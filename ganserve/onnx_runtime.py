@@ -113,11 +113,14 @@ PORTABLE_CONFIG = {"optimization.disable_specified_optimizers": "NchwcTransforme
 
 def make_session(path: str | Path, device: str = "auto", intra_op_threads: int = 0,
                  spinning: bool = True,
-                 identical_across_cpus: bool = False) -> ort.InferenceSession:
+                 identical_across_cpus: bool = False,
+                 cpu_mem_arena: bool = True) -> ort.InferenceSession:
     """``spinning=False`` stops idle ONNX Runtime threads from busy-waiting: in a server the
     event loop needs those cycles between runs. ``identical_across_cpus``: the same bits on
-    AVX2 and AVX-512 CPUs (PORTABLE_CONFIG), at some speed."""
+    AVX2 and AVX-512 CPUs (PORTABLE_CONFIG), at some speed. ``cpu_mem_arena=False``: no
+    arena keeping the largest batch's activations (less memory held, bigger runs slower)."""
     opts = ort.SessionOptions()
+    opts.enable_cpu_mem_arena = cpu_mem_arena
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     for key, value in (PORTABLE_CONFIG.items() if identical_across_cpus else ()):
         opts.add_session_config_entry(key, value)

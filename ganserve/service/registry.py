@@ -139,7 +139,8 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
     gen = OnnxGenerator(vdir, device=settings.device, verify=True,
                         intra_op_threads=settings.intra_op_threads,
                         spinning=settings.ort_spinning,
-                        identical_across_cpus=settings.identical_across_cpus)
+                        identical_across_cpus=settings.identical_across_cpus,
+                        cpu_mem_arena=settings.cpu_mem_arena)
     m = gen.manifest
     if m.name != name or m.version != version:
         raise ValueError(f"manifest says {m.name}/{m.version}, folder is {name}/{version}")

@@ -120,3 +120,16 @@ def test_io_binding_gives_the_same_images(store):
         z = lv.generator.latents([4, 5])
         assert np.array_equal(run_function(sess, True)({"z": z}),
                               run_function(sess, False)({"z": z}))
+
+
+def test_without_the_cpu_arena_the_images_are_the_same(store):
+    from tests.service.conftest import make_client, wait_ready
+    with make_client(store, cpu_mem_arena=False) as lean, make_client(store) as plain:
+        wait_ready(lean)
+        wait_ready(plain)
+        sess = lean.app.state.registry.models["baby-stylegan"]["1"].generator.sessions
+        assert not sess["synthesis"].get_session_options().enable_cpu_mem_arena
+        body = {"seeds": list(range(8))}
+        for name in ("baby-dcgan", "baby-stylegan"):
+            assert lean.post(f"/v1/models/{name}/sample", json=body).content == \
+                plain.post(f"/v1/models/{name}/sample", json=body).content
