@@ -41,9 +41,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from ganserve.generator import OnnxGenerator, class_weights  # noqa: E402
+from serve_bench import images_per_s  # noqa: E402
+
+from ganserve.generator import OnnxGenerator  # noqa: E402
 from ganserve.manifest import list_versions  # noqa: E402
-from ganserve.onnx_runtime import CUDA_PROVIDER, cuda_problem, run_function  # noqa: E402
+from ganserve.onnx_runtime import CUDA_PROVIDER, cuda_problem  # noqa: E402
 
 FAMILIES = ("dcgan", "cgan", "stylegan")
 
@@ -64,27 +66,7 @@ def raw_images_per_s(vdir: Path, device: str, io_binding: bool, seconds: float) 
     if device == "cuda" and any(s.get_providers()[0] != CUDA_PROVIDER
                                 for s in gen.sessions.values()):
         raise NotOnCuda(f"{vdir}: ONNX Runtime put a graph on the CPU")
-    runs = {g: run_function(s, io_binding) for g, s in gen.sessions.items()}
-    m, batch = gen.manifest, 64
-    z = gen.latents(list(range(batch)))
-
-    def once() -> None:
-        if m.family_spec.w_space:
-            runs["synthesis"]({"ws": gen.broadcast(runs["mapping"]({"z": z}))})
-        else:
-            feeds = {"z": z}
-            if m.conditional:
-                feeds["class"] = class_weights(np.arange(batch) % m.num_classes,
-                                               m.num_classes)
-            runs["generator"](feeds)
-
-    for _ in range(5):
-        once()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        once()
-        n += 1
-    return n * batch / (time.perf_counter() - t0)
+    return images_per_s(gen, 64, seconds, io_binding)
 
 
 # ---------------------------------------------------------------------------------- served
