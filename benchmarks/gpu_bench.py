@@ -81,6 +81,7 @@ def start_server(store: Path, device: str) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "GANSERVE_MODELS_DIR": str(store), "GANSERVE_DEVICE": device,
            "GANSERVE_LOG_LEVEL": "WARNING", "GANSERVE_EMBEDDED_WORKER": "false",
            "GANSERVE_DATA_DIR": str(store.parent / f"data-{device}")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)       # the server's own, not a caller's
     proc = subprocess.Popen([sys.executable, "-m", "ganserve", "serve", "--port", str(port)],
                             cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)

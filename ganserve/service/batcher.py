@@ -7,10 +7,10 @@ serving HTTP while a batch computes, and the next batch gathers meanwhile. A req
 than ``max_rows`` is split into several items. Rows of a request whose client went away
 (its future cancelled) or whose deadline passed are dropped before they run.
 
-A request may bring a ``finish`` function (e.g. encode its rows as a PNG): it runs on the
-request's output rows in the same worker thread, right after the batch, so the event loop
-only hands the finished result back. A request split into several items is finished once
-its parts are joined, in a worker thread too.
+A request may bring a ``finish`` function (e.g. encode its rows as a PNG): once its batch has
+run, the finishes of that batch's requests run together in one worker thread while the next
+batch gathers and runs, so the event loop only hands the finished results back. A request
+split into several items is finished once its parts are joined, in a worker thread too.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class Batcher:
         self._queued_rows = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._finishing: set[asyncio.Task] = set()
         self._recent_rows_per_s = 0.0
 
     @property
@@ -109,6 +110,8 @@ class Batcher:
                                                                 name=f"batcher:{self.name}")
 
     async def close(self) -> None:
+        for task in list(self._finishing):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,8 +210,7 @@ class Batcher:
             if self.pad_to:
                 feeds = pad_rows(feeds, self.pad_to)
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, feeds,
-                                                     batch)
+                out = await loop.run_in_executor(self._executor, self._run, feeds)
             except Exception as e:  # a failed run fails its requests, not the worker
                 log.exception("%s: batch of %d rows failed", self.name, rows)
                 for it in batch:
@@ -217,29 +219,60 @@ class Batcher:
                 continue
             run_s = time.monotonic() - started
             self._recent_rows_per_s = rows / run_s if run_s > 0 else 0.0
-            for it, result in zip(batch, results, strict=True):
-                if it.future.done():
-                    continue
-                if isinstance(result, _Failed):
-                    it.future.set_exception(result.error)
-                else:
-                    it.future.set_result(result)
+            self._deliver(batch, out)
             if self._on_batch is not None:
                 self._on_batch(BatchStats(rows, len(batch),
                                           [started - it.enqueued for it in batch], run_s))
 
-    def _run_batch(self, feeds: Feeds, batch: list[_Item]) -> list[Any]:
-        """In the worker thread: one run, then each request's rows (finished if it asked)."""
-        out = self._run(feeds)
-        results: list[Any] = []
+    def _deliver(self, batch: list[_Item], out: np.ndarray) -> None:
+        """Each request its rows; those with a finish get them finished in a worker thread
+        first, without holding up the next batch."""
+        finishing: list[tuple[_Item, np.ndarray]] = []
         lo = 0
         for it in batch:
             rows = out[lo:lo + it.rows]
             lo += it.rows
-            if it.finish is not None and not it.future.done():   # not for a client gone
-                try:
-                    rows = it.finish(rows)
-                except Exception as e:  # fails its own request only
-                    rows = _Failed(e)
-            results.append(rows)
-        return results
+            if it.future.done():
+                continue
+            if it.finish is None:
+                it.future.set_result(rows)
+            else:
+                finishing.append((it, rows))
+        if finishing:
+            task = asyncio.get_running_loop().create_task(self._finish(finishing))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+
+    async def _finish(self, finishing: list[tuple[_Item, np.ndarray]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._executor, _finish_all, finishing)
+        except (asyncio.CancelledError, Exception) as e:   # closing (or its pool shut down)
+            for it, _ in finishing:
+                if not it.future.done():
+                    it.future.set_exception(asyncio.CancelledError() if isinstance(
+                        e, asyncio.CancelledError) else e)
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            return
+        for (it, _), result in zip(finishing, results, strict=True):
+            if it.future.done():
+                continue
+            if isinstance(result, _Failed):
+                it.future.set_exception(result.error)
+            else:
+                it.future.set_result(result)
+
+
+def _finish_all(finishing: list[tuple[_Item, np.ndarray]]) -> list[Any]:
+    """In a worker thread: each request's finish of its rows (a failure fails its own)."""
+    results: list[Any] = []
+    for it, rows in finishing:
+        if it.future.done():                    # its client went away meanwhile
+            results.append(None)
+            continue
+        try:
+            results.append(it.finish(rows))
+        except Exception as e:
+            results.append(_Failed(e))
+    return results

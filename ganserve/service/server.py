@@ -11,8 +11,9 @@ the workers close theirs the port refuses connections, instead of the kernel que
 for a master that never accepts (they hung until it exited). One socket per worker lets the
 kernel spread new connections across the workers by their addresses; on one shared socket,
 whichever worker woke first accepted a whole burst (measured: 28 of wrk's 32 connections on
-one worker, a quarter less throughput, and run-to-run swings of as much). A replaced worker's
-successor takes over its socket, so connections waiting on it are served, not reset.
+one worker, a quarter less throughput, and run-to-run swings of as much). A worker listens on
+its socket once it is ready; a dead worker's socket is closed at once (connections queued on
+it are reset, new ones go to the live workers) and its successor gets a fresh one.
 
 A worker that dies is replaced, and its live Prometheus gauges are dropped
 (``mark_process_dead``) so ``ganserve_requests_in_flight`` does not count its requests forever.
@@ -120,15 +121,18 @@ class Supervisor:
 
     def __init__(self, config: uvicorn.Config, workers: int, drain_timeout_s: float):
         self.config, self.n, self.drain_timeout_s = config, workers, drain_timeout_s
+        self.port = config.port             # the real one once bound (for --port 0)
         self.ctx = multiprocessing.get_context("spawn")
         self.stop_signal: int | None = None
         self.workers: list[_Worker] = []
 
     def _bind(self) -> list[socket.socket]:
-        """N sockets on the configured host and port (port 0: one the kernel picks),
-        SO_REUSEPORT on each; listening from the start, so none is ever skipped. A port
-        another server holds is refused first: SO_REUSEPORT alone would join a second
-        ganserve to the first's group, and the two would share its traffic in silence."""
+        """N sockets on the configured host and port (port 0: one the kernel picks), with
+        SO_REUSEPORT. A port another server holds is refused first, by a plain bind held
+        until all N are bound: SO_REUSEPORT alone would join a second ganserve to the
+        first's group, and the two would share its traffic in silence. None listens yet:
+        each worker listens once it is ready, so no connection waits on a worker that is
+        still loading its models."""
         host, port = self.config.host, self.config.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         socks: list[socket.socket] = []
@@ -136,23 +140,30 @@ class Supervisor:
             with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind((host, port))          # EADDRINUSE if anything listens there
-                port = probe.getsockname()[1]
-            for _ in range(self.n):
-                sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-                socks.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                sock.bind((host, port))
-                port = sock.getsockname()[1]
-                sock.listen(self.config.backlog)
-                sock.set_inheritable(True)
+                self.port = probe.getsockname()[1]
+                for _ in range(self.n):
+                    socks.append(self._socket())
         except OSError as e:
             for sock in socks:
                 sock.close()
             log.error("cannot listen on %s:%s: %s", host, port, e)
             raise SystemExit(STARTUP_FAILURE) from e
-        log.info("listening on http://%s:%d with %d workers", host, port, self.n)
+        log.info("listening on http://%s:%d with %d workers", host, self.port, self.n)
         return socks
+
+    def _socket(self) -> socket.socket:
+        host = self.config.host
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                             socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(True)
+        return sock
 
     def _spawn(self, sock: socket.socket) -> _Worker | None:
         """A new worker on ``sock``; None once a stop signal has closed the socket."""
@@ -173,7 +184,7 @@ class Supervisor:
         for sig in STOP_SIGNALS:
             signal.signal(sig, lambda s, _f: self._on_stop_signal(s, socks))
         log.info("supervisor %d: %d workers on %s:%d", os.getpid(), self.n, self.config.host,
-                 socks[0].getsockname()[1])
+                 self.port)
         drop_dead_workers_gauges()
         for sock in socks:
             if (w := self._spawn(sock)) is not None:
@@ -202,8 +213,9 @@ class Supervisor:
                     os.kill(w.process.pid, signal.SIGTERM)
 
     def _replace_dead(self, socks: list[socket.socket]) -> bool:
-        """Restart workers that died, each on its predecessor's socket; False when one cannot
-        start at all."""
+        """Restart workers that died, each on a fresh socket: the dead one's, still
+        listening, would hold its share of new connections until the successor is ready
+        (those already queued on it are reset); False when one cannot start at all."""
         for i, w in enumerate(self.workers):
             if w.process.is_alive() or self.stop_signal is not None:
                 continue
@@ -213,6 +225,13 @@ class Supervisor:
                 log.error("worker %d failed to start (exit %s); stopping", pid, exitcode)
                 return False
             log.warning("worker %d died (exit code %s); starting a replacement", pid, exitcode)
+            socks[i].close()
+            try:
+                socks[i] = self._socket()
+            except OSError as e:
+                log.error("cannot bind a socket for worker %d's successor: %s; stopping",
+                          pid, e)
+                return False
             time.sleep(max(0.0, RESTART_BACKOFF_S - (time.monotonic() - w.started_at)))
             if (new := self._spawn(socks[i])) is not None:
                 self.workers[i] = new

@@ -126,3 +126,49 @@ def test_a_failing_run_fails_its_requests_and_the_worker_survives():
         return await b.submit(feeds(2), far())
 
     assert asyncio.run(scenario())[0, 0] == 2.0
+
+
+def test_finish_runs_after_the_batch_and_a_failing_one_fails_alone():
+    calls = []
+    b = Batcher("t", run_rows(calls), max_rows=64, max_delay_s=0.05, max_queue_rows=100)
+
+    def bad(rows):
+        raise ValueError("cannot encode")
+
+    async def go():
+        return await asyncio.gather(b.submit(feeds(1), far(), lambda r: float(r[0, 0]) + 0.5),
+                                    b.submit(feeds(2), far(), bad),
+                                    b.submit(feeds(3), far()), return_exceptions=True)
+    ok, failed, plain = asyncio.run(go())
+    assert calls == [3] and ok == 2.5 and isinstance(failed, ValueError)
+    assert float(plain[0, 0]) == 6.0
+
+
+def test_a_slow_finish_does_not_hold_up_the_next_batch():
+    from concurrent.futures import ThreadPoolExecutor
+    calls = []
+    b = Batcher("t", run_rows(calls), max_rows=64, max_delay_s=0.0, max_queue_rows=100,
+                executor=ThreadPoolExecutor(2))
+    done = {}
+
+    def slow(rows):
+        time.sleep(0.5)
+        return "encoded"
+
+    async def go():
+        first = asyncio.ensure_future(b.submit(feeds(1), far(), slow))
+        await asyncio.sleep(0.1)                    # its batch has run; its finish has not
+        t0 = time.monotonic()
+        await b.submit(feeds(2), far())
+        done["second"] = time.monotonic() - t0
+        done["first"] = await first
+    asyncio.run(go())
+    assert calls == [1, 1] and done["first"] == "encoded"
+    assert done["second"] < 0.3, done                # not after the first one's 0.5 s finish
+
+
+def test_split_requests_are_finished_once_joined():
+    calls = []
+    b = Batcher("t", run_rows(calls), max_rows=2, max_delay_s=0.0, max_queue_rows=100)
+    out = asyncio.run(b.submit(feeds(1, 2, 3, 4, 5), far(), lambda r: r[:, 0].tolist()))
+    assert out == [2.0, 4.0, 6.0, 8.0, 10.0] and sum(calls) == 5

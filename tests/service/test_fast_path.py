@@ -145,10 +145,16 @@ def test_fast_path_checks_the_key_first(store, tmp_path):
         assert r.status_code == 403
         r = c.post(f"/v2/models/{DC}/infer", json=SEED)
         assert r.status_code == 401 and set(r.json()) == {"error"}
+        # the protocol route reads its own body after the key check: a chunked body past the
+        # size limit from a client without a key is a 401, not a 413 (nor read at all)
+        chunks = iter([b"x" * 700_000, b"x" * 700_000])
+        r = c.post(f"/v2/models/{DC}/infer", content=chunks,
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code == 401, r.text
         r = c.post(f"/v1/models/{DC}/sample", json={"seeds": [1]},
                    headers={"Authorization": f"Bearer {KEY}"})
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
-        assert _auth_failures(c) - before == 4                 # each counted once
+        assert _auth_failures(c) - before == 5                 # each counted once
 
 
 def _auth_failures(client) -> float:

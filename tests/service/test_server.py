@@ -180,10 +180,20 @@ def _established(pid: int, port: int) -> int:
     return count
 
 
+def _listening(port: int) -> int:
+    """Sockets listening on ``port`` (a worker listens once it is ready)."""
+    return sum(1 for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+               if int(line.split()[1].split(":")[1], 16) == port and line.split()[3] == "0A")
+
+
 def test_workers_share_a_burst_of_connections(store, server_factory):
     """One listening socket per worker (SO_REUSEPORT): a burst of connections spreads over
     the workers. On one shared socket the first worker awake took most of wrk's 32."""
     srv = server_factory(store, workers=2)
+    deadline = time.monotonic() + 60           # ready: one worker is; wait for the other
+    while _listening(srv.port) < 2:
+        assert time.monotonic() < deadline, _listening(srv.port)
+        time.sleep(0.1)
     conns = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(32)]
     try:
         for c in conns:                 # a request on each: every one has been accepted
@@ -210,3 +220,23 @@ def test_a_port_in_use_is_refused_not_shared(store, server_factory, tmp_path):
     assert second.returncode != 0, second.stdout + second.stderr
     assert f"cannot listen on 127.0.0.1:{first.port}" in second.stdout + second.stderr
     assert httpx.get(first.url + "/v2/health/ready").status_code == 200
+
+
+def test_new_connections_go_to_the_live_worker_while_one_is_replaced(store, server_factory):
+    """A dead worker's socket is closed at once: the connections the kernel would have put
+    on it go to the live worker instead of waiting for the successor to load its models."""
+    srv = server_factory(store, workers=2)
+    deadline = time.monotonic() + 60
+    while _listening(srv.port) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    victim = srv.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    while _listening(srv.port) > 1:             # the supervisor has closed its socket
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    codes = []
+    for _ in range(24):                         # new connections each, by the address hash
+        with httpx.Client(timeout=2.0) as c:
+            codes.append(c.get(srv.url + "/v2/health/live").status_code)
+    assert codes == [200] * 24, codes

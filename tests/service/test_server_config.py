@@ -97,6 +97,7 @@ def test_a_models_batching_reaches_its_batcher_and_config(store):
         info = c.get("/v1/models/baby-dcgan").json()
         assert info["versions"][0]["batching"] == {"max_batch_rows": 8,
                                                    "max_batch_delay_ms": 50.0}
+        assert type(info["versions"][0]["batching"]["max_batch_rows"]) is int
         r = c.post("/v1/models/baby-dcgan/sample", json={"seeds": list(range(20))})
         assert r.status_code == 200           # 20 rows: three runs of at most 8
 

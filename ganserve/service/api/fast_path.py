@@ -14,7 +14,12 @@ the body is validated), and a ``ServiceError`` is answered by the app's own hand
 Anything else -- a body that does not parse or validate, another content type, an over-long
 path parameter, a root path -- goes on to the FastAPI route with its body replayed, so every
 validation error keeps one code path and one shape. ``tests/service/test_fast_path.py`` checks
-that both ways answer the same.
+that both ways answer the same. A route without a body model (``/v2 .../infer`` reads its own
+body) is not read ahead: its key and model checks come before its body, as in FastAPI.
+
+What this skips of FastAPI, for these routes only: ``app.dependency_overrides`` and FastAPI's
+own per-route telemetry (neither is used here; a test overriding a dependency of these routes
+must go through another route, or remove this layer as the test above does).
 """
 
 from __future__ import annotations
@@ -87,25 +92,35 @@ class FastPath:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, hot: _Route,
                      params: dict[str, str]) -> None:
+        if not all(len(v) <= hot.max_lengths.get(k, 0) for k, v in params.items()):
+            await self.app(scope, receive, send)          # FastAPI's 422 for the parameter
+            return
+        scope["route"], scope["path_params"] = hot.route, params
+        if hot.hot.body_model is None:      # the handler reads the body, after the checks
+            await self._answer(scope, receive, send, hot.hot, params, None)
+            return
         messages = await _read_body(receive)
         replay = _replaying(messages, receive)
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        response = None
-        whole = messages[-1]["type"] == "http.request"       # not cut short by a disconnect
-        if whole and all(len(v) <= hot.max_lengths.get(k, 0) for k, v in params.items()):
-            scope["route"], scope["path_params"] = hot.route, params
-            request = Request(scope, replay)
-            try:
-                response = await self._direct(request, hot.hot, params, body)
-            except ServiceError as e:
-                response = service_error_response(request, e)
-        if response is None:                     # FastAPI answers, as if we were not here
+        if messages[-1]["type"] != "http.request":       # cut short by a disconnect
             await self.app(scope, replay, send)
             return
-        await response(scope, replay, send)
+        body = b"".join(m.get("body", b"") for m in messages)
+        await self._answer(scope, replay, send, hot.hot, params, body)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, hot: Hot,
+                      params: dict[str, str], body: bytes | None) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._direct(request, hot, params, body)
+        except ServiceError as e:
+            response = service_error_response(request, e)
+        if response is None:                     # FastAPI answers, as if we were not here
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
 
     @staticmethod
-    async def _direct(request: Request, hot: Hot, params: dict[str, str], body: bytes
+    async def _direct(request: Request, hot: Hot, params: dict[str, str], body: bytes | None
                       ) -> Response | None:
         """The response, or None where FastAPI must answer (its validation errors)."""
         parsed: Any = None

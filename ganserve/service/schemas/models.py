@@ -13,15 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ganserve.strict import Strict
 
 
+class BatchingInfo(BaseModel):
+    max_batch_rows: int = Field(description="rows per ONNX Runtime run")
+    max_batch_delay_ms: float = Field(description="longest a row waits for others to join")
+
+
 class VersionInfo(BaseModel):
     version: str
     status: Literal["ready", "failed"]
     error: str | None = None
     provider: str | None = None
     deterministic: bool | None = None
-    batching: dict[str, float] | None = Field(None, description="this version's dynamic "
-                                              "batching on its device: max_batch_rows, "
-                                              "max_batch_delay_ms")
+    batching: BatchingInfo | None = Field(None, description="this version's dynamic "
+                                          "batching on its device")
     created_at: str | None = None
     parent: str | None = None
     training: dict[str, Any] | None = None

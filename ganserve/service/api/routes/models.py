@@ -17,6 +17,7 @@ from ganserve.service.auth import require_key, require_key_for_inference
 from ganserve.service.errors import error_responses
 from ganserve.service.registry import Entry, LoadedVersion, Registry
 from ganserve.service.schemas.models import (
+    BatchingInfo,
     DefaultRequest,
     ModelInfo,
     ModelList,
@@ -61,8 +62,8 @@ def _version_info(e: Entry, default: str | None = None) -> VersionInfo:
         t = m.training
         return VersionInfo(version=e.version, status="ready", provider=e.provider,
                            deterministic=e.deterministic,
-                           batching={"max_batch_rows": e.max_batch_rows,
-                                     "max_batch_delay_ms": e.max_batch_delay_ms},
+                           batching=BatchingInfo(max_batch_rows=e.max_batch_rows,
+                                                 max_batch_delay_ms=e.max_batch_delay_ms),
                            created_at=m.created_at,
                            parent=m.parent, metrics=_card(e),
                            training={"steps": t.steps, "images_seen": t.images_seen,
