@@ -63,8 +63,9 @@ def _on_batch(lv: LoadedVersion, graph: str, st) -> None:
     BATCH_ROWS.labels(*labels).observe(st.rows)
     BATCH_REQUESTS.labels(*labels).observe(st.requests)
     INFERENCE.labels(*labels).observe(st.run_s)
+    waits = QUEUE_WAIT.labels(*labels)
     for w in st.queue_wait_s:
-        QUEUE_WAIT.labels(*labels).observe(w)
+        waits.observe(w)
 
 
 def _on_queue(lv: LoadedVersion, rows: int) -> None:

@@ -381,3 +381,12 @@ def test_not_ready_while_loading(store):
     c = TestClient(app)        # no lifespan: the registry never scans
     error(c.post(f"/v1/models/{DC}/sample", json={}), 503, "not_ready")
     assert c.get("/v2/health/ready").status_code == 503
+
+
+def test_request_ids_are_unique_and_new_per_process(monkeypatch):
+    from ganserve.service import middleware
+    ids = middleware._RequestIds()
+    first = [ids.next() for _ in range(2000)]
+    assert len(set(first)) == 2000 and all(len(i) >= 16 for i in first)
+    monkeypatch.setattr(middleware.os, "getpid", lambda: -7)       # as in a forked worker
+    assert ids.next()[:10] != first[0][:10]
