@@ -70,7 +70,7 @@ fi
 o.get_available_providers()[0], "| torch", torch.__version__, torch.cuda.get_device_name(0))'
 
 echo "== 2/3 tests marked gpu"
-GANSERVE_REQUIRE_GPU=1 "$PY" -m pytest -q -m gpu tests/gpu
+GPU_CHECK_REQUIRE_GPU=1 "$PY" -m pytest -q -m gpu tests/gpu
 
 echo "== 3/3 benchmark"
 "$PY" benchmarks/gpu_bench.py "$@"

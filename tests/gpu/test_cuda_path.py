@@ -1,5 +1,5 @@
 """The CUDA path: run by ``scripts/gpu_check.sh`` on a machine with an NVIDIA GPU; elsewhere
-they skip (``make test``), or fail with GANSERVE_REQUIRE_GPU=1 (the check itself: a GPU
+they skip (``make test``), or fail with GPU_CHECK_REQUIRE_GPU=1 (the check itself: a GPU
 machine whose CUDA does not work must not pass by skipping).
 
 The tolerances against the CPU are first guesses, to be replaced by what the first GPU run
@@ -36,8 +36,8 @@ def _no_cuda() -> str | None:
 @pytest.fixture(scope="module", autouse=True)
 def cuda() -> None:
     if (problem := _no_cuda()) is not None:
-        if os.environ.get("GANSERVE_REQUIRE_GPU"):
-            pytest.fail(f"GANSERVE_REQUIRE_GPU=1 and no working CUDA: {problem}")
+        if os.environ.get("GPU_CHECK_REQUIRE_GPU"):
+            pytest.fail(f"GPU_CHECK_REQUIRE_GPU=1 and no working CUDA: {problem}")
         pytest.skip(f"no working CUDA: {problem}")
 
 
