@@ -299,7 +299,10 @@ def test_worker_cut_off_from_the_database_leaves_one_version_to_the_lease_holder
     through_link = sa.make_url(pg_url).set(port=pg_link.port).render_as_string(
         hide_password=False)
     first = worker_factory({**env, "GANSERVE_DATABASE_URL": through_link})
-    job = submit(server.url, fine_tune_body(steps=400, checkpoint_every=50,
+    # long enough that the first worker is still training when its lease runs out (lease
+    # minus a beat, 4 s, after the cut): 400 steps could end within that on a fast CPU,
+    # and a run that ends never logs the lease's loss
+    job = submit(server.url, fine_tune_body(steps=1500, checkpoint_every=50,
                                             sample_every=100))
     wait_job(server.url, job["id"], ("running",),
              until=lambda j: (j["progress"] or {}).get("step", 0) >= 60)
