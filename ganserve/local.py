@@ -121,7 +121,7 @@ class Models:
 
     def _images(self, lv: LoadedVersion, gen: generation.Generated,
                 cols: int | None = None) -> Images:
-        return Images(lv.name, lv.version, rendering.pixels(gen), list(gen.seeds),
+        return Images(lv.name, lv.version, rendering.pixels(gen.images), list(gen.seeds),
                       list(gen.classes), lv, gen, cols)
 
     def generate(self, model: str, seeds: Seeds = (0,), *, psi: float = 1.0,

@@ -247,21 +247,22 @@ class Batcher:
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self._executor, _finish_all, finishing)
-        except (asyncio.CancelledError, Exception) as e:   # closing (or its pool shut down)
-            for it, _ in finishing:
-                if not it.future.done():
-                    it.future.set_exception(asyncio.CancelledError() if isinstance(
-                        e, asyncio.CancelledError) else e)
-            if isinstance(e, asyncio.CancelledError):
-                raise
-            return
-        for (it, _), result in zip(finishing, results, strict=True):
-            if it.future.done():
-                continue
-            if isinstance(result, _Failed):
-                it.future.set_exception(result.error)
-            else:
-                it.future.set_result(result)
+        except asyncio.CancelledError:          # closing: nobody is left to answer
+            _settle(finishing, [_Failed(asyncio.CancelledError())] * len(finishing))
+            raise
+        except Exception as e:                  # the pool was shut down
+            results = [_Failed(e)] * len(finishing)
+        _settle(finishing, results)
+
+
+def _settle(finishing: list[tuple[_Item, np.ndarray]], results: list[Any]) -> None:
+    for (it, _), result in zip(finishing, results, strict=True):
+        if it.future.done():
+            continue
+        if isinstance(result, _Failed):
+            it.future.set_exception(result.error)
+        else:
+            it.future.set_result(result)
 
 
 def _finish_all(finishing: list[tuple[_Item, np.ndarray]]) -> list[Any]:

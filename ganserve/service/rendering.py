@@ -38,11 +38,11 @@ def _headers(lv: LoadedVersion, gen: Generated) -> dict[str, str]:
     return h
 
 
-def pixels(gen: Generated) -> np.ndarray:
-    """uint8 images; a non-finite output (an extreme explicit latent) becomes mid-grey, not
-    an undefined cast. (Two ufuncs and a masked copy: np.clip and np.nan_to_num cost their
-    Python wrappers on every request.)"""
-    x = np.maximum(gen.images, -1.0)            # NaN stays NaN; -inf becomes -1
+def pixels(images: np.ndarray) -> np.ndarray:
+    """Float NCHW outputs -> uint8 NHWC images; a non-finite output (an extreme explicit
+    latent) becomes mid-grey, not an undefined cast. (Two ufuncs and a masked copy: np.clip
+    and np.nan_to_num cost their Python wrappers on every request.)"""
+    x = np.maximum(images, -1.0)                # NaN stays NaN; -inf becomes -1
     np.minimum(x, 1.0, out=x)
     np.copyto(x, 0.0, where=np.isnan(x))
     return to_uint8(x)
@@ -60,9 +60,9 @@ async def _encode(fn, *args):
 
 def png_render(cols: int | None, scale: int) -> Render:
     """images -> the PNG body (one image, or a grid), for ``generation.sample(render=...)``:
-    encoded in the batch's worker thread right after the run, off the event loop."""
+    encoded in a worker thread once the batch has run, off the event loop."""
     def render(images: np.ndarray) -> bytes:
-        return encode_png(_grid(pixels(Generated(images, [], [])), cols, scale))
+        return encode_png(_grid(pixels(images), cols, scale))
     return render
 
 
@@ -71,7 +71,7 @@ async def png_response(lv: LoadedVersion, gen: Generated, cols: int | None, scal
     if isinstance(gen.rendered, bytes):             # encoded in the batch thread already
         body = gen.rendered
     else:
-        grid = _grid(pixels(gen), cols, scale)
+        grid = _grid(pixels(gen.images), cols, scale)
         body = (encode_png(grid) if grid.size <= INLINE_PIXELS
                 else await _encode(encode_png, grid))
     return Response(body, media_type="image/png", headers=_headers(lv, gen))
@@ -79,7 +79,7 @@ async def png_response(lv: LoadedVersion, gen: Generated, cols: int | None, scal
 
 def _json_body(lv: LoadedVersion, gen: Generated, cols: int | None, scale: int,
                return_latents: bool, grid: bool) -> bytes:
-    u8 = pixels(gen)
+    u8 = pixels(gen.images)
     names = lv.manifest.class_names
     images = []
     for i in range(len(u8)):
@@ -114,7 +114,7 @@ def _animate(u8: np.ndarray, scale: int, fmt: str, frame_ms: int) -> bytes:
 
 async def animation_response(lv: LoadedVersion, gen: Generated, scale: int, fmt: str,
                              frame_ms: int) -> Response:
-    u8 = pixels(gen)
+    u8 = pixels(gen.images)
     body = await _encode(_animate, u8, scale, fmt, frame_ms)
     return Response(body, media_type=f"image/{fmt}", headers=_headers(lv, gen))
 

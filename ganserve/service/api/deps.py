@@ -74,13 +74,17 @@ class Serving:
 async def get_serving(request: Request, creds: Credentials) -> Serving:
     """The inference key check (GANSERVE_INFERENCE_NEEDS_KEY), then the loaded registry."""
     await require_key_for_inference(request, creds)
-    return Serving(await get_registry(request), request.app.state.settings)
+    return await _serving(request)
 
 
 async def get_serving_json(request: Request, creds: Credentials) -> Serving:
     """``get_serving`` for a route whose body must be JSON (415 otherwise, after the key)."""
     await require_key_for_inference(request, creds)
     await require_json(request)
+    return await _serving(request)
+
+
+async def _serving(request: Request) -> Serving:
     return Serving(await get_registry(request), request.app.state.settings)
 
 

@@ -315,7 +315,7 @@ def _outputs(lv: LoadedVersion, req: InferRequest, rows: Rows) -> list[tuple[str
 
 def output_tensors(plan: Plan, gen: Generated) -> list[Tensor]:
     """The outputs asked for, from the generated batch."""
-    arrays = {"image": lambda: pixels(gen),                  # NHWC uint8, as /sample encodes
+    arrays = {"image": lambda: pixels(gen.images),                  # NHWC uint8, as /sample encodes
               "raw": lambda: np.asarray(gen.images, np.float32),
               "z": lambda: np.asarray(gen.latents, np.float32),
               "w": lambda: np.asarray(gen.ws, np.float32)}
