@@ -148,7 +148,6 @@ class Supervisor:
                 sock.close()
             log.error("cannot listen on %s:%s: %s", host, port, e)
             raise SystemExit(STARTUP_FAILURE) from e
-        log.info("listening on http://%s:%d with %d workers", host, self.port, self.n)
         return socks
 
     def _socket(self) -> socket.socket:
