@@ -14,7 +14,10 @@ code 1 and the reason (ONNX Runtime falls back to the CPU silently; this must no
           AMP (bf16 autocast) against the CPU in fp32. Fashion-MNIST when it is installed,
           else random images of its shape (speed does not depend on the pixels).
 
-fp16 graphs are not exported yet: their row says so (issue 26's closing note).
+float16 graphs: the shipped versions are copied and given their float16 twins first
+(``ganserve.training.fp16``, parity-checked against float32 as at ``export --fp16``); the raw
+rows run them on CUDA beside float32, and the served rows run them where GANSERVE_FP16=auto
+picks them (CUDA: yes, CPU: no).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -61,12 +65,24 @@ def shipped(models: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------- raw
-def raw_images_per_s(vdir: Path, device: str, io_binding: bool, seconds: float) -> float:
-    gen = OnnxGenerator(vdir, device=device)
+def raw_images_per_s(vdir: Path, device: str, io_binding: bool, seconds: float,
+                     fp16: bool = False) -> float:
+    gen = OnnxGenerator(vdir, device=device, fp16=fp16)
     if device == "cuda" and any(s.get_providers()[0] != CUDA_PROVIDER
                                 for s in gen.sessions.values()):
         raise NotOnCuda(f"{vdir}: ONNX Runtime put a graph on the CPU")
+    if fp16 and not gen.fp16:
+        raise RuntimeError(f"{vdir} has no float16 graphs")
     return images_per_s(gen, 64, seconds, io_binding)
+
+
+def with_fp16(vdir: Path, root: Path) -> Path:
+    """A copy of the version ``vdir`` with its float16 twins (parity-checked)."""
+    from ganserve.training.fp16 import add_fp16_graphs
+    copy = root / "fp16" / vdir.parent.name / vdir.name
+    shutil.copytree(vdir, copy)
+    add_fp16_graphs(copy)
+    return copy
 
 
 # ---------------------------------------------------------------------------------- served
@@ -133,7 +149,7 @@ async def _load(port: int, path: str, body: bytes, connections: int, seconds: fl
     return len(latencies), time.perf_counter() - t0, float(np.percentile(latencies, 99) * 1e3)
 
 
-def served(vdir: Path, device: str, seconds: float, root: Path) -> dict[str, float]:
+def served(vdir: Path, device: str, seconds: float, root: Path) -> dict[str, Any]:
     name = vdir.parent.name
     store = root / f"store-{device}"
     shutil.copytree(vdir, store / name / vdir.name)
@@ -144,7 +160,7 @@ def served(vdir: Path, device: str, seconds: float, root: Path) -> dict[str, flo
         if device == "cuda" and provider != CUDA_PROVIDER:
             raise NotOnCuda(f"{name} loaded on {provider} with GANSERVE_DEVICE=cuda")
         path = f"/v1/models/{name}/sample"
-        out: dict[str, float] = {"provider": provider}
+        out: dict[str, Any] = {"provider": provider, "fp16": info["versions"][0]["fp16"]}
         for label, seeds, conns in (("n1", [42], 32), ("n64", list(range(64)), 4)):
             body = json.dumps({"seeds": seeds}).encode()
             asyncio.run(_load(port, path, body, conns, 1.0))            # warm up
@@ -202,23 +218,25 @@ def main() -> None:
           f"onnxruntime {__import__('onnxruntime').__version__}\n")
     root = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     try:
-        print("| model | provider | raw b=64 img/s CUDA | + IO binding | CPU | CUDA ÷ CPU |"
-              " /sample n=1 img/s (p99 ms) CUDA | CPU | n=64 img/s (p99 ms) CUDA | CPU |"
-              " fp16 graph |")
-        print("|" + "---|" * 11)
-        for vdir in shipped(Path(args.models)):
-            cuda = raw_images_per_s(vdir, "cuda", False, args.seconds)
-            bound = raw_images_per_s(vdir, "cuda", True, args.seconds)
+        print("| model | provider | raw b=64 img/s CUDA | + IO binding | fp16 | fp16 + IO "
+              "binding | CPU | best CUDA ÷ CPU | /sample n=1 img/s (p99 ms) CUDA | CPU | "
+              "n=64 img/s (p99 ms) CUDA | CPU | served fp16 on CUDA |")
+        print("|" + "---|" * 13)
+        for shipped_dir in shipped(Path(args.models)):
+            vdir = with_fp16(shipped_dir, root)
+            raw = [raw_images_per_s(vdir, "cuda", bound, args.seconds, fp16)
+                   for fp16 in (False, True) for bound in (False, True)]
             cpu = raw_images_per_s(vdir, "cpu", False, args.seconds)
             on_gpu = served(vdir, "cuda", args.seconds, root / vdir.parent.name)
             on_cpu = served(vdir, "cpu", args.seconds, root / vdir.parent.name)
-            print(f"| {vdir.parent.name} | {on_gpu['provider']} | {cuda:.0f} | {bound:.0f} | "
-                  f"{cpu:.0f} | {cuda / cpu:.1f}× | "
+            print(f"| {vdir.parent.name} | {on_gpu['provider']} | "
+                  + " | ".join(f"{r:.0f}" for r in raw) + f" | {cpu:.0f} | "
+                  f"{max(raw) / cpu:.1f}× | "
                   f"{on_gpu['n1_ips']:.0f} ({on_gpu['n1_p99']:.1f}) | "
                   f"{on_cpu['n1_ips']:.0f} ({on_cpu['n1_p99']:.1f}) | "
                   f"{on_gpu['n64_ips']:.0f} ({on_gpu['n64_p99']:.1f}) | "
-                  f"{on_cpu['n64_ips']:.0f} ({on_cpu['n64_p99']:.1f}) | not exported yet |",
-                  flush=True)
+                  f"{on_cpu['n64_ips']:.0f} ({on_cpu['n64_p99']:.1f}) | "
+                  f"{'yes' if on_gpu['fp16'] else 'NO'} |", flush=True)
         rows, source = training(args.train_steps, root)
         print(f"\ntraining, fashion32 presets, {source}\n")
         print("| family | batch | CUDA + AMP (bf16) img/s | CPU fp32 img/s | CUDA ÷ CPU |")

@@ -28,13 +28,17 @@ def class_weights(classes: np.ndarray | list, num_classes: int) -> np.ndarray:
 class OnnxGenerator:
     def __init__(self, version_dir: str | Path, device: str = "auto", verify: bool = True,
                  intra_op_threads: int = 0, spinning: bool = True,
-                 identical_across_cpus: bool = False, cpu_mem_arena: bool = True):
+                 identical_across_cpus: bool = False, cpu_mem_arena: bool = True,
+                 fp16: bool = False):
+        """``fp16``: run the version's float16 graphs (when it has them: see ``self.fp16``)."""
         self.dir = Path(version_dir)
         self.manifest: Manifest = load_manifest(self.dir)
         if verify:
             verify_files(self.dir, self.manifest)
-        self.sessions = {name: make_session(self.dir / g.file, device, intra_op_threads,
-                                            spinning, identical_across_cpus, cpu_mem_arena)
+        self.fp16 = fp16 and self.manifest.has_fp16
+        self.sessions = {name: make_session(self.dir / (g.fp16_file if self.fp16 else g.file),
+                                            device, intra_op_threads, spinning,
+                                            identical_across_cpus, cpu_mem_arena)
                          for name, g in self.manifest.graphs.items()}
         m = self.manifest
         self.w_avg = np.asarray(m.w_avg, np.float32) if m.w_avg is not None else None
@@ -50,6 +54,20 @@ class OnnxGenerator:
 
     def latents(self, seeds: list[int]) -> np.ndarray:
         return z_from_seeds(seeds, self.manifest.z_dim)
+
+    def example_feeds(self, graph: str, rows: int) -> dict[str, np.ndarray]:
+        """Inputs for ``graph`` as the pipeline feeds it (seeds 10,000..., w from the mapping
+        for the synthesis, classes in turn): to warm up, probe or check a graph."""
+        z = self.latents(list(range(10_000, 10_000 + rows)))
+        if graph == "mapping":
+            return {"z": z}
+        if graph == "synthesis":
+            return {"ws": self.broadcast(self.mapping(z))}
+        feeds = {"z": z}
+        if self.manifest.conditional:
+            k = self.manifest.num_classes
+            feeds["class"] = class_weights(np.arange(rows) % k, k)
+        return feeds
 
     # -- StyleGAN pieces, composable for interpolation and style mixing
     def mapping(self, z: np.ndarray) -> np.ndarray:

@@ -47,6 +47,9 @@ class GraphSpec(BaseModel):
     file: str
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    fp16_file: str | None = Field(
+        default=None, description="the same graph with float16 weights and activations "
+        "(inputs and outputs stay float32), for GPUs; None: not exported")
 
 
 class TrainingInfo(BaseModel):
@@ -95,6 +98,9 @@ class Manifest(BaseModel):
     training: TrainingInfo = Field(default_factory=TrainingInfo)
     parent: str | None = Field(default=None, description="NAME/VERSION this was fine-tuned from")
     parity: dict[str, float] = Field(default_factory=dict)
+    parity_fp16: dict[str, float] = Field(
+        default_factory=dict, description="graph -> max |fp16 graph - fp32 graph| on the "
+        "export's check inputs (image units: one grey level is 2/255)")
     metrics: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
     opset: int = 17
@@ -104,6 +110,11 @@ class Manifest(BaseModel):
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
+
+    @property
+    def has_fp16(self) -> bool:
+        """Every graph has its float16 twin."""
+        return all(g.fp16_file for g in self.graphs.values())
 
     @property
     def family_spec(self) -> Family:
@@ -167,7 +178,8 @@ def verify_files(version_dir: str | Path, manifest: Manifest) -> None:
     """Raise ManifestError naming every missing or mismatched file."""
     root = Path(version_dir)
     problems = []
-    referenced = {g.file for g in manifest.graphs.values()} | set(manifest.weights.values())
+    referenced = ({g.file for g in manifest.graphs.values()} | set(manifest.weights.values())
+                  | {g.fp16_file for g in manifest.graphs.values() if g.fp16_file})
     for name in sorted(referenced - set(manifest.files)):
         problems.append(f"{name}: referenced but has no sha256 in the manifest")
     for name, digest in sorted(manifest.files.items()):

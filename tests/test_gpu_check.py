@@ -42,10 +42,14 @@ def test_gpu_bench_refuses_without_cuda():
 def test_gpu_bench_measures_on_the_cpu(tmp_path, baby_exports):
     """Its raw and served measurements, run on the CPU: the code a GPU session will run."""
     import gpu_bench
-    vdir = baby_exports["dcgan"]
+    vdir = gpu_bench.with_fp16(baby_exports["dcgan"], tmp_path)
     assert gpu_bench.raw_images_per_s(vdir, "cpu", True, 0.2) > 0
+    assert gpu_bench.raw_images_per_s(vdir, "cpu", False, 0.2, fp16=True) > 0
+    with pytest.raises(RuntimeError, match="no float16 graphs"):
+        gpu_bench.raw_images_per_s(baby_exports["dcgan"], "cpu", False, 0.2, fp16=True)
     out = gpu_bench.served(vdir, "cpu", 0.5, tmp_path)
     assert out["provider"] == "CPUExecutionProvider" and out["n1_ips"] > 0
+    assert out["fp16"] is False             # auto: float16 on a GPU only
     assert out["n64_ips"] > 0 and out["n64_p99"] > 0 and out["n1_p99"] > 0
     with pytest.raises(gpu_bench.NotOnCuda, match="would not start with GANSERVE_DEVICE=cuda"):
         gpu_bench.served(vdir, "cuda", 0.5, tmp_path / "cuda")

@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "./var/models)")
     e.add_argument("--parity-tol", type=_positive_float, default=1e-4,
                    help="largest |ONNX Runtime - PyTorch| allowed before publishing")
+    e.add_argument("--fp16", action="store_true",
+                   help="also write each graph's float16 twin (GPUs serve it under "
+                   "GANSERVE_FP16=auto), checked against the float32 graph")
 
     v = add("evaluate", help="score a model version (FID, KID, P/R, coverage) "
                        "into a record beside it",
@@ -456,13 +459,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ganserve.training.export import export_run
 
     path = export_run(args.run, args.to or models_dir(), args.name, args.version,
-                      parity_tol=args.parity_tol)
+                      parity_tol=args.parity_tol, fp16=args.fp16)
     from ganserve.manifest import load_manifest
 
     m = load_manifest(path)
     parity = ", ".join(f"{k} {v:.2e}" for k, v in m.parity.items())
     print(f"exported {m.family} '{m.name}' version {m.version} to {path}\n"
           f"parity max |ORT - torch| (batch 1 and 7): {parity}")
+    if m.parity_fp16:
+        print("float16 graphs, max |fp16 - fp32|: "
+              + ", ".join(f"{k} {v:.2e}" for k, v in m.parity_fp16.items()))
     return 0
 
 
@@ -754,7 +760,8 @@ _ERRORS = [("ganserve.service.errors", "ServiceError"), ("ganserve.training.plan
            ("ganserve.manifest", "ManifestError"),
            ("ganserve.data", "DataError"),
            ("ganserve.training.checkpoint", "CheckpointError"),
-           ("ganserve.training.export", "ExportError"), ("ganserve.training.loop", "RunError")]
+           ("ganserve.training.export", "ExportError"), ("ganserve.training.fp16", "Fp16Error"),
+           ("ganserve.training.loop", "RunError")]
 
 
 def _expected_errors() -> tuple[type[Exception], ...]:

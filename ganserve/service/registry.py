@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ganserve.generator import OnnxGenerator, class_weights
+from ganserve.generator import OnnxGenerator
 from ganserve.manifest import (
     MANIFEST_NAME,
     NAME_RE,
@@ -36,7 +36,7 @@ from ganserve.manifest import (
     model_dirs,
 )
 from ganserve.model_store import read_default
-from ganserve.onnx_runtime import CUDA_PROVIDER, DeviceUnavailable, run_function
+from ganserve.onnx_runtime import CUDA_PROVIDER, DeviceUnavailable, providers_for, run_function
 from ganserve.service.batcher import Batcher, BatchStats, Finish, pad_rows
 from ganserve.service.errors import ModelNotFound, ModelUnavailable, VersionNotFound
 from ganserve.service.settings import Settings
@@ -65,6 +65,11 @@ class LoadedVersion:
     @property
     def family(self) -> str:
         return self.manifest.family
+
+    @property
+    def fp16(self) -> bool:
+        """Runs the version's float16 graphs."""
+        return self.generator.fp16
 
     async def run(self, graph: str, feeds: dict[str, np.ndarray], deadline: float,
                   finish: Finish | None = None) -> Any:
@@ -97,20 +102,6 @@ def _signature(vdir: Path) -> tuple:
         return ()
 
 
-def _probe_feeds(gen: OnnxGenerator, graph: str, rows: int) -> dict[str, np.ndarray]:
-    m = gen.manifest
-    z = gen.latents(list(range(10_000, 10_000 + rows)))
-    if graph == "mapping":
-        return {"z": z}
-    if graph == "synthesis":
-        w = gen.mapping(z)
-        return {"ws": gen.broadcast(w)}
-    feeds = {"z": z}
-    if m.conditional:
-        feeds["class"] = class_weights(np.arange(rows) % m.num_classes, m.num_classes)
-    return feeds
-
-
 def run_padded(sess, feeds: dict[str, np.ndarray], pad_to: int | None) -> np.ndarray:
     """One ORT run of ``feeds``, padded to ``pad_to`` rows when set, trimmed back."""
     n = len(next(iter(feeds.values())))
@@ -121,7 +112,7 @@ def probe_determinism(gen: OnnxGenerator, max_rows: int, pad_to: int | None) -> 
     """Rows alone vs in a full batch vs shuffled: bitwise equal for every graph?"""
     for graph, sess in gen.sessions.items():
         big = max(PROBE_ROWS, min(max_rows, 64))
-        feeds = _probe_feeds(gen, graph, big)
+        feeds = gen.example_feeds(graph, big)
         full = run_padded(sess, feeds, pad_to)
         alone = np.concatenate([run_padded(sess, {k: v[i:i + 1] for k, v in feeds.items()},
                                             pad_to) for i in range(PROBE_ROWS)])
@@ -133,14 +124,26 @@ def probe_determinism(gen: OnnxGenerator, max_rows: int, pad_to: int | None) -> 
     return True
 
 
+def open_generator(vdir: Path, settings: Settings) -> OnnxGenerator:
+    """The version's sessions on the settings' device, float16 graphs where they are wanted
+    (``Settings.uses_fp16``): a GPU that fell back to the CPU gets float32 again."""
+    def open_(fp16: bool) -> OnnxGenerator:
+        return OnnxGenerator(vdir, device=settings.device, verify=True,
+                             intra_op_threads=settings.intra_op_threads,
+                             spinning=settings.ort_spinning,
+                             identical_across_cpus=settings.identical_across_cpus,
+                             cpu_mem_arena=settings.cpu_mem_arena, fp16=fp16)
+    gen = open_(settings.uses_fp16(providers_for(settings.device)[0] == CUDA_PROVIDER))
+    on_gpu = next(iter(gen.sessions.values())).get_providers()[0] == CUDA_PROVIDER
+    if gen.fp16 and not settings.uses_fp16(on_gpu):
+        gen = open_(False)
+    return gen
+
+
 def load_version(name: str, version: str, vdir: Path, settings: Settings) -> LoadedVersion:
     """Verify, open and warm up one version (blocking: run it in a worker thread)."""
     t0 = time.monotonic()
-    gen = OnnxGenerator(vdir, device=settings.device, verify=True,
-                        intra_op_threads=settings.intra_op_threads,
-                        spinning=settings.ort_spinning,
-                        identical_across_cpus=settings.identical_across_cpus,
-                        cpu_mem_arena=settings.cpu_mem_arena)
+    gen = open_generator(vdir, settings)
     m = gen.manifest
     if m.name != name or m.version != version:
         raise ValueError(f"manifest says {m.name}/{m.version}, folder is {name}/{version}")
@@ -165,7 +168,7 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
                     deterministic)
     # warm-up at the largest batch, so the first real request does not pay allocation
     for graph, sess in gen.sessions.items():
-        run_padded(sess, _probe_feeds(gen, graph, rows), pad_to)
+        run_padded(sess, gen.example_feeds(graph, rows), pad_to)
     return LoadedVersion(name, version, vdir, m, gen, provider, deterministic, pad_to,
                          time.monotonic() - t0, rows, delay_ms)
 
@@ -295,8 +298,9 @@ class Registry:
         for name, version, vdir in todo:
             try:
                 lv = load_version(name, version, vdir, self.settings)
-                log.info("loaded %s/%s (%s) on %s in %.2f s, deterministic=%s", name, version,
-                         lv.family, lv.provider, lv.load_seconds, lv.deterministic)
+                log.info("loaded %s/%s (%s) on %s%s in %.2f s, deterministic=%s", name,
+                         version, lv.family, lv.provider, ", float16" if lv.fp16 else "",
+                         lv.load_seconds, lv.deterministic)
                 out.append(lv)
             except Exception as e:  # any failure: refuse this version, keep the rest...
                 if isinstance(e, DeviceUnavailable) and not self.scanned:

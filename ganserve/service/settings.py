@@ -53,6 +53,10 @@ class Settings(SharedSettings):
     io_binding: Literal["auto", "on", "off"] = Field(
         "auto", description="run graphs through ONNX Runtime's IO binding (output allocated "
         "on the device, copied to the host once); auto: on a GPU only")
+    fp16: Literal["auto", "on", "off"] = Field(
+        "auto", description="run a version's float16 graphs where it has them (ganserve "
+        "export --fp16): auto: on a GPU only (a CPU runs them slower); on: on the CPU too; "
+        "off: never. Versions without them run float32")
     model_batching: dict[str, Batching] = Field(
         {}, description='per model name, over the device\'s defaults, e.g. '
         '{"fashion-stylegan": {"max_batch_rows": 32, "max_batch_delay_ms": 4}}')
@@ -156,6 +160,9 @@ class Settings(SharedSettings):
 
     def uses_io_binding(self, on_gpu: bool) -> bool:
         return self.io_binding == "on" or (self.io_binding == "auto" and on_gpu)
+
+    def uses_fp16(self, on_gpu: bool) -> bool:
+        return self.fp16 == "on" or (self.fp16 == "auto" and on_gpu)
 
     def batching(self, model: str, on_gpu: bool) -> tuple[int, float]:
         """(rows per run, longest wait in ms) of ``model`` on the CPU or a GPU."""

@@ -38,6 +38,7 @@ from ganserve.manifest import (
 )
 from ganserve.model_store import check_free, model_lock, place_version
 from ganserve.training.checkpoint import load_checkpoint
+from ganserve.training.fp16 import add_fp16_graphs
 from ganserve.training.loop import d_blocks, read_run_config
 from ganserve.training.networks import build, config_from_dict, config_to_dict
 from ganserve.training.networks.common import OnnxGraph
@@ -111,11 +112,11 @@ def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
                version: str | None = None, parity_tol: float = 1e-4,
-               parent: str | None = None, training_extra: dict[str, Any] | None = None
-               ) -> Path:
+               parent: str | None = None, training_extra: dict[str, Any] | None = None,
+               fp16: bool = False) -> Path:
     """Export ``run_dir``'s last checkpoint as ``models_dir/name/version``; returns that path.
     ``training_extra`` adds fields to the manifest's training section (a job's id, dataset
-    and settings)."""
+    and settings). ``fp16``: each graph's float16 twin beside it too (``training.fp16``)."""
     run_dir, models_dir = Path(run_dir), Path(models_dir)
     if not NAME_RE.match(name):
         raise ExportError(f"model name {name!r}: use lowercase letters, digits, '.', '_', '-'")
@@ -156,6 +157,8 @@ def export_run(run_dir: str | Path, models_dir: str | Path, name: str,
             manifest.training = manifest.training.model_copy(update=training_extra)
         manifest.files = hash_files(tmp, [p.name for p in tmp.iterdir() if p.is_file()])
         write_manifest(tmp, manifest)
+        if fp16:
+            add_fp16_graphs(tmp)
         for f in tmp.iterdir():
             f.chmod(0o644)
         tmp.chmod(0o755)

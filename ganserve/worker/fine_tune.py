@@ -220,7 +220,8 @@ def publish(ctx: WorkerContext, job: Job, lease: Lease, spec: FineTuneSpec, m: M
         shutil.rmtree(staging, ignore_errors=True)
         staged = export_run(run, staging, name, next_version(models / name),
                             parent=f"{m.name}/{m.version}",
-                            training_extra={"job": _job_record(job, spec)})
+                            training_extra={"job": _job_record(job, spec)},
+                            fp16=m.has_fp16)     # a child has what its parent had
         quality = score(ctx, spec, staged, data)
         (staged / QUALITY_FILE).write_text(json.dumps(quality, indent=2) + "\n")
         lease.check()                   # cancelled or taken over meanwhile: no version

@@ -66,6 +66,36 @@ def test_every_shipped_model_is_served_on_cuda(on_gpu_and_cpu, name):
     assert diff.mean() < 1.0 and diff.max() <= 24, (diff.mean(), diff.max())
 
 
+@pytest.fixture(scope="module")
+def fp16_store(tmp_path_factory):
+    """The shipped versions with their float16 twins (as ``export --fp16`` writes them)."""
+    import shutil
+
+    from ganserve.manifest import list_versions
+    from ganserve.training.fp16 import add_fp16_graphs
+    root = tmp_path_factory.mktemp("fp16")
+    for name in SHIPPED:
+        version = list_versions(REPO / "models" / name)[-1]
+        shutil.copytree(REPO / "models" / name / version, root / name / version)
+        add_fp16_graphs(root / name / version)
+    return root
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_fp16_graphs_are_served_on_cuda_close_to_the_cpu(fp16_store, on_gpu_and_cpu, name):
+    _, cpu = on_gpu_and_cpu
+    with make_client(fp16_store, device="cuda") as gpu:     # GANSERVE_FP16=auto
+        wait_ready(gpu)
+        version = gpu.get(f"/v1/models/{name}").json()["versions"][0]
+        assert version["provider"] == CUDA_PROVIDER and version["fp16"] is True
+        body = {"seeds": list(range(16)), "truncation_psi": 0.7}
+        a = gpu.post(f"/v1/models/{name}/sample", json=body)
+    b = cpu.post(f"/v1/models/{name}/sample", json=body)
+    assert a.status_code == b.status_code == 200
+    diff = np.abs(_pixels(a.content) - _pixels(b.content))
+    assert diff.mean() < 1.5 and diff.max() <= 32, (diff.mean(), diff.max())
+
+
 def test_gpu_batching_defaults_apply(on_gpu_and_cpu):
     gpu, _ = on_gpu_and_cpu
     batching = gpu.get("/v1/models/fashion-dcgan").json()["versions"][0]["batching"]

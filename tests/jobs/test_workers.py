@@ -19,6 +19,7 @@ from ganserve.jobs.running import RUNNING_LIST
 from ganserve.jobs.store import JobStore
 from ganserve.manifest import list_versions, load_manifest
 from ganserve.process_metrics import GPU_METRICS
+from ganserve.training.fp16 import add_fp16_graphs
 from ganserve.webhooks import verify
 from ganserve.worker.settings import WorkerSettings
 from tests.deploy.files import dashboard_metrics, sampled_names
@@ -240,6 +241,7 @@ def test_embedded_mode_end_to_end_without_redis(job_models, data_dir, job_server
                   GANSERVE_WEBHOOK_ALLOWED_HOSTS="127.0.0.1/32",
                   GANSERVE_WEBHOOK_SECRET="e2e-secret", GANSERVE_WEBHOOK_PROGRESS_INTERVAL_S="0")
     webhook_receiver.answers = [500]            # the first delivery is retried
+    add_fp16_graphs(job_models / "baby-cgan" / "1")     # a parent with float16 twins
     server = job_server(job_models, env)
     # an uploaded dataset holding one of the conditional model's classes, by id
     r = httpx.post(f"{server.url}/v1/datasets", timeout=30, files={
@@ -259,8 +261,9 @@ def test_embedded_mode_end_to_end_without_redis(job_models, data_dir, job_server
     assert verify(b"e2e-secret", last["headers"]["X-Ganserve-Signature"], last["body"])
     assert json.loads(last["body"])["job"]["state"] == "succeeded"
     assert done["result"]["version"] == "2"
-    assert load_manifest(job_models / "baby-cgan" / "2").class_names == \
-        load_manifest(job_models / "baby-cgan" / "1").class_names
+    child = load_manifest(job_models / "baby-cgan" / "2")
+    assert child.class_names == load_manifest(job_models / "baby-cgan" / "1").class_names
+    assert child.has_fp16 and child.parity_fp16                 # what its parent had
     wait_version(server.url, "baby-cgan", "2")
     assert (data_dir / "broker.sqlite").is_file() and (data_dir / "jobs.sqlite").is_file()
     assert server.stop() == 0

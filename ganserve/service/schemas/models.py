@@ -24,6 +24,7 @@ class VersionInfo(BaseModel):
     error: str | None = None
     provider: str | None = None
     deterministic: bool | None = None
+    fp16: bool | None = Field(None, description="runs its float16 graphs (GANSERVE_FP16)")
     batching: BatchingInfo | None = Field(None, description="this version's dynamic "
                                           "batching on its device")
     created_at: str | None = None

@@ -61,7 +61,7 @@ def _version_info(e: Entry, default: str | None = None) -> VersionInfo:
         m = e.manifest
         t = m.training
         return VersionInfo(version=e.version, status="ready", provider=e.provider,
-                           deterministic=e.deterministic,
+                           deterministic=e.deterministic, fp16=e.fp16,
                            batching=BatchingInfo(max_batch_rows=e.max_batch_rows,
                                                  max_batch_delay_ms=e.max_batch_delay_ms),
                            created_at=m.created_at,
