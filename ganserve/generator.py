@@ -36,7 +36,8 @@ class OnnxGenerator:
         if verify:
             verify_files(self.dir, self.manifest)
         self.fp16 = fp16 and self.manifest.has_fp16
-        self.sessions = {name: make_session(self.dir / (g.fp16_file if self.fp16 else g.file),
+        self.sessions = {name: make_session(self.dir / (g.fp16_file if self.fp16 and g.fp16_file
+                                                        else g.file),
                                             device, intra_op_threads, spinning,
                                             identical_across_cpus, cpu_mem_arena)
                          for name, g in self.manifest.graphs.items()}
@@ -57,7 +58,13 @@ class OnnxGenerator:
 
     def example_feeds(self, graph: str, rows: int) -> dict[str, np.ndarray]:
         """Inputs for ``graph`` as the pipeline feeds it (seeds 10,000..., w from the mapping
-        for the synthesis, classes in turn): to warm up, probe or check a graph."""
+        for the synthesis, classes in turn; random images for the encoder): to warm up,
+        probe or check a graph."""
+        if graph == "encoder":
+            m = self.manifest
+            rng = np.random.default_rng(10_000)
+            return {"image": rng.uniform(-1, 1, (rows, m.channels, m.resolution, m.resolution)
+                                         ).astype(np.float32)}
         z = self.latents(list(range(10_000, 10_000 + rows)))
         if graph == "mapping":
             return {"z": z}

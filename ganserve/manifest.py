@@ -102,6 +102,11 @@ class Manifest(BaseModel):
         default_factory=dict, description="graph -> max |fp16 graph - fp32 graph| on the "
         "export's check inputs (image units: one grey level is 2/255)")
     metrics: dict[str, Any] = Field(default_factory=dict)
+    inversion: dict[str, Any] = Field(
+        default_factory=dict, description="how the projection encoder and the latent "
+        "directions were made (ganserve.training.inversion, .directions)")
+    directions: str | None = Field(default=None, description="the latent directions file "
+                                   "(ganserve.latent_directions), if computed")
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
     opset: int = 17
     created_at: str = ""
@@ -113,8 +118,9 @@ class Manifest(BaseModel):
 
     @property
     def has_fp16(self) -> bool:
-        """Every graph has its float16 twin."""
-        return all(g.fp16_file for g in self.graphs.values())
+        """Every generator graph (those its family needs) has its float16 twin."""
+        return all(self.graphs[g].fp16_file for g in self.family_spec.graphs
+                   if g in self.graphs)
 
     @property
     def family_spec(self) -> Family:

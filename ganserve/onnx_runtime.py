@@ -144,19 +144,25 @@ def make_session(path: str | Path, device: str = "auto", intra_op_threads: int =
 
 def run_function(session: ort.InferenceSession, io_binding: bool
                  ) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    """One graph's first output for some feeds. ``io_binding``: through ONNX Runtime's IO
-    binding, the output allocated on the session's device and copied to the host once (on
-    CUDA ``session.run`` stages it through another copy); the same numbers either way."""
+    """A graph's output for some feeds, as one array: a graph with several outputs of shape
+    [B, n_i] (the encoder's latent and class logits) gives them side by side, [B, sum n_i],
+    so rows batch and split as one (the caller splits the columns by the manifest's shapes).
+    ``io_binding``: through ONNX Runtime's IO binding, the outputs allocated on the
+    session's device and copied to the host once (on CUDA ``session.run`` stages them
+    through another copy); the same numbers either way."""
+    outputs = [o.name for o in session.get_outputs()]
+    join = ((lambda arrays: arrays[0]) if len(outputs) == 1
+            else (lambda arrays: np.concatenate(arrays, axis=1)))
     if not io_binding:
-        return lambda feeds: session.run(None, feeds)[0]
-    output = session.get_outputs()[0].name
+        return lambda feeds: join(session.run(None, feeds))
     device = "cuda" if session.get_providers()[0] == CUDA_PROVIDER else "cpu"
 
     def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
         binding = session.io_binding()
         for name, value in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        binding.bind_output(output, device)
+        for name in outputs:
+            binding.bind_output(name, device)
         session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return join(binding.copy_outputs_to_cpu())
     return run

@@ -112,3 +112,41 @@ def entropy_bits(p: np.ndarray) -> float:
     p = np.asarray(p, np.float64)
     p = p[p > 0]
     return float(-(p * np.log2(p)).sum())
+
+
+# -------------------------------------------------------------- one image against another
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> np.ndarray:
+    """Peak signal-to-noise ratio in dB per image of [N, C, H, W] arrays (values in a
+    range ``data_range`` wide: 2 for [-1, 1]); identical images: inf."""
+    mse = np.square(a.astype(np.float64) - b).reshape(len(a), -1).mean(1)
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(data_range ** 2 / mse)
+
+
+def _gaussian_window(sigma: float = 1.5, radius: int = 5) -> np.ndarray:
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-x ** 2 / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def _filter(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 'valid' filtering over the last two axes."""
+    k = len(g)
+    rows = sum(g[i] * x[..., i:x.shape[-2] - k + 1 + i, :] for i in range(k))
+    return sum(g[i] * rows[..., i:x.shape[-1] - k + 1 + i] for i in range(k))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> np.ndarray:
+    """Structural similarity per image of [N, C, H, W] arrays (Wang et al. 2004: an 11-tap
+    Gaussian window, sigma 1.5, K1 0.01, K2 0.03, averaged over the valid positions and
+    channels); 1 for identical images."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    g = _gaussian_window()
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = _filter(a, g), _filter(b, g)
+    var_a = _filter(a * a, g) - mu_a ** 2
+    var_b = _filter(b * b, g) - mu_b ** 2
+    cov = _filter(a * b, g) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1)
+                                                      * (var_a + var_b + c2))
+    return s.reshape(len(a), -1).mean(1)

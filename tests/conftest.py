@@ -136,3 +136,30 @@ def shipped_api():
     with make_client(Path(__file__).resolve().parents[1] / "models") as c:
         wait_ready(c)
         yield c
+
+
+@pytest.fixture(scope="session")
+def inverted_store(baby_exports, idx_dir, extractor_dir, tmp_path_factory) -> Path:
+    """A store of the baby versions, each with a projection encoder (a few steps) and latent
+    directions (few samples), as `ganserve train-encoder` and `ganserve directions` add
+    them; plain-dcgan/1 is baby-dcgan/1 without either."""
+    import shutil
+
+    from ganserve.data import load_images
+    from ganserve.evaluation.directions import add_directions, compute
+    from ganserve.training.inversion import EncoderTraining, add_encoder, train_encoder
+
+    root = tmp_path_factory.mktemp("inverted")
+    for vdir in baby_exports.values():
+        dest = root / vdir.parent.name / vdir.name
+        shutil.copytree(vdir, dest)
+        encoder, record = train_encoder(dest, load_images(idx_dir), extractor_dir,
+                                        EncoderTraining(steps=3, batch=8))
+        add_encoder(dest, encoder, record)
+        add_directions(dest, compute(dest, extractor_dir, n=120, k=3, per_pair=5))
+    plain = root / "plain-dcgan" / "1"
+    shutil.copytree(baby_exports["dcgan"], plain)
+    m = json.loads((plain / "manifest.json").read_text())
+    m["name"] = "plain-dcgan"
+    (plain / "manifest.json").write_text(json.dumps(m))
+    return root

@@ -189,6 +189,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write each graph's float16 twin (GPUs serve it under "
                    "GANSERVE_FP16=auto), checked against the float32 graph")
 
+    n = add("train-encoder", help="train a version's projection encoder (image -> latent) "
+            "and add it to the version")
+    n.add_argument("model", help="NAME/VERSION in the store (or NAME for its latest), or a "
+                   "version folder")
+    n.add_argument("--steps", type=_positive, default=2000, help="optimizer steps (2000)")
+    n.add_argument("--batch", type=_positive, default=32,
+                   help="images per step, half generated, half real (32)")
+    n.add_argument("--data", help="real images, the training split (default "
+                   "/usr/share/datasets/fashion-mnist)")
+    n.add_argument("--limit", type=_positive, help="use the first N real images")
+    n.add_argument("--extractor", help="the evaluation classifier for the perceptual loss "
+                   "(default MODELS_DIR/_evaluators/fashion-mnist)")
+    n.add_argument("--seed", type=int, default=0)
+
+    r = add("directions", help="compute a version's latent directions (principal axes, "
+            "class to class) and add them to the version")
+    r.add_argument("model", help="NAME/VERSION in the store (or NAME for its latest), or a "
+                   "version folder")
+    r.add_argument("--n", type=_positive, default=10_000, help="samples (default 10000)")
+    r.add_argument("--principal", type=_positive, default=10,
+                   help="principal directions to keep (default 10)")
+    r.add_argument("--extractor", help="the classifier that labels samples (default "
+                   "MODELS_DIR/_evaluators/fashion-mnist)")
+
     v = add("evaluate", help="score a model version (FID, KID, P/R, coverage) "
                        "into a record beside it",
                        epilog=EPILOG_EVAL)
@@ -494,6 +518,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_encoder(args: argparse.Namespace) -> int:
+    from ganserve.data import load_images
+    from ganserve.manifest import in_store, load_manifest
+    from ganserve.training.inversion import EncoderTraining, add_encoder, train_encoder
+
+    vdir = in_store(args.model, models_dir())
+    m = load_manifest(vdir)
+    data = load_images(args.data, resolution=m.resolution, channels=m.channels,
+                       limit=args.limit)
+    opts = EncoderTraining(steps=args.steps, batch=args.batch, seed=args.seed)
+    encoder, record = train_encoder(vdir, data, args.extractor or default_evaluator(), opts)
+    parity = add_encoder(vdir, encoder, record)
+    print(f"encoder of {m.name}/{m.version} ({record['latent']}) trained in "
+          f"{record['seconds']:.0f} s, parity {parity:.2e}; final loss "
+          + ", ".join(f"{k} {v}" for k, v in record["final_loss"].items()))
+    return 0
+
+
+def cmd_directions(args: argparse.Namespace) -> int:
+    from ganserve.evaluation.directions import add_directions, compute
+    from ganserve.manifest import in_store
+
+    vdir = in_store(args.model, models_dir())
+    data = compute(vdir, args.extractor or default_evaluator(), n=args.n, k=args.principal)
+    path = add_directions(vdir, data)
+    flips = data["classes"].get("flip", {})
+    best = sorted(flips.items(), key=lambda kv: -kv[1])[:3]
+    print(f"{len(data['principal'])} principal and {len(flips)} class directions "
+          f"({data['classes']['space']}) in {data['made']['seconds']:.0f} s, written to "
+          f"{path}" + ("; best class flips at amount 1: "
+                       + ", ".join(f"{k} {v:.0%}" for k, v in best) if best else ""))
+    return 0
+
+
 def cmd_build_evaluator(args: argparse.Namespace) -> int:
     from ganserve.training.classifier import build_evaluator
 
@@ -730,6 +788,7 @@ COMMANDS = {"train": cmd_train, "serve": cmd_serve, "worker": cmd_worker,
             "healthcheck": cmd_healthcheck, "alert-log": cmd_alert_log,
             "generate": cmd_generate,
             "export": cmd_export, "evaluate": cmd_evaluate,
+            "train-encoder": cmd_train_encoder, "directions": cmd_directions,
             "build-evaluator": cmd_build_evaluator}
 
 
@@ -761,6 +820,7 @@ _ERRORS = [("ganserve.service.errors", "ServiceError"), ("ganserve.training.plan
            ("ganserve.data", "DataError"),
            ("ganserve.training.checkpoint", "CheckpointError"),
            ("ganserve.training.export", "ExportError"), ("ganserve.training.fp16", "Fp16Error"),
+           ("ganserve.training.inversion", "InversionError"),
            ("ganserve.training.loop", "RunError")]
 
 

@@ -58,6 +58,22 @@ class InvalidInput(ServiceError):
     status, code = 422, "invalid_input"
 
 
+class InvalidImage(ServiceError):
+    """An uploaded image that cannot be used: its code is the reason (not_an_image,
+    corrupt_image, image_too_large...), as a dataset upload's are."""
+    status, code = 422, "invalid_image"
+
+    def __init__(self, message: str, *, reason: str, status: int = 422, **kw: Any):
+        super().__init__(message, **kw)
+        self.code, self.status = reason, status
+
+
+class NotAvailable(ServiceError):
+    """The version lacks what the operation needs (a projection encoder, latent directions):
+    the request is right, the version is not ready for it."""
+    status, code = 409, "not_available"
+
+
 class PayloadTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
 

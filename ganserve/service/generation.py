@@ -176,16 +176,16 @@ def _row_seeds(req: Rows, n: int) -> list[int | None]:
     return list(req.seeds) if req.seeds is not None else [None] * n
 
 
-def _explicit(values: list[float], dim: int, field: str) -> np.ndarray:
+def explicit_latent(values: list[float], dim: int, field: str) -> np.ndarray:
     """An explicit latent from the request, checked against the model's size."""
     if len(values) != dim:
         raise InvalidInput(f"{field}: expected {dim} numbers, got {len(values)}", field=field)
     with np.errstate(over="ignore"):
         v = np.asarray(values, np.float32)
-    return _finite(v, field, "beyond float32 (|x| > 3.4e38)")
+    return finite(v, field, "beyond float32 (|x| > 3.4e38)")
 
 
-def _finite(v: np.ndarray, field: str, why: str) -> np.ndarray:
+def finite(v: np.ndarray, field: str, why: str) -> np.ndarray:
     if not np.isfinite(v).all():
         i = int(np.flatnonzero(~np.isfinite(v.reshape(-1)))[0])
         raise InvalidInput(f"{field}: value {i} is {why}", field=field)
@@ -194,7 +194,7 @@ def _finite(v: np.ndarray, field: str, why: str) -> np.ndarray:
 
 def _truncate(lv: LoadedVersion, w: np.ndarray, psi: float, field: str) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
-        return _finite(lv.generator.truncate(w, psi), field,
+        return finite(lv.generator.truncate(w, psi), field,
                        "beyond float32 after truncation (w_avg + psi (w - w_avg))")
 
 
@@ -204,16 +204,16 @@ def _endpoint_vector(lv: LoadedVersion, ep: Source, psi: float, field: str) -> n
     if ep.w is not None:
         raise InvalidInput(f"{field}.w: explicit w needs space='w'", field=f"{field}.w")
     if ep.z is not None:
-        return _explicit(ep.z, m.z_dim, f"{field}.z")
+        return explicit_latent(ep.z, m.z_dim, f"{field}.z")
     if m.family_spec.w_space:        # psi applies in w
         return z_from_seeds([ep.seed], m.z_dim)[0]
     return truncated_z_from_seed(ep.seed, m.z_dim, psi)
 
 
-async def _endpoint_w(lv: LoadedVersion, ep: Source, psi: float, field: str, deadline: float
+async def endpoint_w(lv: LoadedVersion, ep: Source, psi: float, field: str, deadline: float
                       ) -> np.ndarray:
     if ep.w is not None:
-        w = _explicit(ep.w, lv.manifest.w_dim, f"{field}.w")
+        w = explicit_latent(ep.w, lv.manifest.w_dim, f"{field}.w")
         return _truncate(lv, w[None], psi, f"{field}.w")[0]
     z = _endpoint_vector(lv, ep, psi, field)
     w = await lv.run("mapping", {"z": z[None]}, deadline)
@@ -235,14 +235,14 @@ async def interpolate(lv: LoadedVersion, req: Interpolation, deadline: float) ->
                               f"({', '.join(supporting('style-mix'))}); {lv.name} is "
                               f"{lv.family}", field="space",
                               supported_families=supporting("style-mix"))
-        wa = await _endpoint_w(lv, req.start, req.psi, "start", deadline)
-        wb = await _endpoint_w(lv, req.end, req.psi, "end", deadline)
-        ws = _finite(path(wa, wb, t), "end", "beyond float32 on the interpolation path")
+        wa = await endpoint_w(lv, req.start, req.psi, "start", deadline)
+        wb = await endpoint_w(lv, req.end, req.psi, "end", deadline)
+        ws = finite(path(wa, wb, t), "end", "beyond float32 on the interpolation path")
         images = await lv.run("synthesis", {"ws": lv.generator.broadcast(ws)}, deadline)
         return Generated(images, seeds, [None] * req.steps, ws)
     za = _endpoint_vector(lv, req.start, req.psi, "start")
     zb = _endpoint_vector(lv, req.end, req.psi, "end")
-    zs = _finite(path(za, zb, t), "end", "beyond float32 on the interpolation path")
+    zs = finite(path(za, zb, t), "end", "beyond float32 on the interpolation path")
     if m.family_spec.w_space:
         images, _, _ = await _stylegan_images(lv, zs, req.psi, deadline)
         return Generated(images, seeds, [None] * req.steps, zs)

@@ -24,7 +24,15 @@ from ganserve import process_metrics
 from ganserve.cpus import available_cpus
 from ganserve.onnx_runtime import require_device
 from ganserve.service.api.fast_path import FastPath
-from ganserve.service.api.routes import datasets, generate, health, inference, jobs, models
+from ganserve.service.api.routes import (
+    datasets,
+    generate,
+    health,
+    inference,
+    inversion,
+    jobs,
+    models,
+)
 from ganserve.service.auth import KeyRing
 from ganserve.service.datasets import DatasetService
 from ganserve.service.errors import install_error_handlers
@@ -175,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                                 settings.upload_timeout_s)})
     app.include_router(models.router)
     app.include_router(generate.router)
+    app.include_router(inversion.router)
     app.include_router(health.router)
     app.include_router(inference.router)
     app.include_router(jobs.router)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ganserve.generator import OnnxGenerator
+from ganserve.latent_directions import Directions
 from ganserve.manifest import (
     MANIFEST_NAME,
     NAME_RE,
@@ -44,6 +45,8 @@ from ganserve.service.settings import Settings
 log = logging.getLogger(__name__)
 
 PROBE_ROWS = 9
+# graphs a version may have beyond its family's: the projection encoder (image -> latent)
+OPTIONAL_GRAPHS = {"encoder"}
 
 
 @dataclass
@@ -59,6 +62,7 @@ class LoadedVersion:
     load_seconds: float
     max_batch_rows: int                 # this model's batching on its device (Settings.batching)
     max_batch_delay_ms: float
+    directions: Directions | None = None    # its latent directions, if computed
     batchers: dict[str, Batcher] = field(default_factory=dict)
     status: str = "ready"
 
@@ -148,9 +152,10 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
     if m.name != name or m.version != version:
         raise ValueError(f"manifest says {m.name}/{m.version}, folder is {name}/{version}")
     expected = set(m.family_spec.graphs)
-    if set(gen.sessions) != expected:
-        raise ValueError(f"{m.family} needs graphs {sorted(expected)}, manifest has "
-                         f"{sorted(gen.sessions)}")
+    if not expected <= set(gen.sessions) <= expected | OPTIONAL_GRAPHS:
+        raise ValueError(f"{m.family} needs graphs {sorted(expected)} (and may have "
+                         f"{sorted(OPTIONAL_GRAPHS)}), manifest has {sorted(gen.sessions)}")
+    directions = Directions.load(vdir, m)
     for graph, sess in gen.sessions.items():
         want = [t.name for t in m.graphs[graph].inputs]
         have = [i.name for i in sess.get_inputs()]
@@ -170,7 +175,7 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
     for graph, sess in gen.sessions.items():
         run_padded(sess, gen.example_feeds(graph, rows), pad_to)
     return LoadedVersion(name, version, vdir, m, gen, provider, deterministic, pad_to,
-                         time.monotonic() - t0, rows, delay_ms)
+                         time.monotonic() - t0, rows, delay_ms, directions)
 
 
 class Registry:

@@ -68,19 +68,20 @@ def export_graph(g: OnnxGraph, path: Path, opset: int = OPSET) -> None:
 
 
 def check_parity(g: OnnxGraph, path: Path, batches=PARITY_BATCHES) -> float:
-    """Max |ORT - eager| over the given batch sizes."""
+    """Max |ORT - eager| over the given batch sizes and every output."""
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst = 0.0
     for b in batches:
         with torch.no_grad():
             inputs = g.make_inputs(b)
-            ref = g.module(*inputs).numpy()
+            refs = g.module(*inputs)
+        refs = [t.numpy() for t in (refs if isinstance(refs, tuple) else (refs,))]
         feeds = {n: t.numpy() for n, t in zip(g.input_names, inputs)}
-        out = sess.run(None, feeds)[0]
-        if out.shape != ref.shape:
-            raise ExportError(f"{g.name}: ONNX output shape {out.shape} != eager {ref.shape} "
-                              f"at batch {b}")
-        worst = max(worst, float(np.abs(out - ref).max()))
+        for name, out, ref in zip(g.output_names, sess.run(None, feeds), refs, strict=True):
+            if out.shape != ref.shape:
+                raise ExportError(f"{g.name}: ONNX output {name} shape {out.shape} != eager "
+                                  f"{ref.shape} at batch {b}")
+            worst = max(worst, float(np.abs(out - ref).max()))
     return worst
 
 

@@ -151,15 +151,15 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _open_image(data: bytes, entry: _ImageEntry) -> Image.Image:
-    """The image's header only (no pixels decoded), its signature matching its name."""
-    shown = entry.member.display
+def _open_image(data: bytes, shown: str, named_as: str | None = None) -> Image.Image:
+    """The image's header only (no pixels decoded), its signature matching its name's
+    format (``named_as``) when it has one."""
     found = _sniff(data)
     if found is None:
         raise Rejected("not_an_image", f"{shown!r} is not a PNG, JPEG or WebP image (its "
                        "bytes say otherwise)")
-    if found != entry.fmt:
-        raise Rejected("image_type_mismatch", f"{shown!r} is named as {entry.fmt} but its "
+    if named_as is not None and found != named_as:
+        raise Rejected("image_type_mismatch", f"{shown!r} is named as {named_as} but its "
                        f"bytes are {found}")
     if found == "JPEG" and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
         # entropy-coded data stuffs 0xFF as FF 00: FF DA is only ever a start-of-scan marker
@@ -206,6 +206,18 @@ def _decode(im: Image.Image, shown: str) -> Image.Image:
                        f"({type(e).__name__}: {str(e)[:120]})") from None
 
 
+def read_image(data: bytes, shown: str, max_side: int) -> np.ndarray:
+    """One uploaded image (PNG, JPEG or WebP, recognised by its bytes) as RGB uint8
+    [H, W, 3], with the archive's checks: a decompression bomb, more than ``max_side``
+    pixels a side, or corrupt bytes are refused (``Rejected``) before or while decoding."""
+    with _open_image(data, shown) as im:
+        w, h = im.size
+        if max(w, h) > max_side or w < 1 or h < 1:
+            raise Rejected("image_too_large", f"{shown!r} is {w} x {h} pixels; at most "
+                           f"{max_side} per side", status=413)
+        return np.array(_decode(im, shown))
+
+
 def _image_entries(members: list[Member], limits: UploadLimits
                    ) -> tuple[list[_ImageEntry], list[str]]:
     pairs, labelled = _layout(members)
@@ -238,7 +250,7 @@ def _headers(zf: zipfile.ZipFile, entries: list[_ImageEntry], limits: UploadLimi
     total = 0
     smallest = limits.side
     for e in entries:
-        with _open_image(read_member(zf, e.member), e) as im:
+        with _open_image(read_member(zf, e.member), e.member.display, e.fmt) as im:
             _check_dims(im, e.member.display, limits)
             w, h = im.size
         total += w * h
@@ -296,7 +308,7 @@ def ingest_zip(path: Path, work: Path, limits: UploadLimits,
         rgb = _allocated_memmap(work / "rgb.npy", (len(entries), 3, s, s))
         gray = True
         for i, e in enumerate(entries):
-            with _open_image(read_member(zf, e.member), e) as im:
+            with _open_image(read_member(zf, e.member), e.member.display, e.fmt) as im:
                 arr = square_image(_decode(im, e.member.display), s)
             gray = gray and bool((arr[..., 0] == arr[..., 1]).all()
                                  and (arr[..., 1] == arr[..., 2]).all())
