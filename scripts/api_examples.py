@@ -58,7 +58,7 @@ def main() -> None:
             time.sleep(0.1)
         for block in examples((REPO / "README.md").read_text()):
             print("$", block.strip().replace("\n", "\n  "))
-            r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=out,
+            r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=out, env=env,
                                capture_output=True, text=True)
             if r.returncode != 0:
                 sys.exit(f"example failed ({r.returncode}): {r.stderr or r.stdout}")

@@ -101,6 +101,12 @@ def _number(parse: Any, ok: Any, what: str, rule: str, noun: str = "") -> Any:
 
 
 _positive = _number(int, lambda v: v >= 1, "a whole number >= 1", ">= 1")
+
+
+def _version_arg(p: argparse.ArgumentParser) -> None:
+    """The positional ``model`` of the commands that read one version."""
+    p.add_argument("model", help="NAME/VERSION in the store (or NAME for its latest), or a "
+                   "version folder")
 _positive_float = _number(float, lambda v: v > 0, "a number > 0", "> 0")
 _psi = _number(float, lambda v: 0.0 <= v <= 2.0, "a number in [0, 2]", "in [0, 2]",
                "truncation psi ")
@@ -191,8 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = add("train-encoder", help="train a version's projection encoder (image -> latent) "
             "and add it to the version")
-    n.add_argument("model", help="NAME/VERSION in the store (or NAME for its latest), or a "
-                   "version folder")
+    _version_arg(n)
     n.add_argument("--steps", type=_positive, default=2000, help="optimizer steps (2000)")
     n.add_argument("--batch", type=_positive, default=32,
                    help="images per step, half generated, half real (32)")
@@ -205,8 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = add("directions", help="compute a version's latent directions (principal axes, "
             "class to class) and add them to the version")
-    r.add_argument("model", help="NAME/VERSION in the store (or NAME for its latest), or a "
-                   "version folder")
+    _version_arg(r)
     r.add_argument("--n", type=_positive, default=10_000, help="samples (default 10000)")
     r.add_argument("--principal", type=_positive, default=10,
                    help="principal directions to keep (default 10)")
@@ -216,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = add("evaluate", help="score a model version (FID, KID, P/R, coverage) "
                        "into a record beside it",
                        epilog=EPILOG_EVAL)
-    v.add_argument("model", help="NAME/VERSION in the store (or NAME for its latest), or a "
-                   "version folder")
+    _version_arg(v)
     v.add_argument("--n", type=_positive, default=10_000, help="samples (default 10000)")
     v.add_argument("--extractor", help="extractor folder or .json "
                    "(default MODELS_DIR/_evaluators/fashion-mnist)")

@@ -4,6 +4,11 @@ in one batched pass) and edits along the version's latent directions.
 What a projection answers feeds every other endpoint: ``{"z": [...]}`` or ``{"w": [...]}``
 is an interpolation endpoint, an edit's start or a protocol input. The slower, precise
 projection (gradient descent from the encoder's latent) is a job on the worker.
+
+Namesakes, one concept at several layers (inversion): ``ganserve.training.inversion``: the
+encoder's training; this module: projecting and editing in the API;
+``ganserve.service.api.routes.inversion``: their HTTP routes;
+``ganserve.service.schemas.inversion``: the HTTP bodies.
 """
 
 from __future__ import annotations

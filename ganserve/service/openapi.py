@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from ganserve.families import family
 from ganserve.service.errors import is_protocol_path
 from ganserve.service.schemas.inference import InferRequest
+from ganserve.service.schemas.inversion import ProjectRequest
 from ganserve.service.settings import Settings
 
 JOB_SCHEMAS = {"FineTuneSpec", "EvaluateSpec", "DatasetRef"}
@@ -113,12 +114,14 @@ def apply_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
 
 
 def add_raw_body_schemas(doc: dict[str, Any]) -> None:
-    """Bodies the routes read themselves (the protocol's infer takes JSON or binary tensors)
-    are referenced by name from ``openapi_extra``; their schemas join the components."""
-    schema = InferRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    """Bodies the routes read themselves (the protocol's infer takes JSON or binary tensors;
+    project takes JSON or multipart) are referenced by name from ``openapi_extra``; their
+    schemas join the components."""
     components = doc.setdefault("components", {}).setdefault("schemas", {})
-    components.update(schema.pop("$defs", {}))
-    components["InferRequest"] = schema
+    for model in (InferRequest, ProjectRequest):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
 
 
 def apply_protocol_errors(doc: dict[str, Any]) -> None:

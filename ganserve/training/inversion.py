@@ -16,6 +16,11 @@ every graph) and records how it was trained in the manifest's ``inversion`` sect
 it never changes the version's generator graphs or weights: it is what export would have
 written, had it trained the encoder then; a service picks it up the next time it loads the
 version.
+
+Namesakes, one concept at several layers (inversion): this module: the encoder's training;
+``ganserve.service.inversion``: projecting and editing in the API;
+``ganserve.service.api.routes.inversion``: their HTTP routes;
+``ganserve.service.schemas.inversion``: the HTTP bodies.
 """
 
 from __future__ import annotations

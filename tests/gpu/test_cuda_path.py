@@ -54,15 +54,20 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_every_shipped_model_is_served_on_cuda(on_gpu_and_cpu, name):
-    gpu, cpu = on_gpu_and_cpu
-    assert gpu.get(f"/v1/models/{name}").json()["versions"][0]["provider"] == CUDA_PROVIDER
+def _sample_diff(gpu, cpu, name: str) -> np.ndarray:
+    """|GPU - CPU| grey levels of the same 16 seeds' grid."""
     body = {"seeds": list(range(16)), "truncation_psi": 0.7}
     a = gpu.post(f"/v1/models/{name}/sample", json=body)
     b = cpu.post(f"/v1/models/{name}/sample", json=body)
     assert a.status_code == b.status_code == 200
-    diff = np.abs(_pixels(a.content) - _pixels(b.content))
+    return np.abs(_pixels(a.content) - _pixels(b.content))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_is_served_on_cuda(on_gpu_and_cpu, name):
+    gpu, cpu = on_gpu_and_cpu
+    assert gpu.get(f"/v1/models/{name}").json()["versions"][0]["provider"] == CUDA_PROVIDER
+    diff = _sample_diff(gpu, cpu, name)
     assert diff.mean() < 1.0 and diff.max() <= 24, (diff.mean(), diff.max())
 
 
@@ -88,11 +93,7 @@ def test_fp16_graphs_are_served_on_cuda_close_to_the_cpu(fp16_store, on_gpu_and_
         wait_ready(gpu)
         version = gpu.get(f"/v1/models/{name}").json()["versions"][0]
         assert version["provider"] == CUDA_PROVIDER and version["fp16"] is True
-        body = {"seeds": list(range(16)), "truncation_psi": 0.7}
-        a = gpu.post(f"/v1/models/{name}/sample", json=body)
-    b = cpu.post(f"/v1/models/{name}/sample", json=body)
-    assert a.status_code == b.status_code == 200
-    diff = np.abs(_pixels(a.content) - _pixels(b.content))
+        diff = _sample_diff(gpu, cpu, name)
     assert diff.mean() < 1.5 and diff.max() <= 32, (diff.mean(), diff.max())
 
 

@@ -56,6 +56,13 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
      r"has no labels; a conditional model",
      "what the host and the model have"),
     ("conflict", r"Idempotency-Key already used", "the key's first request decides"),
+    ("invalid_input", r"image: not valid base64", "base64 is a string pattern JSON Schema "
+     "states only as text; the bytes it holds are checked as an upload's are"),
+    ("image_too_large", r"", "an image's pixel size is in its bytes"),
+    ("invalid_input", r"unknown direction", "which directions exist is the version's"),
+    ("invalid_input", r"has no w space", "a w latent belongs to a w-space family"),
+    ("invalid_input", r"unknown form field|send the image as the form field",
+     "a multipart body's parts are read by the route"),
     ("invalid_input", r"no dataset '[0-9a-f]{16}'", "which uploaded datasets exist is the "
      "data dir's"),
     ("invalid_input", r"webhooks are off here|is not in GANSERVE_WEBHOOK_ALLOWED_HOSTS|"

@@ -8,7 +8,7 @@ the command line; ``ganserve.service.api.routes.generate``: over HTTP;
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -85,6 +85,14 @@ class ConditionalRequest(SampleRequest):
         {"class": "Sneaker", "seeds": [0, 1, 2, 3], "scale": 4}]})
 
 
+def one_source(body: BaseModel) -> Any:
+    """A start given by exactly one of a seed, an explicit z or an explicit w."""
+    given = [k for k in ("seed", "z", "w") if getattr(body, k) is not None]
+    if len(given) != 1:
+        raise ValueError("give exactly one of seed, z or w")
+    return body
+
+
 class Endpoint(Strict):
     seed: Seed | None = None
     z: list[FiniteFloat] | None = Field(None, max_length=LATENT_MAX,
@@ -95,10 +103,7 @@ class Endpoint(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> Endpoint:
-        given = [k for k in ("seed", "z", "w") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of seed, z or w")
-        return self
+        return one_source(self)
 
 
 class InterpolateRequest(GridOptions):

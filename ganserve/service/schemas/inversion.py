@@ -11,7 +11,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ganserve.service.schemas.generate import LATENT_MAX, ClassRef, Common, Psi, Seed
+from ganserve.service.schemas.generate import (
+    LATENT_MAX,
+    ClassRef,
+    Common,
+    Psi,
+    Seed,
+    one_source,
+)
 from ganserve.strict import FiniteFloat, Int, Strict
 
 AMOUNT_MAX = 50.0
@@ -103,7 +110,4 @@ class EditRequest(Common):
 
     @model_validator(mode="after")
     def _one_source(self) -> EditRequest:
-        given = [k for k in ("seed", "z", "w") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of seed, z or w")
-        return self
+        return one_source(self)
