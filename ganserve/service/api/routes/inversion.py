@@ -53,7 +53,8 @@ PROJECT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
         "properties": {
             "file": {"type": "string", "format": "binary",
                      "description": "a PNG, JPEG or WebP image"},
-            "class": {"type": "string", "description": "conditional models: its class"},
+            "class": {"type": "string", "minLength": 1, "maxLength": 128,
+                      "description": "conditional models: its class (index or name)"},
             "version": {"type": "string", "maxLength": 32}}}}}}}
 
 
