@@ -59,7 +59,7 @@ def model_input(rgb: np.ndarray, lv: LoadedVersion) -> np.ndarray:
     return x.astype(np.float32) * (2.0 / 255.0) - 1.0
 
 
-def _encoder(lv: LoadedVersion) -> None:
+def require_encoder(lv: LoadedVersion) -> None:
     if "encoder" not in lv.batchers:
         raise NotAvailable(f"{lv.name}/{lv.version} has no projection encoder; add one "
                            f"offline with `ganserve train-encoder {lv.name}/{lv.version}`",
@@ -80,7 +80,7 @@ async def render_latent(lv: LoadedVersion, latent: np.ndarray, weights: np.ndarr
 async def project(lv: LoadedVersion, x: np.ndarray, class_ref: int | str | None,
                   deadline: float) -> Projected:
     """The encoder's latent for the image ``x`` [1, C, R, R], and its reconstruction."""
-    _encoder(lv)
+    require_encoder(lv)
     m = lv.manifest
     w_space = m.family_spec.w_space
     dim = m.w_dim if w_space else m.z_dim

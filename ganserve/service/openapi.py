@@ -51,10 +51,17 @@ def apply_limits(doc: dict[str, Any], settings: Settings) -> None:
                     _cap(param.get("schema", {}), caps[param["name"]])
 
 
-def _example_model(capability: str, loaded: dict[str, str], preferred: list[str]) -> str | None:
-    """A loaded model that supports ``capability`` (the documented example first)."""
-    fits = [n for n, fam in sorted(loaded.items())
-            if capability == "any" or family(fam).supports(capability)]
+# what a version has beyond its family's operations (an encoder, latent directions)
+VERSION_CAPABILITIES = ("project", "edit")
+
+
+def _example_model(capability: str, caps: dict[str, tuple[str, ...]], preferred: list[str]
+                   ) -> str | None:
+    """A loaded model whose default version supports ``capability`` (the documented example
+    first)."""
+    fits = [n for n, c in sorted(caps.items()) if capability == "any" or capability in c]
+    if not fits and capability in VERSION_CAPABILITIES:
+        fits = sorted(caps)             # its 409 says how to add what the version lacks
     return next((n for n in preferred if n in fits), fits[0] if fits else None)
 
 
@@ -100,7 +107,8 @@ def apply_security(doc: dict[str, Any], settings: Settings) -> None:
         doc.get("components", {}).pop("securitySchemes", None)
 
 
-def apply_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
+def apply_examples(doc: dict[str, Any], loaded: dict[str, str],
+                   caps: dict[str, tuple[str, ...]]) -> None:
     apply_job_examples(doc, loaded)
     for item in doc.get("paths", {}).values():
         for op in item.values():
@@ -108,7 +116,7 @@ def apply_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
                 capability = param.get("schema", {}).get("x-capability")
                 if param.get("in") != "path" or capability is None:
                     continue
-                name = _example_model(capability, loaded, list(param.get("examples", {})))
+                name = _example_model(capability, caps, list(param.get("examples", {})))
                 if name is not None:
                     param["examples"] = {name: {"value": name}}
 
@@ -145,14 +153,15 @@ def served_openapi(app: FastAPI, settings: Settings) -> None:
     def openapi() -> dict[str, Any]:
         registry = getattr(app.state, "registry", None)
         loaded = {lv.name: lv.family for lv in registry.loaded()} if registry else {}
-        key = tuple(sorted(loaded.items()))
+        caps = {name: tuple(registry.get(name).capabilities) for name in loaded}
+        key = tuple(sorted(caps.items()))
         if cache.get("key") != key:
             doc = copy.deepcopy(build())
             add_raw_body_schemas(doc)
             apply_protocol_errors(doc)
             apply_limits(doc, settings)
             apply_security(doc, settings)
-            apply_examples(doc, loaded)
+            apply_examples(doc, loaded, caps)
             cache.update(key=key, doc=doc)
         return cache["doc"]
 

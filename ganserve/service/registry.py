@@ -75,6 +75,14 @@ class LoadedVersion:
         """Runs the version's float16 graphs."""
         return self.generator.fp16
 
+    @property
+    def capabilities(self) -> list[str]:
+        """The family's operations, and what this version adds: project (it has an encoder)
+        and edit (it has latent directions)."""
+        return (self.manifest.family_spec.capabilities
+                + (["project"] if "encoder" in self.generator.sessions else [])
+                + (["edit"] if self.directions is not None else []))
+
     async def run(self, graph: str, feeds: dict[str, np.ndarray], deadline: float,
                   finish: Finish | None = None) -> Any:
         """The graph's output rows for ``feeds``, or ``finish(rows)`` (see ``Batcher``)."""

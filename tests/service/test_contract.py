@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ganserve.service.auth import new_key
-from tests.service.conftest import ServerProcess
+from tests.service.conftest import ServerProcess, make_client, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 MIN_CASES = 1000
@@ -127,7 +127,7 @@ def test_errors_are_documented_with_the_error_schema(client):
 
 
 def test_documented_limits_are_the_configured_ones(store):
-    from tests.service.conftest import make_client, wait_ready
+
     with make_client(store, max_scale=5, max_images=7, max_interpolation_steps=9) as c:
         wait_ready(c)
         doc = c.get("/openapi.json").json()
@@ -144,10 +144,19 @@ def test_documented_limits_are_the_configured_ones(store):
         assert c.post("/v1/models/baby-dcgan/sample", json={"scale": 5}).status_code == 200
 
 
+@pytest.fixture(scope="module")
+def client(inverted_store):
+    """The baby models with encoders and directions: every operation has a model for it."""
+    with make_client(inverted_store) as c:
+        wait_ready(c)
+        yield c
+
+
 def test_path_examples_are_loaded_models_that_support_the_operation(client):
     doc = client.get("/openapi.json").json()
     want = {"/v1/models/{name}/conditional": "baby-cgan",
-            "/v1/models/{name}/style-mix": "baby-stylegan"}
+            "/v1/models/{name}/style-mix": "baby-stylegan",
+            "/v1/models/{name}/project": "baby-cgan", "/v1/models/{name}/edit": "baby-cgan"}
     for path, item in doc["paths"].items():
         for op in item.values():
             for p in op.get("parameters", []):
@@ -155,7 +164,17 @@ def test_path_examples_are_loaded_models_that_support_the_operation(client):
                     (name,) = p["examples"]
                     assert client.get(f"/v1/models/{name}").status_code == 200, path
                     if path in want:
-                        assert name == want[path]
+                        assert name == want[path], path
+
+
+def test_without_an_encoder_anywhere_the_example_model_says_how_to_add_one(store):
+    with make_client(store) as c:
+        wait_ready(c)
+        doc = c.get("/openapi.json").json()
+        param = doc["paths"]["/v1/models/{name}/project"]["post"]["parameters"][0]
+        (name,) = param["examples"]
+        r = c.post(f"/v1/models/{name}/project", json={"image": "AAAA"})
+        assert r.status_code == 409 and "ganserve train-encoder" in r.json()["error"]["message"]
 
 
 def test_every_documented_example_body_runs_as_is(client):

@@ -43,8 +43,8 @@ from ganserve.service.uploads.archive import Rejected
 from ganserve.service.uploads.ingest import read_image
 
 router = APIRouter(prefix="/v1/models", tags=["projection and directions"])
-ProjectName = name_param("any", "fashion-stylegan")
-EditName = name_param("any", "fashion-stylegan")
+ProjectName = name_param("project", "fashion-stylegan")
+EditName = name_param("edit", "fashion-stylegan")
 IMAGE_MAX_SIDE = 4096
 PROJECT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/ProjectRequest"}},
@@ -114,6 +114,7 @@ def _b64png(image) -> str:
 async def project(name: ProjectName, request: Request, call: ServingDep) -> ProjectResponse:
     data, body = await _project_request(request)
     lv = await call.registry.resolve(name, body.version)
+    inversion.require_encoder(lv)           # before the image: what to fix first
     x = await run_in_threadpool(_read, data, lv)
     deadline = deadline_for(call.settings)
     p = await guarded(request, inversion.project(lv, x, body.class_, deadline), deadline)

@@ -75,14 +75,6 @@ def _version_info(e: Entry, default: str | None = None) -> VersionInfo:
                        size_bytes=_size(e.dir))
 
 
-def capabilities(lv: LoadedVersion) -> list[str]:
-    """The family's operations, and what this version adds: project (it has an encoder)
-    and edit (it has latent directions)."""
-    return (lv.manifest.family_spec.capabilities + (["project"] if "encoder" in lv.batchers
-                                                    else [])
-            + (["edit"] if lv.directions is not None else []))
-
-
 def model_info(registry: Registry, name: str) -> ModelInfo:
     versions = registry.versions_of(name)
     loaded = [e for e in versions.values() if isinstance(e, LoadedVersion)]
@@ -96,7 +88,7 @@ def model_info(registry: Registry, name: str) -> ModelInfo:
     return ModelInfo(name=name, family=m.family, resolution=m.resolution, channels=m.channels,
                      z_dim=m.z_dim, w_dim=m.w_dim, num_ws=m.num_ws, conditional=m.conditional,
                      classes=m.class_names if m.conditional else [],
-                     capabilities=capabilities(registry.get(name)), latest=latest.version,
+                     capabilities=registry.get(name).capabilities, latest=latest.version,
                      provider=latest.provider, versions=infos, default=default,
                      metrics=_card(latest))
 
