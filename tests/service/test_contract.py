@@ -127,7 +127,6 @@ def test_errors_are_documented_with_the_error_schema(client):
 
 
 def test_documented_limits_are_the_configured_ones(store):
-
     with make_client(store, max_scale=5, max_images=7, max_interpolation_steps=9) as c:
         wait_ready(c)
         doc = c.get("/openapi.json").json()
