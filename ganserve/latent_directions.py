@@ -28,6 +28,7 @@ from ganserve.manifest import Manifest
 
 SCHEMA = 1
 ARROW = "->"
+MIN_CLASS_SAMPLES = 10      # samples a class needs for its mean (LDA) to be a direction
 
 
 class DirectionError(ValueError):
@@ -65,6 +66,8 @@ class Directions:
             return
         names, flips = c["names"], c.get("flip", {})
         k = len(names)
+        # a class the classifier found too rarely has no mean to move from or to
+        known = [n >= MIN_CLASS_SAMPLES for n in c.get("samples", [MIN_CLASS_SAMPLES] * k)]
         if c["space"] == "class":
             eye = np.eye(k, dtype=np.float32)
             vectors = {(a, b): eye[b] - eye[a] for a in range(k) for b in range(k) if a != b}
@@ -80,6 +83,8 @@ class Directions:
                         vectors[a, b] = (unit * unit.dot(means[b] - means[a])).astype(
                             np.float32)
         for (a, b), v in vectors.items():
+            if not (known[a] and known[b]):
+                continue
             name = f"{names[a]}{ARROW}{names[b]}"
             info = {"from": names[a], "to": names[b]}
             if name in flips:
@@ -93,9 +98,16 @@ class Directions:
             return None
         path = Path(version_dir) / manifest.directions
         try:
-            return cls(json.loads(path.read_text()))
+            d = cls(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise DirectionError(f"{path}: unreadable directions ({e})") from e
+        dims = {"z": manifest.z_dim, "w": manifest.w_dim, "class": manifest.num_classes}
+        wrong = [x.name for x in d.all() if len(x.vector) != dims.get(x.space)]
+        if wrong:
+            raise DirectionError(f"{path}: {wrong[0]} has {len(d.get(wrong[0]).vector)} "
+                                 f"numbers; the model's {d.get(wrong[0]).space} has "
+                                 f"{dims.get(d.get(wrong[0]).space)}")
+        return d
 
     def names(self) -> list[str]:
         return list(self._by_name)

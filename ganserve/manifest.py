@@ -180,6 +180,19 @@ def hash_files(version_dir: str | Path, names: list[str]) -> dict[str, str]:
     return {n: sha256_file(root / n) for n in sorted(names)}
 
 
+def fresh_name(version_dir: str | Path, name: str) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext``... when a file of that name is already
+    there: a file added to a published version is written beside the one it replaces, the
+    manifest switched after, the old one removed last, so a reader never sees a file whose
+    sha256 the manifest does not hold."""
+    root, stem, dot, ext = Path(version_dir), *name.partition(".")
+    candidate, n = name, 1
+    while (root / candidate).exists():
+        n += 1
+        candidate = f"{stem}-{n}{dot}{ext}"
+    return candidate
+
+
 def verify_files(version_dir: str | Path, manifest: Manifest) -> None:
     """Raise ManifestError naming every missing or mismatched file."""
     root = Path(version_dir)

@@ -139,9 +139,10 @@ def _filter(x: np.ndarray, g: np.ndarray) -> np.ndarray:
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> np.ndarray:
     """Structural similarity per image of [N, C, H, W] arrays (Wang et al. 2004: an 11-tap
     Gaussian window, sigma 1.5, K1 0.01, K2 0.03, averaged over the valid positions and
-    channels); 1 for identical images."""
+    channels; images under 11 pixels a side get a window as wide as they are); 1 for
+    identical images."""
     a, b = a.astype(np.float64), b.astype(np.float64)
-    g = _gaussian_window()
+    g = _gaussian_window(radius=min(5, (min(a.shape[-2:]) - 1) // 2))
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mu_a, mu_b = _filter(a, g), _filter(b, g)
     var_a = _filter(a * a, g) - mu_a ** 2

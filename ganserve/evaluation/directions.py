@@ -33,7 +33,13 @@ import numpy as np
 from ganserve.features import FeatureExtractor
 from ganserve.generator import OnnxGenerator, class_weights
 from ganserve.latent_directions import SCHEMA, Directions
-from ganserve.manifest import atomic_write_text, hash_files, load_manifest, write_manifest
+from ganserve.manifest import (
+    atomic_write_text,
+    fresh_name,
+    hash_files,
+    load_manifest,
+    write_manifest,
+)
 from ganserve.model_store import model_lock
 
 log = logging.getLogger(__name__)
@@ -121,7 +127,7 @@ def class_boundaries(s: Sampled, labels: np.ndarray, names: list[str],
             "samples": [int((labels == c).sum()) for c in range(len(names))]}
 
 
-def measure_flips(s: Sampled, labels: np.ndarray, directions: Directions,
+def measure_flips(s: Sampled, labels: np.ndarray, names: list[str], directions: Directions,
                   classify, per_pair: int) -> dict[str, float]:
     """For each class pair a->b: the share of images labelled a that are labelled b after
     an edit of amount 1 (classes with no samples: not measured)."""
@@ -131,19 +137,15 @@ def measure_flips(s: Sampled, labels: np.ndarray, directions: Directions,
     for d in directions.all():
         if d.kind != "class":
             continue
-        a = directions_index(d.info["from"], s)
+        a = names.index(d.info["from"])
         rows = np.flatnonzero(labels == a)[:per_pair]
         if len(rows) == 0:
             continue
         latent, w = directions.apply(s.latent[rows], None if weights is None
                                      else weights[rows], {d.name: 1.0})
         got = classify(s.render(latent, w))
-        flips[d.name] = round(float((got == directions_index(d.info["to"], s)).mean()), 4)
+        flips[d.name] = round(float((got == names.index(d.info["to"])).mean()), 4)
     return flips
-
-
-def directions_index(name: str, s: Sampled) -> int:
-    return list(s.gen.manifest.class_names).index(name)
 
 
 def compute(version_dir: str | Path, extractor: str | Path, n: int = 10_000, k: int = 10,
@@ -154,18 +156,22 @@ def compute(version_dir: str | Path, extractor: str | Path, n: int = 10_000, k: 
     ext = FeatureExtractor(extractor, device="cpu")
     m = gen.manifest
     names = list(m.class_names) or list(ext.class_names)
-    if ext.class_names and names != list(ext.class_names):
-        raise ValueError(f"{m.name}: classes {names} are not the classifier's "
-                         f"{ext.class_names}; class directions need the same classes")
+    if not ext.class_names or names != list(ext.class_names):
+        log.warning("%s: classes %s are not the classifier's %s: principal directions only",
+                    m.name, names[:12], ext.class_names[:12])
+        names = []
 
     def classify(images: np.ndarray) -> np.ndarray:
         return ext.run(np.clip(images, -1, 1))[1].argmax(1)
 
     s = Sampled(gen, n)
-    labels = s.fed if s.fed is not None else classify(s.images)
-    data = {"schema": SCHEMA, "space": s.space, "dim": int(s.latent.shape[1]),
-            "principal": principal(s, k), "classes": class_boundaries(s, labels, names)}
-    data["classes"]["flip"] = measure_flips(s, labels, Directions(data), classify, per_pair)
+    data: dict[str, Any] = {"schema": SCHEMA, "space": s.space, "dim": int(s.latent.shape[1]),
+                            "principal": principal(s, k), "classes": None}
+    if names:
+        labels = s.fed if s.fed is not None else classify(s.images)
+        data["classes"] = class_boundaries(s, labels, names)
+        data["classes"]["flip"] = measure_flips(s, labels, names, Directions(data), classify,
+                                                per_pair)
     data["made"] = {"samples": n, "seconds": round(time.perf_counter() - t0, 1),
                     "extractor": ext.spec.name, "first_seed": FIRST_SEED}
     return data
@@ -178,11 +184,14 @@ def add_directions(version_dir: str | Path, data: dict[str, Any]) -> Path:
     Directions(data)                        # what the service will read must load
     with model_lock(vdir.parent):
         m = load_manifest(vdir)
-        atomic_write_text(vdir / DIRECTIONS_FILE, json.dumps(data) + "\n")
-        m.directions = DIRECTIONS_FILE
+        file, old = fresh_name(vdir, DIRECTIONS_FILE), m.directions
+        atomic_write_text(vdir / file, json.dumps(data) + "\n")
+        m.directions = file
         m.inversion["directions"] = {**data["made"], "principal": len(data["principal"]),
-                                     "class_space": data["classes"]["space"]}
-        m.files = hash_files(vdir, sorted(set(m.files) | {DIRECTIONS_FILE}))
+                                     "class_space": (data["classes"] or {}).get("space")}
+        m.files = hash_files(vdir, sorted((set(m.files) - {old}) | {file}))
         write_manifest(vdir, m)
+        if old is not None and old != file:
+            (vdir / old).unlink(missing_ok=True)
     log.info("%s: directions added", vdir)
-    return vdir / DIRECTIONS_FILE
+    return vdir / file

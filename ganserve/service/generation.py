@@ -198,13 +198,18 @@ def _truncate(lv: LoadedVersion, w: np.ndarray, psi: float, field: str) -> np.nd
                        "beyond float32 after truncation (w_avg + psi (w - w_avg))")
 
 
+def _at(field: str, name: str) -> str:
+    """``start.z`` of an interpolation's endpoint; ``z`` of a body that is one (an edit)."""
+    return f"{field}.{name}" if field else name
+
+
 def _endpoint_vector(lv: LoadedVersion, ep: Source, psi: float, field: str) -> np.ndarray:
     """The z of an interpolation endpoint (seed or explicit z)."""
     m = lv.manifest
     if ep.w is not None:
         raise InvalidInput(f"{field}.w: explicit w needs space='w'", field=f"{field}.w")
     if ep.z is not None:
-        return explicit_latent(ep.z, m.z_dim, f"{field}.z")
+        return explicit_latent(ep.z, m.z_dim, _at(field, "z"))
     if m.family_spec.w_space:        # psi applies in w
         return z_from_seeds([ep.seed], m.z_dim)[0]
     return truncated_z_from_seed(ep.seed, m.z_dim, psi)
@@ -213,8 +218,8 @@ def _endpoint_vector(lv: LoadedVersion, ep: Source, psi: float, field: str) -> n
 async def endpoint_w(lv: LoadedVersion, ep: Source, psi: float, field: str, deadline: float
                       ) -> np.ndarray:
     if ep.w is not None:
-        w = explicit_latent(ep.w, lv.manifest.w_dim, f"{field}.w")
-        return _truncate(lv, w[None], psi, f"{field}.w")[0]
+        w = explicit_latent(ep.w, lv.manifest.w_dim, _at(field, "w"))
+        return _truncate(lv, w[None], psi, _at(field, "w"))[0]
     z = _endpoint_vector(lv, ep, psi, field)
     w = await lv.run("mapping", {"z": z[None]}, deadline)
     return lv.generator.truncate(w, psi)[0]

@@ -34,6 +34,8 @@ from ganserve.service.generation import (
 )
 from ganserve.service.registry import LoadedVersion
 
+PSNR_CAP_DB = 100.0         # identical images have an infinite PSNR; JSON has no inf
+
 
 @dataclass
 class Projected:
@@ -45,17 +47,14 @@ class Projected:
     scores: dict[str, float]
 
 
-def model_input(rgb: np.ndarray, lv: LoadedVersion) -> np.ndarray:
-    """RGB uint8 [H, W, 3] -> float32 [1, C, R, R] in [-1, 1] as the model's training data
-    was made: the centre square cropped, grey (ITU-R 601 luma) for a grey model, 28-pixel
-    images padded with their background as Fashion-MNIST's were, other sizes resized
-    (Lanczos)."""
+def model_input(square: np.ndarray, lv: LoadedVersion) -> np.ndarray:
+    """A square RGB uint8 [k, k, 3] (``read_image``: the centre square) -> float32
+    [1, C, R, R] in [-1, 1] as the model's training data was made: grey (ITU-R 601 luma)
+    for a grey model, 28-pixel images padded with their background as Fashion-MNIST's were,
+    other sizes resized (Lanczos)."""
     m = lv.manifest
-    h, w = rgb.shape[:2]
-    k = min(h, w)
-    top, left = (h - k) // 2, (w - k) // 2
-    square = np.ascontiguousarray(rgb[top:top + k, left:left + k].transpose(2, 0, 1)[None])
-    x = fit_resolution(fit_channels(square, m.channels, "image"), m.resolution, "image")
+    x = np.ascontiguousarray(square.transpose(2, 0, 1)[None])
+    x = fit_resolution(fit_channels(x, m.channels, "image"), m.resolution, "image")
     return x.astype(np.float32) * (2.0 / 255.0) - 1.0
 
 
@@ -96,7 +95,7 @@ async def project(lv: LoadedVersion, x: np.ndarray, class_ref: int | str | None,
         resolve_class(lv, class_ref)            # raises: this family takes no class
     image = await render_latent(lv, latent, weights, deadline)
     clipped = np.clip(image, -1.0, 1.0)
-    scores = {"psnr": round(float(psnr(x, clipped)[0]), 3),
+    scores = {"psnr": round(min(float(psnr(x, clipped)[0]), PSNR_CAP_DB), 3),
               "ssim": round(float(ssim(x, clipped)[0]), 4)}
     return Projected("w" if w_space else "z", latent[0], class_index, image, x, scores)
 
@@ -133,7 +132,9 @@ async def _start(lv: LoadedVersion, req: Edit, deadline: float
     """(latent [1, D], class weights [1, K] or None, class index) of the edit's start."""
     m, src = lv.manifest, req.source
     if m.family_spec.w_space:
-        return (await endpoint_w(lv, src, req.psi, "w", deadline))[None], None, None
+        if src.class_ is not None:
+            resolve_class(lv, src.class_)           # raises: the family takes none
+        return (await endpoint_w(lv, src, req.psi, "", deadline))[None], None, None
     if src.w is not None:
         raise InvalidInput(f"w: {lv.name} ({lv.family}) has no w space; give a seed or z",
                            field="w")

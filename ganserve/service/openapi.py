@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ganserve.families import family
-from ganserve.service.errors import is_protocol_path
+from ganserve.service.errors import ServiceError, is_protocol_path
 from ganserve.service.schemas.inference import InferRequest
 from ganserve.service.schemas.inversion import ProjectRequest
 from ganserve.service.settings import Settings
@@ -146,6 +146,14 @@ def apply_protocol_errors(doc: dict[str, Any]) -> None:
             components.pop(name, None)
 
 
+def _capabilities(registry: Any, name: str) -> tuple[str, ...]:
+    """What the default version of ``name`` can do (none if it went away meanwhile)."""
+    try:
+        return tuple(registry.get(name).capabilities)
+    except ServiceError:
+        return ()
+
+
 def served_openapi(app: FastAPI, settings: Settings) -> None:
     build = app.openapi                     # FastAPI's generator (it caches its result)
     cache: dict[str, Any] = {}
@@ -153,7 +161,7 @@ def served_openapi(app: FastAPI, settings: Settings) -> None:
     def openapi() -> dict[str, Any]:
         registry = getattr(app.state, "registry", None)
         loaded = {lv.name: lv.family for lv in registry.loaded()} if registry else {}
-        caps = {name: tuple(registry.get(name).capabilities) for name in loaded}
+        caps = {name: _capabilities(registry, name) for name in loaded}
         key = tuple(sorted(caps.items()))
         if cache.get("key") != key:
             doc = copy.deepcopy(build())

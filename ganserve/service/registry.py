@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ganserve.generator import OnnxGenerator
-from ganserve.latent_directions import Directions
+from ganserve.latent_directions import DirectionError, Directions
 from ganserve.manifest import (
     MANIFEST_NAME,
     NAME_RE,
@@ -163,7 +163,11 @@ def load_version(name: str, version: str, vdir: Path, settings: Settings) -> Loa
     if not expected <= set(gen.sessions) <= expected | OPTIONAL_GRAPHS:
         raise ValueError(f"{m.family} needs graphs {sorted(expected)} (and may have "
                          f"{sorted(OPTIONAL_GRAPHS)}), manifest has {sorted(gen.sessions)}")
-    directions = Directions.load(vdir, m)
+    try:
+        directions = Directions.load(vdir, m)
+    except DirectionError as e:         # the version still generates; /edit says 409
+        log.error("%s/%s: latent directions not loaded: %s", name, version, e)
+        directions = None
     for graph, sess in gen.sessions.items():
         want = [t.name for t in m.graphs[graph].inputs]
         have = [i.name for i in sess.get_inputs()]

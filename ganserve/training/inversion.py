@@ -40,6 +40,7 @@ from safetensors.torch import load_file
 from ganserve.data import ImageData
 from ganserve.manifest import (
     Manifest,
+    fresh_name,
     hash_files,
     load_manifest,
     verify_files,
@@ -258,23 +259,27 @@ def add_encoder(version_dir: str | Path, encoder: Encoder, record: dict[str, Any
     it, never half."""
     vdir = Path(version_dir)
     g = encoder.onnx_graph()
-    tmp = vdir / f".{ENCODER_FILE}.tmp"
     with model_lock(vdir.parent):
         m = load_manifest(vdir)
         verify_files(vdir, m)
+        file = fresh_name(vdir, ENCODER_FILE)       # beside an earlier encoder, if any
+        tmp = vdir / f".{file}.tmp"
         try:
             export_graph(g, tmp)
             diff = check_parity(g, tmp)
             if not diff <= ENCODER_PARITY_TOL:
                 raise InversionError(f"encoder: ONNX Runtime differs from torch by {diff:.3g}")
             tmp.chmod(0o644)
-            tmp.replace(vdir / ENCODER_FILE)
+            tmp.replace(vdir / file)
         finally:
             tmp.unlink(missing_ok=True)
-        m.graphs["encoder"] = graph_spec(g, ENCODER_FILE)
+        old = m.graphs["encoder"].file if "encoder" in m.graphs else None
+        m.graphs["encoder"] = graph_spec(g, file)
         m.parity["encoder"] = diff
         m.inversion["encoder"] = record
-        m.files = hash_files(vdir, sorted(set(m.files) | {ENCODER_FILE}))
+        m.files = hash_files(vdir, sorted((set(m.files) - {old}) | {file}))
         write_manifest(vdir, m)
+        if old is not None and old != file:
+            (vdir / old).unlink(missing_ok=True)
     log.info("%s: encoder added (parity %.3g)", vdir, diff)
     return diff

@@ -33,6 +33,7 @@ from ganserve.manifest import (
 )
 from ganserve.model_store import model_lock, place_version
 from ganserve.training.export import export_run
+from ganserve.training.fp16 import Fp16Error, add_fp16_graphs
 from ganserve.training.loop import Progress
 from ganserve.training.networks import family_module
 from ganserve.training.plan import PlanError, TrainOptions, plan_training, run_plan
@@ -220,8 +221,9 @@ def publish(ctx: WorkerContext, job: Job, lease: Lease, spec: FineTuneSpec, m: M
         shutil.rmtree(staging, ignore_errors=True)
         staged = export_run(run, staging, name, next_version(models / name),
                             parent=f"{m.name}/{m.version}",
-                            training_extra={"job": _job_record(job, spec)},
-                            fp16=m.has_fp16)     # a child has what its parent had
+                            training_extra={"job": _job_record(job, spec)})
+        if m.has_fp16:                  # a child has what its parent had...
+            _add_fp16(job, staged)
         quality = score(ctx, spec, staged, data)
         (staged / QUALITY_FILE).write_text(json.dumps(quality, indent=2) + "\n")
         lease.check()                   # cancelled or taken over meanwhile: no version
@@ -230,6 +232,15 @@ def publish(ctx: WorkerContext, job: Job, lease: Lease, spec: FineTuneSpec, m: M
         return final, _recorded_quality(final)     # ours, or an earlier attempt's
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _add_fp16(job: Job, staged: Path) -> None:
+    """...unless its float16 graphs miss their parity: then the version is published
+    float32 only (it serves everywhere), and the job's log says why."""
+    try:
+        add_fp16_graphs(staged)
+    except Fp16Error as e:
+        log.warning("job %s: published without float16 graphs: %s", job.id, e)
 
 
 def _publish_staged(job: Job, lease: Lease, model_dir: Path, staged: Path,

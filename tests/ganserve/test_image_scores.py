@@ -34,3 +34,11 @@ def test_scores_are_per_image_and_order_by_damage():
     assert (ssim(a, worse) < ssim(a, b)).all() and (psnr(a, worse) < psnr(a, b)).all()
     rgb = np.repeat(a, 3, axis=1)
     assert ssim(rgb, rgb).shape == (3,)
+
+
+def test_ssim_fits_its_window_to_small_images():
+    a, b = _pair()
+    small_a, small_b = a[:, :, :8, :8], b[:, :, :8, :8]
+    got = ssim(small_a, small_b)
+    assert got.shape == (3,) and np.isfinite(got).all()
+    np.testing.assert_allclose(ssim(small_a, small_a), 1.0)

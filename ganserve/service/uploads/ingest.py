@@ -206,16 +206,21 @@ def _decode(im: Image.Image, shown: str) -> Image.Image:
                        f"({type(e).__name__}: {str(e)[:120]})") from None
 
 
-def read_image(data: bytes, shown: str, max_side: int) -> np.ndarray:
+def read_image(data: bytes, shown: str, max_side: int, keep: int) -> np.ndarray:
     """One uploaded image (PNG, JPEG or WebP, recognised by its bytes) as RGB uint8
-    [H, W, 3], with the archive's checks: a decompression bomb, more than ``max_side``
-    pixels a side, or corrupt bytes are refused (``Rejected``) before or while decoding."""
+    [k, k, 3], its centre square, with the archive's checks: a decompression bomb, more
+    than ``max_side`` pixels a side, or corrupt bytes are refused (``Rejected``) before or
+    while decoding. A square larger than ``keep`` pixels a side is shrunk to ``keep`` in
+    Pillow first: no full-size array (a 4096-pixel PNG of one colour is a few KB of body
+    and 48 MB as RGB)."""
     with _open_image(data, shown) as im:
         w, h = im.size
         if max(w, h) > max_side or w < 1 or h < 1:
             raise Rejected("image_too_large", f"{shown!r} is {w} x {h} pixels; at most "
                            f"{max_side} per side", status=413)
-        return np.array(_decode(im, shown))
+        rgb = _decode(im, shown)
+        k = min(w, h)
+        return square_image(rgb, min(k, keep)) if k > keep or w != h else np.array(rgb)
 
 
 def _image_entries(members: list[Member], limits: UploadLimits

@@ -99,7 +99,9 @@ async def _project_request(request: Request) -> tuple[bytes, ProjectRequest]:
 
 def _read(data: bytes, lv: LoadedVersion):
     try:
-        return inversion.model_input(read_image(data, "image", IMAGE_MAX_SIDE), lv)
+        # at most 4 x the model's side kept before the final resize: no full-size arrays
+        square = read_image(data, "image", IMAGE_MAX_SIDE, keep=4 * lv.manifest.resolution)
+        return inversion.model_input(square, lv)
     except Rejected as e:
         raise InvalidImage(str(e), reason=e.reason, status=e.status, field="image") from None
 
