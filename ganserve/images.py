@@ -9,6 +9,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# a Fashion-MNIST test image (t10k #9, a Sneaker, 28 x 28): the example the docs page sends
+SNEAKER_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAABNklEQVR4AWNgGHGAkQnsZTuYx7lhDBg9aUPxNl"
+    "kgh4WBofQUD0yUiRHIUnozua5g8QawWOyZmyYgBiMQMjCwyb2pLfPIKK7a965UVSH6+IlVkmBVQMLWdu/igKC8"
+    "urr2juL1d6+dunugfa86RFLFZOpeR5+U/OKyyoaOqqjEjtVrMqPuKjKo1qbn1zTmhyaWl6ZnF3UsWLN1z9Fdk/"
+    "PjClad9mHo27N166bF0+oysnsW7jlz9e7Dh7cuTjr+/8+li+c0GKxqZq7avmfdtuUnLp8/s/fw1NCMXUCreMXF"
+    "ediEGPilmZhYefVd+9wl2SAOkPaQFBfh5hFX1WdgkHX1dDHhsFRiYJNSVzewtDKTdgxT19HUNnMCSgKBiq6up7"
+    "lngJOttYG6tq6xjrWmrpWVrgrI9yMCAACrF2OVnuyX1QAAAABJRU5ErkJggg==")
+
 
 def to_uint8(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
     """Float NCHW images in ``value_range`` -> uint8 NHWC (C is 1 or 3)."""

@@ -151,3 +151,14 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> np.ndarray:
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1)
                                                       * (var_a + var_b + c2))
     return s.reshape(len(a), -1).mean(1)
+
+
+PSNR_CAP_DB = 100.0         # identical images have an infinite PSNR; JSON has no inf
+
+
+def reconstruction_scores(target: np.ndarray, image: np.ndarray) -> dict[str, float]:
+    """A projection's scores as the API and the job report them: PSNR (dB, capped) and
+    SSIM of ``image`` [1, C, H, W] (clipped to [-1, 1]) against ``target``."""
+    clipped = np.clip(image, -1.0, 1.0)
+    return {"psnr": round(min(float(psnr(target, clipped)[0]), PSNR_CAP_DB), 3),
+            "ssim": round(float(ssim(target, clipped)[0]), 4)}

@@ -20,7 +20,8 @@ from ganserve.jobs.records import QUEUE_OF, Job, JobType
 from ganserve.settings import SharedSettings
 
 log = logging.getLogger(__name__)
-TASK_OF = {JobType.FINE_TUNE: "ganserve.fine_tune", JobType.EVALUATE: "ganserve.evaluate"}
+TASK_OF = {JobType.FINE_TUNE: "ganserve.fine_tune", JobType.EVALUATE: "ganserve.evaluate",
+           JobType.PROJECT: "ganserve.project"}
 QUEUES = tuple(dict.fromkeys(QUEUE_OF.values()))
 WORKER_READY = "worker ready"     # a worker logs it once it takes jobs (Celery's line is quiet)
 

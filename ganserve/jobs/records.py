@@ -75,9 +75,14 @@ TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 class JobType(enum.StrEnum):
     FINE_TUNE = "fine-tune"
     EVALUATE = "evaluate"
+    PROJECT = "project"
 
 
-QUEUE_OF = {JobType.FINE_TUNE: "train", JobType.EVALUATE: "eval"}
+# a projection is minutes of CPU at most, like an evaluation: the eval queue's workers
+QUEUE_OF = {JobType.FINE_TUNE: "train", JobType.EVALUATE: "eval", JobType.PROJECT: "eval"}
+
+
+SAMPLED = ("fine-tune", "project")         # job types that show a progress image
 
 
 def now() -> dt.datetime:
@@ -130,7 +135,7 @@ class Job:
                 "progress": self.progress, "result": self.result, "error": self.error,
                 "links": {"self": base, "events": f"{base}/events",
                           "cancel": f"{base}/cancel",
-                          "samples": f"{base}/samples.png" if self.type == "fine-tune"
+                          "samples": f"{base}/samples.png" if self.type in SAMPLED
                           else None}}
 
 

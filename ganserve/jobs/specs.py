@@ -1,5 +1,5 @@
-"""What a job asks for: the bodies of ``POST /v1/jobs/fine-tune`` and ``/v1/jobs/evaluate``,
-stored as the job row's ``spec`` and read back by the worker."""
+"""What a job asks for: the bodies of ``POST /v1/jobs/fine-tune``, ``/v1/jobs/evaluate`` and
+``/v1/jobs/project``, stored as the job row's ``spec`` and read back by the worker."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from ganserve.images import SNEAKER_PNG
 from ganserve.strict import Int, Strict
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -125,6 +126,31 @@ class EvaluateSpec(Strict):
     @property
     def extras(self) -> bool:
         return self.metrics is None or any(m in EXTRA_METRICS for m in self.metrics)
+
+
+ClassRef = Annotated[Int(0, 1_000_000) | Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")],
+    Field(description="class index, or name such as 'Sneaker'")]
+PROJECT_IMAGE_MAX = 1 << 21         # base64 characters (the API's body limit is lower)
+
+
+class ProjectSpec(Strict):
+    """An image to project precisely. The API checks the image as ``POST
+    /v1/models/{name}/project`` does and stores it as the model sees it (a PNG of the
+    model's size and channels), so ``request.image`` of the record is that PNG."""
+    model_config = Strict.model_config | {"json_schema_extra": {"examples": [
+        {"model": "fashion-stylegan", "image": SNEAKER_PNG, "steps": 300}]}}
+
+    model: Name
+    version: VersionStr | None = Field(None, description="default: latest")
+    image: Annotated[str, StringConstraints(min_length=1, max_length=PROJECT_IMAGE_MAX)] = \
+        Field(description="base64 PNG, JPEG or WebP (a data: URL prefix is allowed)")
+    class_: ClassRef | None = Field(None, alias="class", description="conditional models: "
+                                    "the image's class, if known (default: the encoder's "
+                                    "call)")
+    steps: Int(1, 100_000, description="Adam steps from the encoder's latent (capped by "
+               "GANSERVE_MAX_PROJECT_STEPS)") = 300
+    webhook: Webhook | None = None
 
 
 def freeze_d_problem(n: int, d_blocks: int | None, family: str,

@@ -266,15 +266,33 @@ async def interpolate(lv: LoadedVersion, req: Interpolation, deadline: float) ->
     return Generated(images, seeds, classes, zs)
 
 
-async def style_mix(lv: LoadedVersion, row_seeds: list[int], col_seeds: list[int],
+async def _sources_w(lv: LoadedVersion, sources: list[Source], fields: list[str], psi: float,
+                     deadline: float) -> np.ndarray:
+    """The (truncated) w [n, w_dim] of style-mix sources: seeds alone in one mapping run
+    (NVIDIA's grid, as before latents were allowed); else one source at a time."""
+    if all(s.seed is not None and s.z is None and s.w is None and s.class_ is None
+           for s in sources):
+        w = await lv.run("mapping", {"z": z_from_seeds([s.seed for s in sources],
+                                                      lv.manifest.z_dim)}, deadline)
+        return lv.generator.truncate(w, psi)
+    for s, field in zip(sources, fields):
+        if s.class_ is not None:
+            resolve_class(lv, s.class_, f"{field}.class")   # raises: the family takes none
+    return np.stack([await endpoint_w(lv, s, psi, field, deadline)
+                     for s, field in zip(sources, fields)])
+
+
+async def style_mix(lv: LoadedVersion, rows: list[Source], cols: list[Source],
                     layers: list[int], psi: float, deadline: float) -> Generated:
     """NVIDIA's layout: (R + 1) x (C + 1) cells; first row the column sources, first column
-    the row sources, top-left blank; cell (r, c) = row r's w with column c's at ``layers``."""
-    m = lv.manifest
-    seeds = list(row_seeds) + list(col_seeds)
-    w = await lv.run("mapping", {"z": z_from_seeds(seeds, m.z_dim)}, deadline)
-    ws = lv.generator.broadcast(lv.generator.truncate(w, psi))
-    rw, cw = ws[:len(row_seeds)], ws[len(row_seeds):]
+    the row sources, top-left blank; cell (r, c) = row r's w with column c's at ``layers``.
+    A source is a seed, a z or a w (a projected image's latent)."""
+    fields = [f"rows[{i}]" for i in range(len(rows))] + [f"cols[{i}]" for i in range(len(cols))]
+    w = await _sources_w(lv, rows + cols, fields, psi, deadline)
+    ws = lv.generator.broadcast(w)
+    row_seeds, col_seeds = [s.seed for s in rows], [s.seed for s in cols]
+    seeds = row_seeds + col_seeds
+    rw, cw = ws[:len(rows)], ws[len(rows):]
     mixed = mix_ws(rw, cw, layers)
     out = await lv.run("synthesis", {"ws": np.concatenate([ws, mixed])}, deadline)
     src, cells = out[:len(seeds)], out[len(seeds):]

@@ -13,6 +13,8 @@ encoder's training; this module: projecting and editing in the API;
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +24,8 @@ from ganserve.generator import class_weights
 from ganserve.latent_directions import DirectionError, Directions
 from ganserve.latents import truncated_z_from_seed
 from ganserve.names import choices, closest
-from ganserve.quality import psnr, ssim
-from ganserve.service.errors import InvalidInput, NotAvailable
+from ganserve.quality import reconstruction_scores
+from ganserve.service.errors import InvalidImage, InvalidInput, NotAvailable
 from ganserve.service.generation import (
     Generated,
     Source,
@@ -33,8 +35,10 @@ from ganserve.service.generation import (
     resolve_class,
 )
 from ganserve.service.registry import LoadedVersion
+from ganserve.service.uploads.archive import Rejected
+from ganserve.service.uploads.ingest import read_image
 
-PSNR_CAP_DB = 100.0         # identical images have an infinite PSNR; JSON has no inf
+IMAGE_MAX_SIDE = 4096           # pixels a side of an image to project
 
 
 @dataclass
@@ -56,6 +60,28 @@ def model_input(square: np.ndarray, lv: LoadedVersion) -> np.ndarray:
     x = np.ascontiguousarray(square.transpose(2, 0, 1)[None])
     x = fit_resolution(fit_channels(x, m.channels, "image"), m.resolution, "image")
     return x.astype(np.float32) * (2.0 / 255.0) - 1.0
+
+
+def decode_base64(text: str) -> bytes:
+    """An image sent as base64 (or a data: URL) -> its bytes; 422 naming ``image``."""
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("image: not valid base64 (send the file's bytes base64-encoded, "
+                           "or use multipart with a 'file' part)", field="image") from None
+
+
+def read_model_input(data: bytes, lv: LoadedVersion) -> np.ndarray:
+    """An uploaded image's bytes -> ``model_input`` (blocking: run in a thread); a bad
+    image is ``InvalidImage`` with the upload checks' reason (4xx)."""
+    try:
+        # at most 4 x the model's side kept before the final resize: no full-size arrays
+        square = read_image(data, "image", IMAGE_MAX_SIDE, keep=4 * lv.manifest.resolution)
+        return model_input(square, lv)
+    except Rejected as e:
+        raise InvalidImage(str(e), reason=e.reason, status=e.status, field="image") from None
 
 
 def require_encoder(lv: LoadedVersion) -> None:
@@ -94,10 +120,8 @@ async def project(lv: LoadedVersion, x: np.ndarray, class_ref: int | str | None,
     elif class_ref is not None:
         resolve_class(lv, class_ref)            # raises: this family takes no class
     image = await render_latent(lv, latent, weights, deadline)
-    clipped = np.clip(image, -1.0, 1.0)
-    scores = {"psnr": round(min(float(psnr(x, clipped)[0]), PSNR_CAP_DB), 3),
-              "ssim": round(float(ssim(x, clipped)[0]), 4)}
-    return Projected("w" if w_space else "z", latent[0], class_index, image, x, scores)
+    return Projected("w" if w_space else "z", latent[0], class_index, image, x,
+                     reconstruction_scores(x, image))
 
 
 # ------------------------------------------------------------------------------- edits

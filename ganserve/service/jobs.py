@@ -14,6 +14,7 @@ HTTP bodies.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -28,11 +29,18 @@ from prometheus_client import Counter
 from ganserve.data import DataError
 from ganserve.data.uploads import DatasetStore
 from ganserve.extras import training_installed
+from ganserve.images import encode_png, to_uint8
 from ganserve.jobs import queue
 from ganserve.jobs.datasets import DatasetFacts, dataset_facts, dataset_path
 from ganserve.jobs.migrate import upgrade
 from ganserve.jobs.records import QUEUE_OF, IdempotencyConflict, Job, JobType
-from ganserve.jobs.specs import DatasetRef, EvaluateSpec, FineTuneSpec, freeze_d_problem
+from ganserve.jobs.specs import (
+    DatasetRef,
+    EvaluateSpec,
+    FineTuneSpec,
+    ProjectSpec,
+    freeze_d_problem,
+)
 from ganserve.jobs.store import JobStore
 from ganserve.manifest import MANIFEST_NAME, Manifest
 from ganserve.model_store import model_lock
@@ -45,6 +53,8 @@ from ganserve.service.errors import (
     TooManyJobs,
     VersionNotFound,
 )
+from ganserve.service.generation import resolve_class
+from ganserve.service.inversion import decode_base64, read_model_input
 from ganserve.service.registry import LoadedVersion, Registry
 from ganserve.service.settings import Settings
 from ganserve.webhooks import WebhookRefused, WebhookSender, check_target
@@ -54,6 +64,7 @@ SUBMITTED = Counter("ganserve_jobs_submitted_total", "jobs accepted, by type", [
 CANCELLED_QUEUED = Counter("ganserve_jobs_cancelled_queued_total", "jobs cancelled before a "
                            "worker started them (the workers count the ones they end)",
                            ["type"])
+Spec = FineTuneSpec | EvaluateSpec | ProjectSpec
 TRAINING_EXTRAS = "pip install 'ganserve[train]' (torch) on this host"
 
 
@@ -151,11 +162,16 @@ class JobService:
         return self._submit_checked(JobType.EVALUATE, spec, key,
                                     lambda lv: self._check_evaluate(spec, lv.manifest))
 
-    def _submit_checked(self, job_type: JobType, spec: FineTuneSpec | EvaluateSpec,
-                        key: str | None, check: Any) -> tuple[Job, bool]:
-        """Jobs on? An idempotent replay? Then the type's checks, the record, the message."""
+    def submit_project(self, spec: ProjectSpec, key: str | None) -> tuple[Job, bool]:
+        return self._submit_checked(JobType.PROJECT, spec, key,
+                                    lambda lv: self._check_project(spec, lv))
+
+    def _submit_checked(self, job_type: JobType, spec: Spec, key: str | None,
+                        check: Any) -> tuple[Job, bool]:
+        """Jobs on? An idempotent replay? Then the type's checks (which may return fields
+        to store in place of the submitted ones), the record, the message."""
         self._require_on()
-        body = spec.model_dump(mode="json")
+        body = spec.model_dump(mode="json", by_alias=True)
         digest = request_hash(job_type.value, body)
         replay = self._replay(key, digest)
         if replay is not None:
@@ -164,7 +180,7 @@ class JobService:
         self._check_room()              # a full queue refuses before any other work
         self._check_webhook(spec)
         with self._dataset_guard(spec):
-            check(lv)
+            body |= check(lv) or {}
             # the version must still be in the store when the record that reads it is
             # written: a DELETE (same lock) either ran before and is seen here, or runs
             # after and sees this job
@@ -174,7 +190,7 @@ class JobService:
                                           "just now)", field="version")
                 return self._submit(job_type, lv, body, key, digest)
 
-    def _check_webhook(self, spec: FineTuneSpec | EvaluateSpec) -> None:
+    def _check_webhook(self, spec: Spec) -> None:
         if spec.webhook is None:
             return
         try:
@@ -185,11 +201,11 @@ class JobService:
         except WebhookRefused as e:
             raise InvalidInput(str(e), field="webhook.url") from None
 
-    def _dataset_guard(self, spec: FineTuneSpec | EvaluateSpec
-                       ) -> contextlib.AbstractContextManager[None]:
+    def _dataset_guard(self, spec: Spec) -> contextlib.AbstractContextManager[None]:
         """An uploaded dataset cannot be removed between its check and the job's record
         (DELETE takes the same lock and then looks for jobs that use it)."""
-        ref = spec.dataset if isinstance(spec, FineTuneSpec) else spec.reference
+        ref = (spec.dataset if isinstance(spec, FineTuneSpec)
+               else getattr(spec, "reference", None))
         if ref is None or ref.id is None:
             return contextlib.nullcontext()
         return DatasetStore(self.settings.datasets_dir).locked()
@@ -287,6 +303,23 @@ class JobService:
             self.datasets.load(ref, "test")
         except (DataError, OSError) as e:
             raise InvalidInput(str(e), field="reference") from None
+
+    def _check_project(self, spec: ProjectSpec, lv: LoadedVersion) -> dict[str, Any]:
+        """The image read as ``POST /v1/models/{name}/project`` reads it -> what to store:
+        the image as the model sees it (a small PNG, whatever was sent) and the class's
+        index."""
+        m = lv.manifest
+        if spec.steps > self.settings.max_project_steps:
+            raise InvalidInput(f"steps={spec.steps} is above GANSERVE_MAX_PROJECT_STEPS "
+                               f"({self.settings.max_project_steps})", field="steps")
+        if "G_ema" not in m.weights or not (lv.dir / m.weights["G_ema"]).is_file():
+            raise InvalidInput(f"{lv.name}/{lv.version} has no training weights (G_ema) to "
+                               "refine with; POST /v1/models/NAME/project projects with "
+                               "the encoder alone", field="version")
+        index = None if spec.class_ is None else resolve_class(lv, spec.class_)
+        x = read_model_input(decode_base64(spec.image), lv)
+        png = base64.b64encode(encode_png(to_uint8(x)[0])).decode()
+        return {"image": png, "class": index}
 
     # -- reading and cancelling ----------------------------------------------------------
     def get(self, job_id: str) -> Job:

@@ -36,6 +36,8 @@ class Settings(SharedSettings):
     max_queued_jobs: int = Field(100, ge=1, description="jobs waiting in the queues at most; "
                                  "beyond it submissions get 429")
     max_eval_samples: int = Field(50_000, ge=2, description="largest n of an evaluate job")
+    max_project_steps: int = Field(2_000, ge=1, description="largest steps a project job "
+                                   "may ask for (300 take about 5 s of CPU for StyleGAN)")
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA execution provider when available, else CPU")
     max_batch_rows: int = Field(64, ge=1, le=4096, description="rows per ONNX Runtime run "
@@ -200,7 +202,8 @@ class Settings(SharedSettings):
     def job_limits(self) -> dict[str, dict[str, int]]:
         """Per job body schema: field -> its configured limit."""
         return {"FineTuneSpec": {"steps": self.max_fine_tune_steps},
-                "EvaluateSpec": {"n": self.max_eval_samples}}
+                "EvaluateSpec": {"n": self.max_eval_samples},
+                "ProjectSpec": {"steps": self.max_project_steps}}
 
 
 @lru_cache

@@ -146,6 +146,10 @@ class Lease:
             raise Stopped("cancelled" if cancelled else "lost")
         self._renewed = asked
 
+    def progress_due(self) -> bool:
+        """Whether ``progress`` would write now (what to skip making until it would)."""
+        return time.monotonic() - self._last_progress >= PROGRESS_EVERY_S
+
     def progress(self, progress: dict[str, Any], force: bool = False) -> None:
         """Write progress to the row, at most every PROGRESS_EVERY_S unless ``force``."""
         now = time.monotonic()

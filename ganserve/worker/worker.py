@@ -1,4 +1,4 @@
-"""``ganserve worker``: a Celery worker (prefork) running fine-tune and evaluate jobs.
+"""``ganserve worker``: a Celery worker (prefork) running fine-tune, evaluate and project jobs.
 
 The main process serves the worker's /metrics, runs the reaper (stale jobs back to the
 queue) and, on SIGTERM, tells running jobs to checkpoint and stop (they resume on the next
@@ -35,6 +35,7 @@ def create_worker_app(settings: WorkerSettings) -> tuple[Celery, WorkerContext]:
     """The Celery app with the job tasks registered, and what they run with."""
     from ganserve.worker.evaluate import evaluate_job
     from ganserve.worker.fine_tune import fine_tune
+    from ganserve.worker.project import project_job
 
     app = make_celery(settings)
     store = JobStore.from_url(settings.resolved_database_url())
@@ -49,6 +50,10 @@ def create_worker_app(settings: WorkerSettings) -> tuple[Celery, WorkerContext]:
     @app.task(name=TASK_OF[JobType.EVALUATE], acks_late=True, reject_on_worker_lost=True)
     def evaluate_task(job_id: str) -> None:
         run_job(ctx, job_id, evaluate_job)
+
+    @app.task(name=TASK_OF[JobType.PROJECT], acks_late=True, reject_on_worker_lost=True)
+    def project_task(job_id: str) -> None:
+        run_job(ctx, job_id, project_job)
 
     return app, ctx
 

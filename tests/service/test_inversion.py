@@ -78,6 +78,41 @@ def test_projected_w_starts_an_interpolation_in_w_and_an_edit(client):
     assert e.status_code == 200 and e.json()["images"][0]["png"] == p["image"]
 
 
+def test_style_mix_of_two_projected_images(client):
+    """Rows and columns may be latents: the grid's sources are the two reconstructions,
+    and its cells mix them."""
+    a = project(client, SG).json()
+    b = project(client, SG, shoe(20)).json()
+    r = client.post(f"/v1/models/{SG}/style-mix", json={
+        "rows": [{"w": a["latent"]["w"]}], "cols": [{"w": b["latent"]["w"]}, {"seed": 4}],
+        "styles": "coarse", "format": "json"})
+    assert r.status_code == 200, r.text
+    cells = r.json()["images"]          # blank, col b, col seed 4; row a, a x b, a x 4
+    assert len(cells) == 6 and cells[2]["seed"] == 4 and cells[3].get("seed") is None
+    assert cells[1]["png"] == b["image"] and cells[3]["png"] == a["image"]
+    assert cells[4]["png"] not in (a["image"], b["image"])
+    # seeds given as sources draw what row_seeds / col_seeds draw
+    by_seed = client.post(f"/v1/models/{SG}/style-mix", json={
+        "row_seeds": [1], "col_seeds": [2], "format": "json"}).json()["images"]
+    as_sources = client.post(f"/v1/models/{SG}/style-mix", json={
+        "rows": [{"seed": 1}], "cols": [{"seed": 2}], "format": "json"}).json()["images"]
+    assert [c["png"] for c in by_seed] == [c["png"] for c in as_sources]
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"row_seeds": [1], "rows": [{"seed": 1}], "col_seeds": [2]}, 422, None),
+    ({"col_seeds": [2]}, 422, None),
+    ({"rows": [{"w": [0.0] * 3}], "col_seeds": [2]}, 422, "rows[0].w"),
+    ({"rows": [{"seed": 1, "class": 2}], "col_seeds": [2]}, 400, None),
+    ({"rows": [], "col_seeds": [2]}, 422, None),
+])
+def test_style_mix_refuses_bad_sources(client, body, status, field):
+    r = client.post(f"/v1/models/{SG}/style-mix", json=body)
+    assert r.status_code == status, r.text
+    if field:
+        assert r.json()["error"]["field"] == field
+
+
 def test_multipart_and_json_give_the_same_projection(client):
     a = project(client, CG, **{"class": "class3"}).json()
     r = client.post(f"/v1/models/{CG}/project", files={"file": ("shoe.png", shoe())},

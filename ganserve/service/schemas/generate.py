@@ -132,11 +132,18 @@ StylePart = Int(0, 1023) | Annotated[str, StringConstraints(pattern=rf"^\s*{_STY
 
 
 class StyleMixRequest(Common):
-    """NVIDIA's layout is fixed (one column per column seed plus the sources), so there is no
-    ``cols``; the JSON form returns each cell's PNG and seed."""
-    row_seeds: Seeds = Field(..., description="rows: whose styles are kept (list or '0-3')")
-    col_seeds: Seeds = Field(..., description="columns: whose styles replace the chosen "
-                             "layers (list or '0-3')")
+    """NVIDIA's layout is fixed (one column per column source plus the sources), so there
+    is no ``cols`` count; the JSON form returns each cell's PNG and seed. Rows and columns
+    are seeds (``row_seeds``, ``col_seeds``) or sources that may be latents (``rows``,
+    ``cols``: a projected image's ``{"w": [...]}``, a ``{"z": [...]}`` or a seed)."""
+    row_seeds: Seeds | None = Field(None, description="rows: whose styles are kept (list or "
+                                    "'0-3'); or give rows")
+    col_seeds: Seeds | None = Field(None, description="columns: whose styles replace the "
+                                    "chosen layers (list or '0-3'); or give cols")
+    rows: Annotated[list[Endpoint], Field(min_length=1, max_length=IMAGES_MAX)] | None = \
+        Field(None, description="rows as sources: each a seed, z or w")
+    cols: Annotated[list[Endpoint], Field(min_length=1, max_length=IMAGES_MAX)] | None = \
+        Field(None, description="columns as sources: each a seed, z or w")
     styles: StyleSpec | Annotated[list[StylePart], Field(min_length=1, max_length=64)] = Field(
         "coarse", description="layer indices, ranges like '0-3', or coarse|middle|fine")
     truncation_psi: Psi = 1.0
@@ -145,7 +152,12 @@ class StyleMixRequest(Common):
         {"row_seeds": [85, 100, 75], "col_seeds": [55, 821, 1789, 293], "styles": "0-3",
          "scale": 4}]})
 
-
+    @model_validator(mode="after")
+    def _one_of_each(self) -> StyleMixRequest:
+        for seeds, sources in (("row_seeds", "rows"), ("col_seeds", "cols")):
+            if (getattr(self, seeds) is None) == (getattr(self, sources) is None):
+                raise ValueError(f"give exactly one of {seeds} or {sources}")
+        return self
 
 
 # ------------------------------------------------------------------------ responses

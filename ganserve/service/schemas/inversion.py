@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ganserve.images import SNEAKER_PNG
 from ganserve.service.schemas.generate import (
     LATENT_MAX,
     ClassRef,
@@ -22,14 +23,6 @@ from ganserve.service.schemas.generate import (
 from ganserve.strict import FiniteFloat, Int, Strict
 
 AMOUNT_MAX = 50.0
-# a Fashion-MNIST test image (t10k #9, a Sneaker, 28 x 28): the example the docs page sends
-SNEAKER_PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAABNklEQVR4AWNgGHGAkQnsZTuYx7lhDBg9aUPxNl"
-    "kgh4WBofQUD0yUiRHIUnozua5g8QawWOyZmyYgBiMQMjCwyb2pLfPIKK7a965UVSH6+IlVkmBVQMLWdu/igKC8"
-    "urr2juL1d6+dunugfa86RFLFZOpeR5+U/OKyyoaOqqjEjtVrMqPuKjKo1qbn1zTmhyaWl6ZnF3UsWLN1z9Fdk/"
-    "PjClad9mHo27N166bF0+oysnsW7jlz9e7Dh7cuTjr+/8+li+c0GKxqZq7avmfdtuUnLp8/s/fw1NCMXUCreMXF"
-    "ediEGPilmZhYefVd+9wl2SAOkPaQFBfh5hFX1WdgkHX1dDHhsFRiYJNSVzewtDKTdgxT19HUNnMCSgKBiq6up7"
-    "lngJOttYG6tq6xjrWmrpWVrgrI9yMCAACrF2OVnuyX1QAAAABJRU5ErkJggg==")
 Amount = Annotated[float, Field(ge=-AMOUNT_MAX, le=AMOUNT_MAX, allow_inf_nan=False,
                                 description="how far: principal directions in standard "
                                 "deviations, class directions in class-to-class distances")]

@@ -14,13 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ganserve.jobs.specs import EvaluateSpec, FineTuneSpec
+from ganserve.jobs.specs import EvaluateSpec, FineTuneSpec, ProjectSpec
 
 __all__ = ["EvaluateSpec", "FineTuneSpec", "JobList", "JobLinks", "JobOut", "JobStateName",
-           "JobTypeName"]
+           "JobTypeName", "ProjectSpec"]
 
 JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobTypeName = Literal["fine-tune", "evaluate"]
+JobTypeName = Literal["fine-tune", "evaluate", "project"]
 
 
 class JobLinks(BaseModel):
@@ -46,10 +46,13 @@ class JobOut(BaseModel):
     attempts: int = Field(0, description="times a worker started it, clean hand-overs at "
                           "shutdown not counted (> 1: it resumed after a worker died)")
     progress: dict[str, Any] | None = Field(None, description="fine-tune: stage, step, "
-                                            "total_steps, images_per_s, eta_s, losses")
+                                            "total_steps, images_per_s, eta_s, losses; "
+                                            "project: stage, step, total_steps, eta_s, "
+                                            "loss, history")
     result: dict[str, Any] | None = Field(None, description="fine-tune: the new model and "
                                           "version, its quality figures; evaluate: the "
-                                          "numbers")
+                                          "numbers; project: what POST "
+                                          "/v1/models/{name}/project answers, refined")
     error: str | None = None
     links: JobLinks
 

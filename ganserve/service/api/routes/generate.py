@@ -176,9 +176,10 @@ async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
     lv = await call.registry.resolve(name, body.version)
     generation.require(lv, "style-mix")
     cells = settings.max_grid_cells
-    rows = limits.seed_list(body.row_seeds, cells, "row_seeds")
-    cols = limits.seed_list(body.col_seeds, cells, "col_seeds")
-    limits.at_most(len(rows) * len(cols), cells, "row_seeds", "grid cells (rows x cols)")
+    rows = _mix_sources(body.row_seeds, body.rows, cells, "row_seeds", "rows")
+    cols = _mix_sources(body.col_seeds, body.cols, cells, "col_seeds", "cols")
+    limits.at_most(len(rows) * len(cols), cells, "row_seeds" if body.rows is None else "rows",
+                   "grid cells (rows x cols)")
     limits.output_size(lv, (len(rows) + 1) * (len(cols) + 1), body.scale, settings)
     try:
         layers = parse_styles(body.styles, lv.manifest.num_ws)
@@ -190,6 +191,14 @@ async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
                         deadline)
     return await _render(lv, gen, body.format, accept, len(cols) + 1, body.scale, False,
                          grid_json=True)
+
+
+def _mix_sources(seeds: list[int] | str | None, sources: list[Endpoint] | None, cells: int,
+                 seeds_field: str, sources_field: str) -> list[generation.Source]:
+    if sources is None:
+        return [generation.Source(seed=s) for s in limits.seed_list(seeds, cells, seeds_field)]
+    limits.at_most(len(sources), cells, sources_field, "sources")
+    return [_source(e) for e in sources]
 
 
 SAMPLE_PNG_PARAMS = ("seed", "truncation_psi", "psi", "class", "scale", "version")

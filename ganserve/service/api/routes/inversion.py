@@ -9,7 +9,6 @@ encoder's training; ``ganserve.service.inversion``: projecting and editing;
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -24,13 +23,11 @@ from ganserve.service import inversion, limits
 from ganserve.service.api.deps import ServingDep, ServingJsonDep, deadline_for, guarded, is_json
 from ganserve.service.api.routes.generate import _render, image_responses, name_param
 from ganserve.service.errors import (
-    InvalidImage,
     InvalidInput,
     UnsupportedMediaType,
     error_responses,
 )
 from ganserve.service.generation import Source
-from ganserve.service.registry import LoadedVersion
 from ganserve.service.rendering import pixels
 from ganserve.service.schemas.inversion import (
     DirectionOut,
@@ -39,13 +36,10 @@ from ganserve.service.schemas.inversion import (
     ProjectRequest,
     ProjectResponse,
 )
-from ganserve.service.uploads.archive import Rejected
-from ganserve.service.uploads.ingest import read_image
 
 router = APIRouter(prefix="/v1/models", tags=["projection and directions"])
 ProjectName = name_param("project", "fashion-stylegan")
 EditName = name_param("edit", "fashion-stylegan")
-IMAGE_MAX_SIDE = 4096
 PROJECT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/ProjectRequest"}},
     "multipart/form-data": {"schema": {
@@ -58,16 +52,6 @@ PROJECT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
             "version": {"type": "string", "maxLength": 32}}}}}}}
 
 
-def _decode_base64(text: str) -> bytes:
-    if text.startswith("data:"):
-        text = text.partition(",")[2]
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("image: not valid base64 (send the file's bytes base64-encoded, "
-                           "or use multipart with a 'file' part)", field="image") from None
-
-
 async def _project_request(request: Request) -> tuple[bytes, ProjectRequest]:
     """(the image's bytes, the other fields) from a JSON or a multipart body."""
     ctype = request.headers.get("content-type") or "(none)"
@@ -76,7 +60,7 @@ async def _project_request(request: Request) -> tuple[bytes, ProjectRequest]:
             body = ProjectRequest.model_validate_json(await request.body())
         except ValidationError as e:
             raise RequestValidationError(e.errors()) from e
-        return _decode_base64(body.image), body
+        return inversion.decode_base64(body.image), body
     if ctype.lower().startswith("multipart/form-data"):
         async with request.form(max_files=1, max_fields=3) as form:
             unknown = sorted(set(form) - {"file", "class", "version"})
@@ -97,15 +81,6 @@ async def _project_request(request: Request) -> tuple[bytes, ProjectRequest]:
                                f"multipart/form-data with a 'file' part (got {ctype[:80]!r})")
 
 
-def _read(data: bytes, lv: LoadedVersion):
-    try:
-        # at most 4 x the model's side kept before the final resize: no full-size arrays
-        square = read_image(data, "image", IMAGE_MAX_SIDE, keep=4 * lv.manifest.resolution)
-        return inversion.model_input(square, lv)
-    except Rejected as e:
-        raise InvalidImage(str(e), reason=e.reason, status=e.status, field="image") from None
-
-
 def _b64png(image) -> str:
     return base64.b64encode(encode_png(pixels(image)[0])).decode()
 
@@ -117,7 +92,7 @@ async def project(name: ProjectName, request: Request, call: ServingDep) -> Proj
     data, body = await _project_request(request)
     lv = await call.registry.resolve(name, body.version)
     inversion.require_encoder(lv)           # before the image: what to fix first
-    x = await run_in_threadpool(_read, data, lv)
+    x = await run_in_threadpool(inversion.read_model_input, data, lv)
     deadline = deadline_for(call.settings)
     p = await guarded(request, inversion.project(lv, x, body.class_, deadline), deadline)
     names = lv.manifest.class_names

@@ -1,4 +1,4 @@
-"""Jobs: submit a fine-tune or an evaluation, follow it, cancel it.
+"""Jobs: submit a fine-tune, an evaluation or a projection, follow it, cancel it.
 
 Namesakes, one concept at several layers (jobs (the records themselves are the package
 ganserve.jobs)): ``ganserve.service.jobs``: the API's side;
@@ -36,6 +36,7 @@ from ganserve.service.schemas.jobs import (
     JobOut,
     JobStateName,
     JobTypeName,
+    ProjectSpec,
 )
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_key)])
@@ -99,6 +100,16 @@ async def submit_evaluate(spec: EvaluateSpec, response: Response, jobs: JobsDep,
     return _accepted(*await run_in_threadpool(jobs.submit_evaluate, spec, key), response)
 
 
+@router.post("/project", status_code=202, response_model=JobOut,
+             dependencies=[Depends(require_json)],
+             responses=error_responses(401, 403, 404, 408, 409, 413, 415, 422, 429),
+             summary="Project an image precisely: gradient descent from the encoder's latent; "
+                     "the result holds what POST /v1/models/{name}/project answers")
+async def submit_project(spec: ProjectSpec, response: Response, jobs: JobsDep,
+                         registry: RegistryDep, key: IdempotencyKey = None) -> JobOut:
+    await registry.catch_up(spec.model, spec.version)   # one a job just made
+    return _accepted(*await run_in_threadpool(jobs.submit_project, spec, key), response)
+
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")      # ganserve.jobs.records.new_job_id
 
@@ -160,9 +171,10 @@ def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobOut:
 
 @router.get("/{job_id}/samples.png", response_class=Response,
             responses={200: {"content": {"image/png": {}},
-                             "description": "the latest progress grid"},
+                             "description": "the latest progress image"},
                        **error_responses(401, 403, 404, 422)},
-            summary="A fine-tune's latest progress grid (fixed seeds)")
+            summary="A fine-tune's latest progress grid (fixed seeds), or a projection's "
+                    "current reconstruction")
 def job_samples(job_id: JobIdPath, jobs: JobsDep) -> FileResponse:
     job = jobs.get(job_id)
     path = jobs.settings.jobs_dir / job.id / "run" / "samples" / "latest.png"
