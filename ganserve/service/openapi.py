@@ -21,7 +21,7 @@ from ganserve.service.schemas.inference import InferRequest
 from ganserve.service.schemas.inversion import ProjectRequest
 from ganserve.service.settings import Settings
 
-JOB_SCHEMAS = {"FineTuneSpec", "EvaluateSpec", "DatasetRef"}
+JOB_SCHEMAS = {"FineTuneSpec", "EvaluateSpec", "ProjectSpec", "DatasetRef"}
 
 
 def _cap(schema: dict[str, Any], limit: int) -> None:
@@ -65,15 +65,21 @@ def _example_model(capability: str, caps: dict[str, tuple[str, ...]], preferred:
     return next((n for n in preferred if n in fits), fits[0] if fits else None)
 
 
-def apply_job_examples(doc: dict[str, Any], loaded: dict[str, str]) -> None:
+def apply_job_examples(doc: dict[str, Any], loaded: dict[str, str],
+                       caps: dict[str, tuple[str, ...]]) -> None:
     """The job bodies' examples name a loaded unconditional model (a conditional one would
-    need its own class names in the dataset), the documented one if it is loaded."""
+    need its own class names in the dataset), the documented one if it is loaded; a
+    projection's, one with an encoder where one is loaded."""
     fits = sorted(n for n, fam in loaded.items() if not family(fam).conditional)
+    schemas = doc.get("components", {}).get("schemas", {})
     for schema in ("FineTuneSpec", "EvaluateSpec"):
-        for example in doc.get("components", {}).get("schemas", {}).get(
-                schema, {}).get("examples", []):
+        for example in schemas.get(schema, {}).get("examples", []):
             if fits and example.get("model") not in fits:
                 example["model"] = fits[0]
+    for example in schemas.get("ProjectSpec", {}).get("examples", []):
+        name = _example_model("project", caps, [example.get("model")])
+        if name is not None:
+            example["model"] = name
 
 
 def is_inference(path: str) -> bool:
@@ -109,7 +115,7 @@ def apply_security(doc: dict[str, Any], settings: Settings) -> None:
 
 def apply_examples(doc: dict[str, Any], loaded: dict[str, str],
                    caps: dict[str, tuple[str, ...]]) -> None:
-    apply_job_examples(doc, loaded)
+    apply_job_examples(doc, loaded, caps)
     for item in doc.get("paths", {}).values():
         for op in item.values():
             for param in op.get("parameters", []):

@@ -52,7 +52,8 @@ def learning_rate(step: int, steps: int, peak: float) -> float:
 
 @dataclass
 class Refined:
-    latent: torch.Tensor            # [n, D]
+    latent: torch.Tensor            # [n, D]: each image's latent of least loss (the start's
+                                    # at worst: a refinement never answers worse than it began)
     images: torch.Tensor            # [n, C, R, R], the generator's (torch) rendering
     loss: list[float]               # the batch's mean loss, every step
 
@@ -71,14 +72,19 @@ def refine(gen: FrozenGenerator, perceptual: Perceptual, target: torch.Tensor,
     unit = (start.float() - mean) / std
     unit = unit.clone().requires_grad_(True)
     optim = torch.optim.Adam([unit], lr=opts.lr, betas=(0.9, 0.999))
+    best, best_loss = unit.detach().clone(), torch.full((len(unit),), float("inf"))
     history: list[float] = []
-    for step in range(opts.steps):
+    for step in range(opts.steps + 1):          # the last pass only scores the last step
+        images = gen.image(unit * std + mean, classes)
+        loss = (opts.pixel_weight * F.mse_loss(images, target, reduction="none")
+                .flatten(1).mean(1)
+                + opts.feature_weight * perceptual.distance(images, target))
+        better = loss.detach() < best_loss          # each image keeps its best latent
+        best[better], best_loss[better] = unit.detach()[better], loss.detach()[better]
+        if step == opts.steps:
+            break
         for group in optim.param_groups:
             group["lr"] = learning_rate(step, opts.steps, opts.lr)
-        images = gen.image(unit * std + mean, classes)
-        pixel = F.mse_loss(images, target, reduction="none").flatten(1).mean(1)
-        loss = (opts.pixel_weight * pixel
-                + opts.feature_weight * perceptual.distance(images, target))
         optim.zero_grad(set_to_none=True)
         loss.sum().backward()
         optim.step()
@@ -86,7 +92,7 @@ def refine(gen: FrozenGenerator, perceptual: Perceptual, target: torch.Tensor,
         if progress is not None:
             progress(step + 1, history[-1], images.detach())
     with torch.no_grad():
-        latent = unit.detach() * std + mean
+        latent = best * std + mean
         return Refined(latent, gen.image(latent, classes), history)
 
 

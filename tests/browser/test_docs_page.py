@@ -47,6 +47,7 @@ OPERATIONS = [
     "infer_version_v2_models__name__versions__version__infer_post",
     "submit_fine_tune_v1_jobs_fine_tune_post",
     "submit_evaluate_v1_jobs_evaluate_post",
+    "submit_project_v1_jobs_project_post",
     "list_jobs_v1_jobs_get",
     "get_job_v1_jobs__job_id__get",
     "cancel_job_v1_jobs__job_id__cancel_post",
@@ -68,6 +69,7 @@ UPLOADS = {"upload_v1_datasets_post"}
 # so the per-job operations answer the documented 404 in the error shape
 EXPECTED_STATUS = {"submit_fine_tune_v1_jobs_fine_tune_post": "202",
                    "submit_evaluate_v1_jobs_evaluate_post": "202",
+                   "submit_project_v1_jobs_project_post": "202",
                    "get_job_v1_jobs__job_id__get": "404",
                    "cancel_job_v1_jobs__job_id__cancel_post": "404",
                    "job_samples_v1_jobs__job_id__samples_png_get": "404",

@@ -30,7 +30,8 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
     ("invalid_input", r"expected \d+ numbers, got \d+", "latent length is the model's z/w dim"),
     ("invalid_input", r"style layer \S+ out of range",
      "the number of style layers is the model's num_ws"),
-    ("invalid_input", r"give exactly one of seed, z or w", "one-of across optional fields"),
+    ("invalid_input", r"give exactly one of (seed, z or w|row_seeds or rows|col_seeds or cols)",
+     "one-of across optional fields"),
     ("invalid_input", r"n=\d+ but \d+ seeds given", "n must equal the number of seeds"),
     ("invalid_input", r"seeds requested, the limit is|grid cells \(rows x cols\)",
      "a seed string's size is known once expanded; the grid is rows x cols"),
@@ -48,8 +49,8 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
     ("invalid_input", r"no dataset .* in the datasets folder|no class .*classes: |"
      r"must be relative to the datasets folder|no images left after narrowing",
      "which datasets, classes and images exist is the data dir's"),
-    ("invalid_input", r"steps=\d+ is above GANSERVE_MAX_FINE_TUNE_STEPS|n=\d+ is above "
-     r"GANSERVE_MAX_EVAL_SAMPLES|freeze_d=\d+: D has",
+    ("invalid_input", r"steps=\d+ is above GANSERVE_MAX_(FINE_TUNE|PROJECT)_STEPS|"
+     r"n=\d+ is above GANSERVE_MAX_EVAL_SAMPLES|freeze_d=\d+: D has",
      "bounds that are settings or the model's depth"),
     ("invalid_input", r"no Inception extractor here|an evaluation compares against a whole "
      r"dataset|is a \w+ model; a \w+ fine-tune cannot|has classes the model does not|"

@@ -47,6 +47,19 @@ def test_refine_moves_towards_the_images_own_latent(family, baby_exports, extrac
     assert (gain > 0).all(), gain
 
 
+def test_refine_never_answers_worse_than_its_start(baby_exports, extractor_dir):
+    """Started at the targets' own latents (a perfect fit) with a rate that throws them
+    away, the answer is still the start."""
+    gen = FrozenGenerator(baby_exports["stylegan"])
+    latent, _ = gen.sample(3, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        target = gen.image(latent)
+    done = refine(gen, Perceptual(extractor_dir), target, latent, None,
+                  Refinement(steps=3, lr=5.0))
+    assert done.loss[-1] > 0.0                  # it did move away
+    assert torch.allclose(done.latent, latent, atol=1e-4)
+
+
 def test_refine_reports_progress_and_stops_when_the_callback_raises(baby_exports,
                                                                     extractor_dir):
     gen = FrozenGenerator(baby_exports["dcgan"])

@@ -102,7 +102,7 @@ async def submit_evaluate(spec: EvaluateSpec, response: Response, jobs: JobsDep,
 
 @router.post("/project", status_code=202, response_model=JobOut,
              dependencies=[Depends(require_json)],
-             responses=error_responses(401, 403, 404, 408, 409, 413, 415, 422, 429),
+             responses=error_responses(400, 401, 403, 404, 408, 409, 413, 415, 422, 429),
              summary="Project an image precisely: gradient descent from the encoder's latent; "
                      "the result holds what POST /v1/models/{name}/project answers")
 async def submit_project(spec: ProjectSpec, response: Response, jobs: JobsDep,
