@@ -4,11 +4,13 @@ A version's ``directions.json`` (written by ``ganserve.evaluation.directions``, 
 manifest's ``directions``) holds two kinds:
 - principal (GANSpace): ``pc0``, ``pc1``... the main axes of variation, largest first. An
   amount is in standard deviations of the latent along the axis;
-- class: ``"Sneaker->Sandal"`` for every ordered pair of classes. Amount 1 moves a typical
-  image of the first class to where a typical one of the second lies, across the linear
-  boundary between them (LDA on latents the evaluation classifier labelled). For a
-  conditional generator the class is an input, so its class directions move the class
-  weights instead (amount 1: all the way to the second class).
+- class: ``"Sneaker->Sandal"`` for every ordered pair of classes. Learned (``vectors``, by
+  ``ganserve.training.class_directions``): one vector u_k per class, and a -> b is
+  u_b - u_a, fitted so that amount 1 makes images of a into images of b by the evaluation
+  classifier's call. Fitted without torch (``means``, LDA on latents the classifier
+  labelled): amount 1 moves a typical image of a to where a typical one of b lies, across
+  the linear boundary between them. For a conditional generator the class is an input, so
+  its class directions move the class weights instead (amount 1: all the way to b).
 
 ``apply`` adds ``sum(amount * vector)`` to latents (z, or w for a w-space family: after
 truncation, to every layer) and, for class-input directions, to the class weights, which
@@ -71,6 +73,10 @@ class Directions:
         if c["space"] == "class":
             eye = np.eye(k, dtype=np.float32)
             vectors = {(a, b): eye[b] - eye[a] for a in range(k) for b in range(k) if a != b}
+        elif "vectors" in c:            # learned: a -> b is u_b - u_a
+            u = np.asarray(c["vectors"], np.float64)              # [K, D]
+            vectors = {(a, b): (u[b] - u[a]).astype(np.float32)
+                       for a in range(k) for b in range(k) if a != b}
         else:
             means = np.asarray(c["means"], np.float64)            # [K, D]
             whitened = np.asarray(c["whitened_means"], np.float64)  # [K, D]: inv(cov) mean

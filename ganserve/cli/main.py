@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="principal directions to keep (default 10)")
     r.add_argument("--extractor", help="the classifier that labels samples (default "
                    "MODELS_DIR/_evaluators/fashion-mnist)")
+    r.add_argument("--learn-steps", type=int, default=1000, metavar="N",
+                   help="class directions of a z/w model: learn them through the generator "
+                   "for N steps (torch; default 1000); 0: LDA boundaries (no torch, fewer "
+                   "images change class)")
 
     v = add("evaluate", help="score a model version (FID, KID, P/R, coverage) "
                        "into a record beside it",
@@ -541,10 +545,22 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 
 def cmd_directions(args: argparse.Namespace) -> int:
     from ganserve.evaluation.directions import add_directions, compute
+    from ganserve.extras import training_installed
     from ganserve.manifest import in_store
 
     vdir = in_store(args.model, models_dir())
-    data = compute(vdir, args.extractor or default_evaluator(), n=args.n, k=args.principal)
+    extractor = args.extractor or default_evaluator()
+    learn = None
+    if args.learn_steps > 0:
+        if not training_installed():
+            raise CliError("--learn-steps needs torch: pip install 'ganserve[train]', or "
+                           "pass --learn-steps 0 for LDA boundaries")
+        from ganserve.training.class_directions import ClassDirectionTraining, learn_class_vectors
+
+        def learn(latent, labels, names):
+            return learn_class_vectors(vdir, extractor, latent, labels, names,
+                                       ClassDirectionTraining(steps=args.learn_steps))
+    data = compute(vdir, extractor, n=args.n, k=args.principal, learn=learn)
     path = add_directions(vdir, data)
     flips = data["classes"].get("flip", {})
     best = sorted(flips.items(), key=lambda kv: -kv[1])[:3]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +149,15 @@ def measure_flips(s: Sampled, labels: np.ndarray, names: list[str], directions: 
     return flips
 
 
+# (sampled latents [N, D], their classifier labels [N], class names) -> the file's classes
+ClassLearner = Callable[[np.ndarray, np.ndarray, list[str]], dict[str, Any]]
+
+
 def compute(version_dir: str | Path, extractor: str | Path, n: int = 10_000, k: int = 10,
-            per_pair: int = 100) -> dict[str, Any]:
-    """The directions file's content for the version in ``version_dir``."""
+            per_pair: int = 100, learn: ClassLearner | None = None) -> dict[str, Any]:
+    """The directions file's content for the version in ``version_dir``. ``learn``: fits
+    the class directions of a latent-space model in place of the LDA boundaries (the
+    torch side's ``learn_class_vectors``, which this module cannot import)."""
     t0 = time.perf_counter()
     gen = OnnxGenerator(version_dir, device="cpu")
     ext = FeatureExtractor(extractor, device="cpu")
@@ -169,7 +176,8 @@ def compute(version_dir: str | Path, extractor: str | Path, n: int = 10_000, k: 
                             "principal": principal(s, k), "classes": None}
     if names:
         labels = s.fed if s.fed is not None else classify(s.images)
-        data["classes"] = class_boundaries(s, labels, names)
+        data["classes"] = (learn(s.latent, labels, names) if learn is not None and s.fed is None
+                           else class_boundaries(s, labels, names))
         data["classes"]["flip"] = measure_flips(s, labels, names, Directions(data), classify,
                                                 per_pair)
     data["made"] = {"samples": n, "seconds": round(time.perf_counter() - t0, 1),

@@ -147,9 +147,13 @@ class Perceptual:
         """Per image [n]."""
         return (self.features(a) - self.features(b)).square().mean(1) * self.scale
 
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The classifier's logits [n, K] (differentiable)."""
+        return self.net(self._prepare(images))[self.spec.logits]
+
     def classes(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.net(self._prepare(images))[self.spec.logits].argmax(1)
+            return self.logits(images).argmax(1)
 
 
 @dataclass

@@ -10,11 +10,12 @@ import onnx
 import pytest
 import torch
 
-from ganserve.evaluation.directions import compute
+from ganserve.evaluation.directions import add_directions, compute
 from ganserve.features import FeatureExtractor
 from ganserve.generator import OnnxGenerator
 from ganserve.latent_directions import Directions
 from ganserve.manifest import ManifestError, load_manifest, sha256_file, verify_files
+from ganserve.training.class_directions import ClassDirectionTraining, learn_class_vectors
 from ganserve.training.inversion import (
     EncoderTraining,
     FrozenGenerator,
@@ -147,6 +148,64 @@ def test_w_principal_directions_are_scaled_to_one_standard_deviation(inverted_st
         v = np.asarray(p["vector"])
         spread = ((w - w.mean(0)) @ (v / np.linalg.norm(v))).std(ddof=1)
         assert np.linalg.norm(v) == pytest.approx(spread, rel=1e-3)
+
+
+@pytest.mark.parametrize("family", ["dcgan", "stylegan"])
+def test_learned_class_directions_are_differences_of_class_vectors(family, baby_exports,
+                                                                   extractor_dir, tmp_path):
+    """Learned (``ganserve directions``' default): one vector per class; a -> b is
+    u_b - u_a, in the model's latent space, and each pair's flip is measured as for LDA."""
+    vdir = tmp_path / "m" / "1"
+    shutil.copytree(baby_exports[family], vdir)
+    seen = []
+
+    def learn(latent, labels, names):
+        seen.append((latent.shape, labels.shape))
+        # the baby models' samples are mostly one class: three classes, as if they were
+        return learn_class_vectors(vdir, extractor_dir, latent, np.arange(len(labels)) % 3,
+                                   names, ClassDirectionTraining(steps=4, batch=8))
+
+    data = compute(vdir, extractor_dir, n=400, k=2, per_pair=5, learn=learn)
+    c = data["classes"]
+    assert seen and c["method"] == "learned" and c["learned"]["steps"] == 4
+    u = np.asarray(c["vectors"])
+    space_dim = 16 if family == "stylegan" else load_manifest(vdir).z_dim
+    assert u.shape == (10, space_dim)
+    d = Directions(data)
+    pairs = [x for x in d.all() if x.kind == "class"]
+    assert pairs and all(x.space == c["space"] for x in pairs)
+    x = pairs[0]
+    a, b = CLASS_NAMES.index(x.info["from"]), CLASS_NAMES.index(x.info["to"])
+    assert np.allclose(x.vector, u[b] - u[a], atol=1e-6)
+    assert set(c["flip"]) <= {p.name for p in pairs}
+    add_directions(vdir, data)
+    assert Directions.load(vdir, load_manifest(vdir)).names() == d.names()
+
+
+def test_one_class_sampled_learns_no_pairs(baby_exports, extractor_dir):
+    z = np.zeros((30, load_manifest(baby_exports["dcgan"]).z_dim), np.float32)
+    c = learn_class_vectors(baby_exports["dcgan"], extractor_dir, z, np.full(30, 4),
+                            CLASS_NAMES, ClassDirectionTraining(steps=5))
+    assert c["learned"]["steps"] == 0 and c["samples"][4] == 30
+    assert [x for x in Directions({"schema": 1, "space": "z", "dim": z.shape[1],
+                                   "principal": [], "classes": c}).all()] == []
+
+
+def test_learning_class_vectors_lowers_the_cross_entropy(baby_exports, extractor_dir):
+    gen = OnnxGenerator(baby_exports["dcgan"], device="cpu")
+    z = gen.latents(list(range(300)))
+    labels = np.arange(len(z)) % 3          # (the baby's samples are mostly one class)
+    runs = [learn_class_vectors(baby_exports["dcgan"], extractor_dir, z, labels, CLASS_NAMES,
+                                ClassDirectionTraining(steps=steps, batch=32, shift=0))
+            for steps in (1, 100)]
+    assert (runs[1]["learned"]["final_cross_entropy"]
+            < runs[0]["learned"]["final_cross_entropy"])
+
+
+def test_conditional_models_learn_no_class_vectors(baby_exports, extractor_dir):
+    with pytest.raises(ValueError, match="class input"):
+        learn_class_vectors(baby_exports["cgan"], extractor_dir, np.zeros((20, 16)),
+                            np.zeros(20, int), CLASS_NAMES)
 
 
 def test_directions_without_the_classifiers_classes_are_principal_only(baby_exports,
