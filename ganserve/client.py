@@ -28,6 +28,9 @@ import httpx
 from PIL import Image
 
 Seeds = Sequence[int] | str
+# style-mix rows or columns: seeds, or sources each a seed or {"seed"|"z"|"w": ...}
+Sources = Seeds | Sequence[int | dict[str, Any]]
+Image_ = bytes | str | Path | Image.Image      # PNG/JPEG/WebP bytes, a file, or a PIL image
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -112,6 +115,25 @@ def _seeds(seeds: Seeds | None) -> list[int] | str | None:
     return seeds if seeds is None or isinstance(seeds, str) else [int(s) for s in seeds]
 
 
+def _mix_sources(side: str, sources: Sources) -> dict[str, Any]:
+    """``row_seeds`` / ``col_seeds``, or ``rows`` / ``cols`` where any is a latent."""
+    if isinstance(sources, str) or all(not isinstance(x, dict) for x in sources):
+        return {f"{side}_seeds": _seeds(sources)}            # type: ignore[arg-type]
+    return {f"{side}s": [x if isinstance(x, dict) else {"seed": int(x)} for x in sources]}
+
+
+def _b64_image(image: Image_) -> str:
+    if isinstance(image, Image.Image):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        data = buf.getvalue()
+    elif isinstance(image, bytes):
+        data = image
+    else:
+        data = Path(image).read_bytes()
+    return base64.b64encode(data).decode()
+
+
 def _body(r: httpx.Response) -> Any:
     return r.json() if r.content else None
 
@@ -165,14 +187,35 @@ class _Requests:
                                                 "space": space, "method": method,
                                                 "truncation_psi": psi, "version": version})
 
-    def _style_mix(self, model: str, row_seeds: Seeds, col_seeds: Seeds, *,
+    def _style_mix(self, model: str, rows: Sources, cols: Sources, *,
                    styles: str | Sequence[int | str] = "coarse", psi: float = 1.0,
                    version: str | None = None) -> _Call:
-        return _generate("style-mix", model, {"row_seeds": _seeds(row_seeds),
-                                              "col_seeds": _seeds(col_seeds),
+        return _generate("style-mix", model, {**_mix_sources("row", rows),
+                                              **_mix_sources("col", cols),
                                               "styles": styles if isinstance(styles, str)
                                               else list(styles), "truncation_psi": psi,
                                               "version": version})
+
+    def _project(self, model: str, image: Image_, class_: int | str | None = None,
+                 version: str | None = None) -> _Call:
+        body = {"image": _b64_image(image), "class": class_, "version": version}
+        return _Call("POST", f"/v1/models/{model}/project", _body,
+                     json={k: v for k, v in body.items() if v is not None})
+
+    def _project_job(self, model: str, image: Image_, idempotency_key: str | None = None,
+                     **settings: Any) -> _Call:
+        return _Call("POST", "/v1/jobs/project", _job,
+                     json={"model": model, "image": _b64_image(image), **settings},
+                     headers=_idempotency(idempotency_key))
+
+    def _directions(self, model: str, version: str | None = None) -> _Call:
+        return _Call("GET", f"/v1/models/{model}/directions", _body,
+                     params={"version": version} if version else None)
+
+    def _edit(self, model: str, directions: dict[str, float], **start: Any) -> _Call:
+        body = {"directions": directions,
+                **{("class" if k == "class_" else k): v for k, v in start.items()}}
+        return _generate("edit", model, body)
 
     def _models(self) -> _Call:
         return _Call("GET", "/v1/models", lambda r: r.json()["models"])
@@ -310,7 +353,7 @@ class Client(_Requests):
         """Seeds, or ``{"z": [...]}`` / ``{"w": [...]}`` end points (a projected latent)."""
         return self._send(self._interpolate(model, start, end, **kw))
 
-    def style_mix(self, model: str, row_seeds: Seeds, col_seeds: Seeds,
+    def style_mix(self, model: str, row_seeds: Sources, col_seeds: Sources,
                   **kw: Any) -> GeneratedImages:
         return self._send(self._style_mix(model, row_seeds, col_seeds, **kw))
 
@@ -328,6 +371,24 @@ class Client(_Requests):
 
     def delete_version(self, name: str, version: str) -> dict[str, Any]:
         return self._send(self._delete_version(name, version))
+
+    def project(self, model: str, image: Image_, **kw: Any) -> dict[str, Any]:
+        """``POST /v1/models/{model}/project``: the encoder's latent (``{"z"|"w": [...]}``),
+        the reconstruction (base64 PNG) and its scores; ``class_``, ``version``."""
+        return self._send(self._project(model, image, **kw))
+
+    def project_job(self, model: str, image: Image_, **settings: Any) -> Job:
+        """Submit the refined projection (``steps``, ``class``, ``version``...); its
+        result, once done, holds what ``project`` answers."""
+        return self._send(self._project_job(model, image, **settings))
+
+    def directions(self, model: str, version: str | None = None) -> dict[str, Any]:
+        return self._send(self._directions(model, version))
+
+    def edit(self, model: str, directions: dict[str, float], **start: Any) -> GeneratedImages:
+        """``POST /v1/models/{model}/edit``: from ``seed``, ``z`` or ``w`` (and ``class_``)
+        moved by ``directions``; ``strip={"direction", "start", "stop", "steps"}``."""
+        return self._send(self._edit(model, directions, **start))
 
     def fine_tune(self, model: str, dataset: dict[str, Any], **settings: Any) -> Job:
         """Submit a fine-tune (``steps``, ``seed``, ``name``, ``webhook``... as the API
@@ -435,7 +496,7 @@ class AsyncClient(_Requests):
                           **kw: Any) -> GeneratedImages:
         return await self._send(self._interpolate(model, start, end, **kw))
 
-    async def style_mix(self, model: str, row_seeds: Seeds, col_seeds: Seeds,
+    async def style_mix(self, model: str, row_seeds: Sources, col_seeds: Sources,
                         **kw: Any) -> GeneratedImages:
         return await self._send(self._style_mix(model, row_seeds, col_seeds, **kw))
 
@@ -453,6 +514,19 @@ class AsyncClient(_Requests):
 
     async def delete_version(self, name: str, version: str) -> dict[str, Any]:
         return await self._send(self._delete_version(name, version))
+
+    async def project(self, model: str, image: Image_, **kw: Any) -> dict[str, Any]:
+        return await self._send(self._project(model, image, **kw))
+
+    async def project_job(self, model: str, image: Image_, **settings: Any) -> Job:
+        return await self._send(self._project_job(model, image, **settings))
+
+    async def directions(self, model: str, version: str | None = None) -> dict[str, Any]:
+        return await self._send(self._directions(model, version))
+
+    async def edit(self, model: str, directions: dict[str, float],
+                   **start: Any) -> GeneratedImages:
+        return await self._send(self._edit(model, directions, **start))
 
     async def fine_tune(self, model: str, dataset: dict[str, Any], **settings: Any) -> Job:
         return await self._send(self._fine_tune(model, dataset, **settings))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ganserve.cli.main import main
-from ganserve.manifest import load_manifest
+from ganserve.manifest import load_manifest, verify_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -323,3 +323,25 @@ def test_cli_worker_training_on_cuda_without_a_gpu_is_one_line(tmp_path, capsys,
 def test_cli_healthcheck_answers_by_exit_status(capsys):
     assert main(["healthcheck", "http://127.0.0.1:1/v2/health/ready", "--timeout", "1"]) == 1
     assert capsys.readouterr().err.startswith("unhealthy: http://127.0.0.1:1/v2/health/ready")
+
+
+def test_cli_train_encoder_and_directions_add_to_a_version(tmp_path, baby_exports, idx_dir,
+                                                           extractor_dir, capsys):
+    vdir = tmp_path / "models" / "sg" / "1"
+    shutil.copytree(baby_exports["stylegan"], vdir)
+    assert main(["train-encoder", str(vdir), "--steps", "2", "--batch", "4",
+                 "--data", str(idx_dir), "--extractor", str(extractor_dir)]) == 0
+    assert main(["directions", str(vdir), "--n", "200", "--principal", "2",
+                 "--learn-steps", "3", "--extractor", str(extractor_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "2 principal and" in out and str(vdir / "directions.json") in out
+    m = load_manifest(vdir)
+    verify_files(vdir, m)
+    assert "encoder" in m.graphs and m.inversion["encoder"]["steps"] == 2
+    data = json.loads((vdir / m.directions).read_text())
+    assert data["classes"]["method"] == "learned" and data["classes"]["learned"]["steps"] == 3
+    # --learn-steps 0: LDA boundaries, no torch
+    assert main(["directions", str(vdir), "--n", "200", "--principal", "2",
+                 "--learn-steps", "0", "--extractor", str(extractor_dir)]) == 0
+    data = json.loads((vdir / load_manifest(vdir).directions).read_text())
+    assert "means" in data["classes"] and "vectors" not in data["classes"]

@@ -6,6 +6,7 @@ Python examples run as written."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 import re
@@ -19,6 +20,7 @@ from PIL import Image
 
 import ganserve
 from ganserve.client import ApiError, AsyncClient, Client
+from ganserve.images import SNEAKER_PNG
 from ganserve.local import Models
 from tests.service import crafted
 from tests.service.conftest import store as store  # noqa: F401 (the baby store fixture)
@@ -140,6 +142,25 @@ def test_client_jobs_datasets_and_versions(server):
         assert e.value.status == 409                    # the model's last version
 
 
+def test_client_projects_edits_and_mixes_a_projected_image(server):
+    sneaker = base64.b64decode(SNEAKER_PNG)
+    with Client(server.url) as c:
+        p = c.project("fashion-stylegan", sneaker)
+        w = p["latent"]["w"]
+        assert len(w) == c.model("fashion-stylegan")["w_dim"] and p["scores"]["ssim"] > 0
+        names = [d["name"] for d in c.directions("fashion-stylegan")["directions"]]
+        assert "pc0" in names and "Sneaker->Sandal" in names
+        strip = c.edit("fashion-stylegan", {}, w=w, strip={
+            "direction": "Sneaker->Sandal", "start": 0, "stop": 1, "steps": 3})
+        assert len(strip) == 3
+        assert np.array_equal(np.asarray(strip[0]), _pixels(base64.b64decode(p["image"])))
+        mix = c.style_mix("fashion-stylegan", [{"w": w}, 5], [1, 2])
+        assert len(mix) == 3 * 3 and mix.seeds[3] is None and mix.seeds[6] == 5
+        job = c.project_job("fashion-stylegan", Image.open(io.BytesIO(sneaker)), steps=5)
+        assert job.type == "project" and job.state == "queued"
+        c.cancel(job)
+
+
 def test_async_client_does_what_the_sync_one_does(server):
     async def run():
         async with AsyncClient(server.url) as c:
@@ -148,6 +169,8 @@ def test_async_client_does_what_the_sync_one_does(server):
             assert len(imgs) == 2 and {m["name"] for m in models} >= {"fashion-dcgan"}
             with pytest.raises(ApiError):
                 await c.model("nope")
+            p = await c.project("fashion-dcgan", base64.b64decode(SNEAKER_PNG))
+            assert len(p["latent"]["z"]) == (await c.model("fashion-dcgan"))["z_dim"]
             job = await c.evaluate("fashion-dcgan", n=64)
             await c.cancel(job)
             assert (await c.wait(job, timeout=30)).state == "cancelled"
