@@ -116,10 +116,12 @@ def _seeds(seeds: Seeds | None) -> list[int] | str | None:
 
 
 def _mix_sources(side: str, sources: Sources) -> dict[str, Any]:
-    """``row_seeds`` / ``col_seeds``, or ``rows`` / ``cols`` where any is a latent."""
+    """``row_seeds`` / ``col_seeds``, or ``row_sources`` / ``col_sources`` where any is a
+    latent."""
     if isinstance(sources, str) or all(not isinstance(x, dict) for x in sources):
         return {f"{side}_seeds": _seeds(sources)}            # type: ignore[arg-type]
-    return {f"{side}s": [x if isinstance(x, dict) else {"seed": int(x)} for x in sources]}
+    return {f"{side}_sources": [x if isinstance(x, dict) else {"seed": int(x)}
+                                for x in sources]}
 
 
 def _b64_image(image: Image_) -> str:

@@ -545,30 +545,43 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 
 def cmd_directions(args: argparse.Namespace) -> int:
     from ganserve.evaluation.directions import add_directions, compute
-    from ganserve.extras import training_installed
     from ganserve.manifest import in_store
 
     vdir = in_store(args.model, models_dir())
     extractor = args.extractor or default_evaluator()
-    learn = None
-    if args.learn_steps > 0:
-        if not training_installed():
-            raise CliError("--learn-steps needs torch: pip install 'ganserve[train]', or "
-                           "pass --learn-steps 0 for LDA boundaries")
-        from ganserve.training.class_directions import ClassDirectionTraining, learn_class_vectors
-
-        def learn(latent, labels, names):
-            return learn_class_vectors(vdir, extractor, latent, labels, names,
-                                       ClassDirectionTraining(steps=args.learn_steps))
+    learn = _class_learner(vdir, Path(extractor), args.learn_steps)
     data = compute(vdir, extractor, n=args.n, k=args.principal, learn=learn)
     path = add_directions(vdir, data)
-    flips = data["classes"].get("flip", {})
-    best = sorted(flips.items(), key=lambda kv: -kv[1])[:3]
+    classes = data["classes"] or {}
+    flips = classes.get("flip", {})
     print(f"{len(data['principal'])} principal and {len(flips)} class directions "
-          f"({data['classes']['space']}) in {data['made']['seconds']:.0f} s, written to "
-          f"{path}" + ("; best class flips at amount 1: "
-                       + ", ".join(f"{k} {v:.0%}" for k, v in best) if best else ""))
+          f"({classes.get('space', 'none')}) in {data['made']['seconds']:.0f} s, written to "
+          f"{path}" + (f"; class flips at amount 1 (held-out samples): mean "
+                       f"{sum(flips.values()) / len(flips):.0%}, lowest "
+                       f"{min(flips, key=flips.get)} {min(flips.values()):.0%}"
+                       if flips else ""))
     return 0
+
+
+def _class_learner(vdir: Path, extractor: Path, steps: int) -> Any:
+    """``compute``'s ``learn`` for ``ganserve directions``, or None for LDA boundaries: asked
+    for (``--learn-steps 0``), a conditional model (its class is an input: nothing to learn),
+    or, with a warning, no torch or no G_ema weights to learn through."""
+    from ganserve.extras import training_installed
+    from ganserve.manifest import load_manifest
+
+    m = load_manifest(vdir)
+    if steps <= 0 or m.conditional:
+        return None
+    why = ("torch is not installed (pip install 'ganserve[train]')" if not training_installed()
+           else "the version has no G_ema weights" if "G_ema" not in m.weights else None)
+    if why:
+        log.warning("class directions by LDA boundaries, not learned: %s", why)
+        return None
+    from ganserve.training.class_directions import ClassDirectionTraining, learn_class_vectors
+
+    return lambda latent, labels, names: learn_class_vectors(
+        vdir, extractor, latent, labels, names, ClassDirectionTraining(steps=steps))
 
 
 def cmd_build_evaluator(args: argparse.Namespace) -> int:

@@ -11,13 +11,16 @@ Principal directions (GANSpace, Härkönen et al. 2020):
   to z by linear regression of z on the standardized PCA coordinates; its vector is the unit
   direction (z has one standard deviation along any unit vector).
 
-Class directions (InterFaceGAN-style linear boundaries, fitted by LDA): sampled latents,
-labelled by the evaluation classifier's call on their images; per class the mean, and the
-pooled within-class covariance (shrunk towards its mean variance). The boundary between a
-and b is normal to inv(cov) (mu_b - mu_a). What is stored per class is mu_k and
-inv(cov) mu_k; pairs are formed when read. A conditional generator's class is an input:
-its class directions move the class weights. Each pair is then measured: the share of
-images classified as a that the classifier calls b after an edit of amount 1 (``flip``).
+Class directions, from sampled latents labelled by the evaluation classifier's call on
+their images: learned through the generator where the caller passes ``learn`` (the torch
+side's ``ganserve.training.class_directions``: one vector per class, ``vectors``), else
+InterFaceGAN-style linear boundaries fitted by LDA (per class the mean, and the pooled
+within-class covariance shrunk towards its mean variance; the boundary between a and b is
+normal to inv(cov) (mu_b - mu_a); stored per class: mu_k and inv(cov) mu_k). Pairs are
+formed when read. A conditional generator's class is an input: its class directions move
+the class weights. Each pair is then measured on other samples than those it was fitted
+to: the share of images classified as a that the classifier calls b after an edit of
+amount 1 (``flip``).
 """
 
 from __future__ import annotations
@@ -178,10 +181,14 @@ def compute(version_dir: str | Path, extractor: str | Path, n: int = 10_000, k: 
         labels = s.fed if s.fed is not None else classify(s.images)
         data["classes"] = (learn(s.latent, labels, names) if learn is not None and s.fed is None
                            else class_boundaries(s, labels, names))
-        data["classes"]["flip"] = measure_flips(s, labels, names, Directions(data), classify,
-                                                per_pair)
+        # flips on other samples than the directions were fitted to
+        held = Sampled(gen, per_pair * len(names) * 4, seed=FIRST_SEED + n)
+        held_labels = held.fed if held.fed is not None else classify(held.images)
+        data["classes"]["flip"] = measure_flips(held, held_labels, names, Directions(data),
+                                                classify, per_pair)
     data["made"] = {"samples": n, "seconds": round(time.perf_counter() - t0, 1),
-                    "extractor": ext.spec.name, "first_seed": FIRST_SEED}
+                    "extractor": ext.spec.name, "first_seed": FIRST_SEED,
+                    "flips_first_seed": FIRST_SEED + n}
     return data
 
 

@@ -147,8 +147,9 @@ class ProjectSpec(Strict):
         Field(description="base64 PNG, JPEG or WebP (a data: URL prefix is allowed)")
     class_: ClassRef | None = Field(None, alias="class", description="conditional models: "
                                     "the image's class, if known (default: the encoder's "
-                                    "call)")
-    steps: Int(1, 100_000, description="Adam steps from the encoder's latent (capped by "
+                                    "call; required for a version without an encoder)")
+    steps: Int(1, 100_000, description="Adam steps from the encoder's latent (the mean "
+               "latent for a version without an encoder; capped by "
                "GANSERVE_MAX_PROJECT_STEPS)") = 300
     webhook: Webhook | None = None
 

@@ -268,18 +268,21 @@ async def interpolate(lv: LoadedVersion, req: Interpolation, deadline: float) ->
 
 async def _sources_w(lv: LoadedVersion, sources: list[Source], fields: list[str], psi: float,
                      deadline: float) -> np.ndarray:
-    """The (truncated) w [n, w_dim] of style-mix sources: seeds alone in one mapping run
-    (NVIDIA's grid, as before latents were allowed); else one source at a time."""
-    if all(s.seed is not None and s.z is None and s.w is None and s.class_ is None
-           for s in sources):
-        w = await lv.run("mapping", {"z": z_from_seeds([s.seed for s in sources],
-                                                      lv.manifest.z_dim)}, deadline)
-        return lv.generator.truncate(w, psi)
+    """The (truncated) w [n, w_dim] of style-mix sources: every seed and z through one
+    mapping run (as NVIDIA's grid of seeds always was), explicit w as given."""
     for s, field in zip(sources, fields):
         if s.class_ is not None:
             resolve_class(lv, s.class_, f"{field}.class")   # raises: the family takes none
-    return np.stack([await endpoint_w(lv, s, psi, field, deadline)
-                     for s, field in zip(sources, fields)])
+    mapped = [i for i, s in enumerate(sources) if s.w is None]
+    w = np.empty((len(sources), lv.manifest.w_dim), np.float32)
+    if mapped:
+        z = np.stack([_endpoint_vector(lv, sources[i], psi, fields[i]) for i in mapped])
+        w[mapped] = lv.generator.truncate(await lv.run("mapping", {"z": z}, deadline), psi)
+    for i, s in enumerate(sources):
+        if s.w is not None:
+            w[i] = _truncate(lv, explicit_latent(s.w, lv.manifest.w_dim, _at(fields[i], "w"))
+                             [None], psi, _at(fields[i], "w"))[0]
+    return w
 
 
 async def style_mix(lv: LoadedVersion, rows: list[Source], cols: list[Source],
@@ -287,7 +290,8 @@ async def style_mix(lv: LoadedVersion, rows: list[Source], cols: list[Source],
     """NVIDIA's layout: (R + 1) x (C + 1) cells; first row the column sources, first column
     the row sources, top-left blank; cell (r, c) = row r's w with column c's at ``layers``.
     A source is a seed, a z or a w (a projected image's latent)."""
-    fields = [f"rows[{i}]" for i in range(len(rows))] + [f"cols[{i}]" for i in range(len(cols))]
+    fields = ([f"row_sources[{i}]" for i in range(len(rows))]
+              + [f"col_sources[{i}]" for i in range(len(cols))])
     w = await _sources_w(lv, rows + cols, fields, psi, deadline)
     ws = lv.generator.broadcast(w)
     row_seeds, col_seeds = [s.seed for s in rows], [s.seed for s in cols]

@@ -28,6 +28,7 @@ from prometheus_client import Counter
 
 from ganserve.data import DataError
 from ganserve.data.uploads import DatasetStore
+from ganserve.evaluation.evaluate import DEFAULT_EXTRACTOR as EVALUATOR
 from ganserve.extras import training_installed
 from ganserve.images import encode_png, to_uint8
 from ganserve.jobs import queue
@@ -50,6 +51,7 @@ from ganserve.service.errors import (
     JobConflict,
     JobNotFound,
     JobsUnavailable,
+    NotAvailable,
     TooManyJobs,
     VersionNotFound,
 )
@@ -313,10 +315,18 @@ class JobService:
             raise InvalidInput(f"steps={spec.steps} is above GANSERVE_MAX_PROJECT_STEPS "
                                f"({self.settings.max_project_steps})", field="steps")
         if "G_ema" not in m.weights or not (lv.dir / m.weights["G_ema"]).is_file():
-            raise InvalidInput(f"{lv.name}/{lv.version} has no training weights (G_ema) to "
+            raise NotAvailable(f"{lv.name}/{lv.version} has no training weights (G_ema) to "
                                "refine with; POST /v1/models/NAME/project projects with "
                                "the encoder alone", field="version")
+        evaluator = self.settings.models_dir / EVALUATOR / "extractor.json"
+        if not evaluator.is_file():
+            raise NotAvailable(f"no evaluation classifier in the store ({evaluator.parent}) "
+                               "for the perceptual loss; build it with `ganserve "
+                               "build-evaluator`", field="model")
         index = None if spec.class_ is None else resolve_class(lv, spec.class_)
+        if index is None and m.conditional and "encoder" not in lv.batchers:
+            raise InvalidInput(f"class: {lv.name}/{lv.version} has no encoder to tell the "
+                               "image's class; give it", field="class")
         x = read_model_input(decode_base64(spec.image), lv)
         png = base64.b64encode(encode_png(to_uint8(x)[0])).decode()
         return {"image": png, "class": index}

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ganserve.generator import OnnxGenerator, class_weights
 from ganserve.quality import reconstruction_scores as scores
-from ganserve.training.inversion import FrozenGenerator, Perceptual
+from ganserve.training.inversion import FrozenGenerator, InversionError, Perceptual
 
 CALIBRATION_SAMPLES = 256   # the generator's images that scale the perceptual distance
 
@@ -118,10 +118,10 @@ def render(gen: OnnxGenerator, latent: np.ndarray, class_index: int | None) -> n
     return gen.generate_z(latent, classes)
 
 
-def _start(gen: OnnxGenerator, target: np.ndarray, class_index: int | None,
-           perceptual: Perceptual) -> tuple[np.ndarray, int | None, str]:
-    """(starting latent [1, D], class, how it was found): the encoder's, else the mean
-    latent (w_avg, or z = 0) with the classifier's call for the class."""
+def _start(gen: OnnxGenerator, target: np.ndarray, class_index: int | None
+           ) -> tuple[np.ndarray, int | None, str]:
+    """(starting latent [1, D], class, how it was found): the encoder's (and its call of a
+    conditional model's class, unless given), else the mean latent (w_avg, or z = 0)."""
     m = gen.manifest
     dim = m.w_dim if m.family_spec.w_space else m.z_dim
     if "encoder" in gen.sessions:
@@ -130,11 +130,8 @@ def _start(gen: OnnxGenerator, target: np.ndarray, class_index: int | None,
             class_index = int(out[0, dim:].argmax())
         return out[:, :dim], class_index, "encoder"
     if m.conditional and class_index is None:
-        # the classifier's classes are the model's when they share names; else class 0
-        call = int(perceptual.classes(torch.from_numpy(target))[0])
-        names = list(perceptual.spec.class_names or [])
-        name = names[call] if call < len(names) else None
-        class_index = m.class_names.index(name) if name in (m.class_names or []) else 0
+        raise InversionError(f"{m.name}/{m.version} has no encoder to tell the image's "
+                             "class: give the class")
     mean = (np.asarray(m.w_avg, np.float32)[None] if m.family_spec.w_space
             else np.zeros((1, dim), np.float32))
     return mean, class_index, "mean"
@@ -149,7 +146,7 @@ def project_image(version_dir: str | Path, target: np.ndarray, class_index: int 
     m = gen.manifest
     frozen = FrozenGenerator(version_dir)
     perceptual = Perceptual(extractor_dir)
-    start, class_index, how = _start(gen, target, class_index, perceptual)
+    start, class_index, how = _start(gen, target, class_index)
     with torch.no_grad():       # the distance's scale from the generator's own images
         latent, c = frozen.sample(CALIBRATION_SAMPLES, torch.Generator().manual_seed(0))
         perceptual.calibrate(frozen.image(latent, c))

@@ -1,8 +1,9 @@
 """The project job: an image's latent, refined by gradient descent from the encoder's.
 
 Its progress names the step, the loss and its history (for a chart), and the current
-reconstruction is the job's ``samples.png``. Nothing is checkpointed: a projection is
-minutes at most, so a worker that stops mid-way hands it back and the next one starts over.
+reconstruction is the job's ``samples.png``. Nothing is checkpointed: a projection takes
+seconds to a minute, so a worker asked to shut down finishes it first; one that dies
+mid-way leaves it to the reaper, and the next worker starts over.
 
 Namesakes, one concept at several layers (projection): ``ganserve.training.projection``: the
 refinement; ``ganserve.worker.project``: the job that runs it; ``ganserve.service.inversion``:
@@ -68,14 +69,19 @@ def project_job(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     preview.parent.mkdir(parents=True, exist_ok=True)
     history: list[float] = []
     t0 = time.monotonic()
+    started = [t0]                  # the first step's time (loading and calibration before)
 
     def progress(step: int, loss: float, images: torch.Tensor) -> None:
-        lease.check()               # cancelled, shut down or taken over: stop here
+        # cancelled or taken over: stop here; a shutdown lets it finish (seconds, and
+        # nothing is checkpointed to resume from)
+        lease.check("shutdown")
+        if step == 1:
+            started[0] = time.monotonic()
         history.append(loss)
         if step != spec.steps and not lease.progress_due():
             return
         save_png(to_uint8(images.clamp(-1, 1).numpy())[0], preview)
-        rate = step / max(1e-9, time.monotonic() - t0)
+        rate = max(step - 1, 1) / max(1e-9, time.monotonic() - started[0])
         lease.progress({"stage": "refining", "step": step, "total_steps": spec.steps,
                         "eta_s": round((spec.steps - step) / rate, 1),
                         "loss": round(loss, 6), "history": thinned(history)}, force=True)
@@ -85,8 +91,9 @@ def project_job(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
     try:
         p = project_image(vdir, target, class_index, default_extractor(vdir),
                           Refinement(steps=spec.steps), progress)
-    except (InversionError, FileNotFoundError) as e:
+    except (InversionError, ManifestError, FileNotFoundError) as e:
         raise JobError(f"{spec.model}/{job.version} cannot be refined: {e}") from e
+    lease.check("shutdown")         # cancelled while the answer was rendered: no result
     log.info("job %s: projected in %.1f s: %s -> %s", job.id, time.monotonic() - t0,
              p.start_scores, p.scores)
     return result_of(p, m.class_names, target)

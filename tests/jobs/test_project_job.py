@@ -74,7 +74,7 @@ def test_project_job_refines_and_its_w_feeds_interpolate_and_style_mix(project_s
     assert np.array_equal(decoded(r.json()["images"][0]["png"]), decoded(res["image"]))
     # and a style-mix row: the first row's source is the reconstruction too
     r = httpx.post(f"{url}/v1/models/baby-stylegan/style-mix", timeout=30, json={
-        "rows": [{"w": res["latent"]["w"]}], "cols": [{"seed": 2}], "styles": "coarse",
+        "row_sources": [{"w": res["latent"]["w"]}], "col_sources": [{"seed": 2}], "styles": "coarse",
         "format": "json"})
     assert r.status_code == 200, r.text
     cells = r.json()["images"]

@@ -84,27 +84,25 @@ def test_style_mix_of_two_projected_images(client):
     a = project(client, SG).json()
     b = project(client, SG, shoe(20)).json()
     r = client.post(f"/v1/models/{SG}/style-mix", json={
-        "rows": [{"w": a["latent"]["w"]}], "cols": [{"w": b["latent"]["w"]}, {"seed": 4}],
+        "row_sources": [{"w": a["latent"]["w"]}], "col_sources": [{"w": b["latent"]["w"]}, {"seed": 4}],
         "styles": "coarse", "format": "json"})
     assert r.status_code == 200, r.text
     cells = r.json()["images"]          # blank, col b, col seed 4; row a, a x b, a x 4
     assert len(cells) == 6 and cells[2]["seed"] == 4 and cells[3].get("seed") is None
     assert cells[1]["png"] == b["image"] and cells[3]["png"] == a["image"]
     assert cells[4]["png"] not in (a["image"], b["image"])
-    # seeds given as sources draw what row_seeds / col_seeds draw
+    # a seed among latents draws what row_seeds / col_seeds draw
     by_seed = client.post(f"/v1/models/{SG}/style-mix", json={
-        "row_seeds": [1], "col_seeds": [2], "format": "json"}).json()["images"]
-    as_sources = client.post(f"/v1/models/{SG}/style-mix", json={
-        "rows": [{"seed": 1}], "cols": [{"seed": 2}], "format": "json"}).json()["images"]
-    assert [c["png"] for c in by_seed] == [c["png"] for c in as_sources]
+        "row_seeds": [1], "col_seeds": [4], "format": "json"}).json()["images"]
+    assert cells[2]["png"] == by_seed[1]["png"]
 
 
 @pytest.mark.parametrize("body, status, field", [
-    ({"row_seeds": [1], "rows": [{"seed": 1}], "col_seeds": [2]}, 422, None),
+    ({"row_seeds": [1], "row_sources": [{"seed": 1}], "col_seeds": [2]}, 422, None),
     ({"col_seeds": [2]}, 422, None),
-    ({"rows": [{"w": [0.0] * 3}], "col_seeds": [2]}, 422, "rows[0].w"),
-    ({"rows": [{"seed": 1, "class": 2}], "col_seeds": [2]}, 400, None),
-    ({"rows": [], "col_seeds": [2]}, 422, None),
+    ({"row_sources": [{"w": [0.0] * 3}], "col_seeds": [2]}, 422, "row_sources[0].w"),
+    ({"row_sources": [{"seed": 1, "class": 2}], "col_seeds": [2]}, 400, None),
+    ({"row_sources": [], "col_seeds": [2]}, 422, None),
 ])
 def test_style_mix_refuses_bad_sources(client, body, status, field):
     r = client.post(f"/v1/models/{SG}/style-mix", json=body)

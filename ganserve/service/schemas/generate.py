@@ -134,16 +134,17 @@ StylePart = Int(0, 1023) | Annotated[str, StringConstraints(pattern=rf"^\s*{_STY
 class StyleMixRequest(Common):
     """NVIDIA's layout is fixed (one column per column source plus the sources), so there
     is no ``cols`` count; the JSON form returns each cell's PNG and seed. Rows and columns
-    are seeds (``row_seeds``, ``col_seeds``) or sources that may be latents (``rows``,
-    ``cols``: a projected image's ``{"w": [...]}``, a ``{"z": [...]}`` or a seed)."""
+    are seeds (``row_seeds``, ``col_seeds``) or sources that may be latents
+    (``row_sources``, ``col_sources``: a projected image's ``{"w": [...]}``, a
+    ``{"z": [...]}`` or a ``{"seed": S}``)."""
     row_seeds: Seeds | None = Field(None, description="rows: whose styles are kept (list or "
-                                    "'0-3'); or give rows")
+                                    "'0-3'); or give row_sources")
     col_seeds: Seeds | None = Field(None, description="columns: whose styles replace the "
-                                    "chosen layers (list or '0-3'); or give cols")
-    rows: Annotated[list[Endpoint], Field(min_length=1, max_length=IMAGES_MAX)] | None = \
-        Field(None, description="rows as sources: each a seed, z or w")
-    cols: Annotated[list[Endpoint], Field(min_length=1, max_length=IMAGES_MAX)] | None = \
-        Field(None, description="columns as sources: each a seed, z or w")
+                                    "chosen layers (list or '0-3'); or give col_sources")
+    row_sources: Annotated[list[Endpoint], Field(min_length=1, max_length=IMAGES_MAX)] | None \
+        = Field(None, description="rows as sources: each a seed, z or w")
+    col_sources: Annotated[list[Endpoint], Field(min_length=1, max_length=IMAGES_MAX)] | None \
+        = Field(None, description="columns as sources: each a seed, z or w")
     styles: StyleSpec | Annotated[list[StylePart], Field(min_length=1, max_length=64)] = Field(
         "coarse", description="layer indices, ranges like '0-3', or coarse|middle|fine")
     truncation_psi: Psi = 1.0
@@ -154,7 +155,7 @@ class StyleMixRequest(Common):
 
     @model_validator(mode="after")
     def _one_of_each(self) -> StyleMixRequest:
-        for seeds, sources in (("row_seeds", "rows"), ("col_seeds", "cols")):
+        for seeds, sources in (("row_seeds", "row_sources"), ("col_seeds", "col_sources")):
             if (getattr(self, seeds) is None) == (getattr(self, sources) is None):
                 raise ValueError(f"give exactly one of {seeds} or {sources}")
         return self

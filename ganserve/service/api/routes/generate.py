@@ -176,9 +176,10 @@ async def style_mix(name: StyleMixName, body: StyleMixRequest, request: Request,
     lv = await call.registry.resolve(name, body.version)
     generation.require(lv, "style-mix")
     cells = settings.max_grid_cells
-    rows = _mix_sources(body.row_seeds, body.rows, cells, "row_seeds", "rows")
-    cols = _mix_sources(body.col_seeds, body.cols, cells, "col_seeds", "cols")
-    limits.at_most(len(rows) * len(cols), cells, "row_seeds" if body.rows is None else "rows",
+    rows = _mix_sources(body.row_seeds, body.row_sources, cells, "row_seeds", "row_sources")
+    cols = _mix_sources(body.col_seeds, body.col_sources, cells, "col_seeds", "col_sources")
+    limits.at_most(len(rows) * len(cols), cells,
+                   "row_seeds" if body.row_sources is None else "row_sources",
                    "grid cells (rows x cols)")
     limits.output_size(lv, (len(rows) + 1) * (len(cols) + 1), body.scale, settings)
     try:
