@@ -5,8 +5,8 @@ how much of the rest of the image it keeps, against a random direction of the sa
 
 For every version in the store with latent directions: generate images until ``n`` of them
 are the pair's source class by the evaluation classifier's call (a conditional model is
-asked for that class), move each along the pair's direction by each amount (1 = one class
-mean to the other), and report
+asked for that class), move each along the pair's direction by each amount (1 = the stored
+move from one class to the other), and report
   flip: the share the classifier then calls the target class;
   SSIM to start: how much of the image stayed (1 = unchanged);
   the same two for a random direction of the same length (per image: a Gaussian direction

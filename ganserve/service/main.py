@@ -32,6 +32,7 @@ from ganserve.service.api.routes import (
     inversion,
     jobs,
     models,
+    playground,
 )
 from ganserve.service.auth import KeyRing
 from ganserve.service.datasets import DatasetService
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inference.router)
     app.include_router(jobs.router)
     app.include_router(datasets.router)
+    app.include_router(playground.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -200,12 +202,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(body, media_type=content_type)
 
     served_openapi(app, settings)
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> dict[str, str]:
-        return {"name": "ganserve", "docs": "/docs", "models": "/v1/models",
-                "jobs": "/v1/jobs", "datasets": "/v1/datasets", "health": "/v2/health/ready",
-                "metrics": "/metrics"}
 
     return app
 

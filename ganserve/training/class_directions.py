@@ -9,9 +9,12 @@ breaks the image before it changes its class. Here the vectors are fitted to the
 instead (in the spirit of InterFaceGAN's boundaries, supervised by the classifier): each
 step takes sampled latents of known class a, picks a target class b for each, renders
 ``latent + u_b - u_a`` with the frozen generator and lowers the classifier's cross-entropy
-for b. The rendered image is shifted by a random pixel offset before it is judged, so a
-direction must make the class, not one pixel pattern the classifier happens to read as it;
-a small weight decay keeps the vectors no longer than they need to be.
+for b, but only until it calls the image b with 80% confidence: past that nothing pulls,
+while a weight decay shortens the vectors, so a move goes as far as crossing takes and keeps
+the rest of the image (plain cross-entropy made vectors long enough to turn every start
+into the same Sandal). The rendered image is shifted by a random pixel offset before it is
+judged, so a direction must make the class, not one pixel pattern the classifier happens to
+read as it.
 
 A conditional model's class is an input: its class directions move the class weights, and
 nothing is learned.
@@ -20,6 +23,7 @@ nothing is learned.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +44,8 @@ class ClassDirectionTraining:
     steps: int = 1000           # Adam steps
     batch: int = 64             # (latent, target class) pairs per step
     lr: float = 0.05            # on the vectors in units of the latent's std
-    weight_decay: float = 0.01  # mean square of the vectors (std units) in the loss
+    confidence: float = 0.8     # no push beyond this probability of the target class
+    weight_decay: float = 0.05  # mean square of the vectors (std units) in the loss
     shift: int = 2              # the judged image moves by up to this many pixels
     seed: int = 0
 
@@ -87,8 +92,13 @@ def learn_class_vectors(version_dir: str | Path, extractor_dir: str | Path,
         b = torch.from_numpy(known[(np.searchsorted(known, labels[pick])
                                     + rng.integers(1, len(known), opts.batch)) % len(known)])
         images = gen.image(lat[pick] + (u[b] - u[a]) * std)
-        ce = F.cross_entropy(judge.logits(_shifted(images, opts.shift, rng)), b)
-        loss = ce + opts.weight_decay * u.square().mean()
+        ce = F.cross_entropy(judge.logits(_shifted(images, opts.shift, rng)), b,
+                             reduction="none")
+        # an image the classifier already calls b with ``confidence`` pulls no further: the
+        # vectors stay as short as crossing takes, and keep the rest of the image
+        enough = -math.log(opts.confidence)
+        loss = (ce - enough).clamp_min(0).mean() + opts.weight_decay * u.square().mean()
+        ce = ce.mean()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()

@@ -9,7 +9,7 @@ learning rate suits z and w; the rate ramps up over the first 5% of the steps an
 (``inference_noise="w"``), so there are no noise maps to optimize or regularize.
 
 StyleGAN is refined in w (one w for every layer), not w+ (one per layer): w reaches the
-targets here (SSIM 0.80, class agreement 98% on test images, README), and a w feeds every
+targets here (SSIM 0.81, class agreement 99.5% on 200 test images, README), and a w feeds every
 endpoint (interpolate, edit, style-mix, the protocol), which a w+ would not. A conditional
 model's class is kept fixed (given, or the encoder's call). A batch of images is refined at
 once, each by its own loss (Adam's steps are per element: the images do not interact).

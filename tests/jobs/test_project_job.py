@@ -74,8 +74,8 @@ def test_project_job_refines_and_its_w_feeds_interpolate_and_style_mix(project_s
     assert np.array_equal(decoded(r.json()["images"][0]["png"]), decoded(res["image"]))
     # and a style-mix row: the first row's source is the reconstruction too
     r = httpx.post(f"{url}/v1/models/baby-stylegan/style-mix", timeout=30, json={
-        "row_sources": [{"w": res["latent"]["w"]}], "col_sources": [{"seed": 2}], "styles": "coarse",
-        "format": "json"})
+        "row_sources": [{"w": res["latent"]["w"]}], "col_sources": [{"seed": 2}],
+        "styles": "coarse", "format": "json"})
     assert r.status_code == 200, r.text
     cells = r.json()["images"]
     assert np.array_equal(decoded(cells[2]["png"]), decoded(res["image"]))
@@ -83,10 +83,19 @@ def test_project_job_refines_and_its_w_feeds_interpolate_and_style_mix(project_s
 
 def test_project_job_conditional_keeps_the_given_class(project_server):
     url = project_server.url
-    job = submit(url, {"model": "baby-cgan", "image": b64(sample_png(url, "baby-cgan", 4)),
-                       "steps": 10,
-                       "class": "class2"}, "project")
-    assert job["request"]["class"] == 2
+    body = {"model": "baby-cgan", "image": b64(sample_png(url, "baby-cgan", 4)), "steps": 10,
+            "class": "class2"}
+    key = {"Idempotency-Key": "project-cgan-1"}
+    r = httpx.post(f"{url}/v1/jobs/project", json=body, headers=key, timeout=30)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["request"]["class"] == 2                 # stored as the model's index
+    again = httpx.post(f"{url}/v1/jobs/project", json=body, headers=key, timeout=30)
+    assert again.status_code == 202 and again.json()["id"] == job["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = httpx.post(f"{url}/v1/jobs/project", json=body | {"class": 2}, headers=key,
+                       timeout=30)
+    assert other.status_code == 409                     # the key's first request decides
     res = wait_job(url, job["id"], ("succeeded",))["result"]
     assert res["class_index"] == 2 and res["class_name"] == "class2"
     r = httpx.post(f"{url}/v1/models/baby-cgan/interpolate", timeout=30, json={

@@ -30,7 +30,8 @@ ALLOWED_REJECTIONS: list[tuple[str, str, str]] = [
     ("invalid_input", r"expected \d+ numbers, got \d+", "latent length is the model's z/w dim"),
     ("invalid_input", r"style layer \S+ out of range",
      "the number of style layers is the model's num_ws"),
-    ("invalid_input", r"give exactly one of (seed, z or w|row_seeds or row_sources|col_seeds or col_sources)",
+    ("invalid_input", r"give exactly one of (seed, z or w|row_seeds or row_sources|"
+     r"col_seeds or col_sources)",
      "one-of across optional fields"),
     ("invalid_input", r"n=\d+ but \d+ seeds given", "n must equal the number of seeds"),
     ("invalid_input", r"seeds requested, the limit is|grid cells \(rows x cols\)",

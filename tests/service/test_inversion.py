@@ -84,7 +84,8 @@ def test_style_mix_of_two_projected_images(client):
     a = project(client, SG).json()
     b = project(client, SG, shoe(20)).json()
     r = client.post(f"/v1/models/{SG}/style-mix", json={
-        "row_sources": [{"w": a["latent"]["w"]}], "col_sources": [{"w": b["latent"]["w"]}, {"seed": 4}],
+        "row_sources": [{"w": a["latent"]["w"]}],
+        "col_sources": [{"w": b["latent"]["w"]}, {"seed": 4}],
         "styles": "coarse", "format": "json"})
     assert r.status_code == 200, r.text
     cells = r.json()["images"]          # blank, col b, col seed 4; row a, a x b, a x 4

@@ -25,7 +25,8 @@ from ganserve.strict import FiniteFloat, Int, Strict
 AMOUNT_MAX = 50.0
 Amount = Annotated[float, Field(ge=-AMOUNT_MAX, le=AMOUNT_MAX, allow_inf_nan=False,
                                 description="how far: principal directions in standard "
-                                "deviations, class directions in class-to-class distances")]
+                                "deviations; class directions: 1 is the move from the "
+                                "first class to the second")]
 DirectionName = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 
 
