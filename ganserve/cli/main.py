@@ -216,10 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="principal directions to keep (default 10)")
     r.add_argument("--extractor", help="the classifier that labels samples (default "
                    "MODELS_DIR/_evaluators/fashion-mnist)")
-    r.add_argument("--learn-steps", type=int, default=1000, metavar="N",
+    r.add_argument("--learn-steps", type=int, default=0, metavar="N",
                    help="class directions of a z/w model: learn them through the generator "
-                   "for N steps (torch; default 1000); 0: LDA boundaries (no torch, fewer "
-                   "images change class)")
+                   "for N steps (torch; 1000 is about 6 min), which changes the class far "
+                   "more often but keeps less of the image; default 0: LDA boundaries, no "
+                   "torch")
 
     v = add("evaluate", help="score a model version (FID, KID, P/R, coverage) "
                        "into a record beside it",

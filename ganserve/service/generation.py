@@ -285,11 +285,14 @@ async def _sources_w(lv: LoadedVersion, sources: list[Source], fields: list[str]
     return w
 
 
-async def style_mix(lv: LoadedVersion, rows: list[Source], cols: list[Source],
-                    layers: list[int], psi: float, deadline: float) -> Generated:
+async def style_mix(lv: LoadedVersion, rows: list[Source] | list[int],
+                    cols: list[Source] | list[int], layers: list[int], psi: float,
+                    deadline: float) -> Generated:
     """NVIDIA's layout: (R + 1) x (C + 1) cells; first row the column sources, first column
     the row sources, top-left blank; cell (r, c) = row r's w with column c's at ``layers``.
-    A source is a seed, a z or a w (a projected image's latent)."""
+    A source is a seed, a z or a w (a projected image's latent); a plain int is a seed."""
+    rows = [r if isinstance(r, Source) else Source(seed=int(r)) for r in rows]
+    cols = [c if isinstance(c, Source) else Source(seed=int(c)) for c in cols]
     fields = ([f"row_sources[{i}]" for i in range(len(rows))]
               + [f"col_sources[{i}]" for i in range(len(cols))])
     w = await _sources_w(lv, rows + cols, fields, psi, deadline)
