@@ -142,7 +142,8 @@ def shipped_api():
 def inverted_store(baby_exports, idx_dir, extractor_dir, tmp_path_factory) -> Path:
     """A store of the baby versions, each with a projection encoder (a few steps) and latent
     directions (few samples), as `ganserve train-encoder` and `ganserve directions` add
-    them; plain-dcgan/1 is baby-dcgan/1 without either."""
+    them; plain-dcgan/1 is baby-dcgan/1 without either; the tiny classifier is the store's
+    evaluator (the project job's perceptual loss)."""
     import shutil
 
     from ganserve.data import load_images
@@ -157,6 +158,7 @@ def inverted_store(baby_exports, idx_dir, extractor_dir, tmp_path_factory) -> Pa
                                         EncoderTraining(steps=3, batch=8))
         add_encoder(dest, encoder, record)
         add_directions(dest, compute(dest, extractor_dir, n=120, k=3, per_pair=5))
+    shutil.copytree(extractor_dir, root / "_evaluators" / "fashion-mnist")  # the store's own
     plain = root / "plain-dcgan" / "1"
     shutil.copytree(baby_exports["dcgan"], plain)
     m = json.loads((plain / "manifest.json").read_text())

@@ -19,10 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def project_server(inverted_store, extractor_dir, tmp_path, job_server):
+def project_server(inverted_store, tmp_path, job_server):
     models = tmp_path / "models"
-    shutil.copytree(inverted_store, models)
-    shutil.copytree(extractor_dir, models / "_evaluators" / "fashion-mnist")
+    shutil.copytree(inverted_store, models)         # with the tiny classifier as evaluator
     env = env_for(models, tmp_path / "data", None, GANSERVE_EMBEDDED_WORKER="true",
                   GANSERVE_WORKER_METRICS_PORT="0", GANSERVE_MAX_PROJECT_STEPS="5000")
     server = job_server(models, env)
