@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import struct
 import zlib
 from pathlib import Path
@@ -83,6 +84,12 @@ def encode_png(image: np.ndarray, level: int = PNG_ZLIB_LEVEL) -> bytes:
     header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
             + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + _chunk(b"IEND", b""))
+
+
+def png_base64(image: np.ndarray) -> str:
+    """The first image of float NCHW ``image`` (in [-1, 1], clipped) as base64 PNG: how a
+    JSON answer or a job record holds one image."""
+    return base64.b64encode(encode_png(to_uint8(image)[0])).decode()
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:

@@ -14,7 +14,6 @@ HTTP bodies.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -30,7 +29,7 @@ from ganserve.data import DataError
 from ganserve.data.uploads import DatasetStore
 from ganserve.evaluation.evaluate import DEFAULT_EXTRACTOR as EVALUATOR
 from ganserve.extras import training_installed
-from ganserve.images import encode_png, to_uint8
+from ganserve.images import png_base64
 from ganserve.jobs import queue
 from ganserve.jobs.datasets import DatasetFacts, dataset_facts, dataset_path
 from ganserve.jobs.migrate import upgrade
@@ -328,8 +327,7 @@ class JobService:
             raise InvalidInput(f"class: {lv.name}/{lv.version} has no encoder to tell the "
                                "image's class; give it", field="class")
         x = read_model_input(decode_base64(spec.image), lv)
-        png = base64.b64encode(encode_png(to_uint8(x)[0])).decode()
-        return {"image": png, "class": index}
+        return {"image": png_base64(x), "class": index}
 
     # -- reading and cancelling ----------------------------------------------------------
     def get(self, job_id: str) -> Job:

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from ganserve.evaluation.evaluate import default_extractor
-from ganserve.images import encode_png, save_png, to_uint8
+from ganserve.images import png_base64, save_png, to_uint8
 from ganserve.jobs.records import Job
 from ganserve.jobs.specs import ProjectSpec
 from ganserve.manifest import ManifestError, load_manifest
@@ -49,10 +49,6 @@ def thinned(history: list[float], points: int = HISTORY_POINTS) -> list[float]:
         return [round(v, 6) for v in history]
     idx = np.linspace(0, len(history) - 1, points).round().astype(int)
     return [round(history[i], 6) for i in idx]
-
-
-def _b64png(image: np.ndarray) -> str:
-    return base64.b64encode(encode_png(to_uint8(np.clip(image, -1, 1))[0])).decode()
 
 
 def project_job(job: Job, lease: Lease, ctx: WorkerContext) -> dict[str, Any]:
@@ -106,6 +102,6 @@ def result_of(p: Projection, class_names: list[str] | None,
     return {"latent": {p.latent_name: p.latent.tolist()}, "class_index": p.class_index,
             "class_name": (class_names[p.class_index]
                            if p.class_index is not None and class_names else None),
-            "image": _b64png(p.image), "input": _b64png(target), "scores": p.scores,
+            "image": png_base64(p.image), "input": png_base64(target), "scores": p.scores,
             "method": "refined", "start": p.start, "start_scores": p.start_scores,
             "steps": len(p.loss), "loss": thinned(p.loss)}
