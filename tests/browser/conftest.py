@@ -30,10 +30,12 @@ INSTALL_HINT = ("the browser tests need Chromium and Playwright's Python package
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
     """``ganserve serve`` on a copy of the shipped ``models/`` store (Execute runs the
-    management operations too), one worker, on a free loopback port."""
+    management operations too), one worker and the embedded job worker, on a free loopback
+    port."""
     models = tmp_path_factory.mktemp("docs") / "models"
     shutil.copytree(REPO / "models", models)
     srv = ServerProcess(models, workers=1, GANSERVE_POLL_INTERVAL_S="0",
+                        GANSERVE_EMBEDDED_WORKER="true",       # the playground's project job
                         GANSERVE_INTRA_OP_THREADS="0", OMP_NUM_THREADS="2")
     try:
         srv.wait_ready()
@@ -68,3 +70,11 @@ def context(browser) -> Iterator[object]:
     ctx.set_default_timeout(15_000)
     yield ctx
     ctx.close()
+
+
+def shoot(page, name: str) -> None:
+    """A screenshot for the README when GANSERVE_PLAYGROUND_SHOTS names a folder
+    (``scripts/playground_screenshots.py`` sets it); nothing otherwise."""
+    folder = os.environ.get("GANSERVE_PLAYGROUND_SHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))

@@ -9,6 +9,7 @@ generous bound that catches a page that hangs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -16,8 +17,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from PIL import Image
 
 import ganserve.service.playground as playground
+from ganserve.images import SNEAKER_PNG
+from tests.browser.conftest import shoot
 
 pytestmark = pytest.mark.slow
 TIMINGS: dict[str, list[float]] = {}
@@ -54,15 +58,17 @@ def sources(page) -> list[str]:
     return page.locator("#grid img").evaluate_all("els => els.map(e => e.src)")
 
 
-def rendered_after(page, action) -> float:
-    """ms from ``action`` until the grid is rendered again."""
-    before = page.locator("#grid").get_attribute("data-rendered")
+def rendered_after(page, action, target: str = "grid") -> float:
+    """ms from ``action`` until the element ``target`` (an id) is rendered again."""
+    before = page.locator(f"#{target}").get_attribute("data-rendered")
     t0 = time.perf_counter()
     action()
     page.wait_for_function(
-        "b => document.getElementById('grid').dataset.rendered !== b "
-        "&& document.getElementById('grid').getAttribute('aria-busy') === 'false'", arg=before)
+        "([id, b]) => document.getElementById(id).dataset.rendered !== b "
+        "&& document.getElementById(id).getAttribute('aria-busy') === 'false'",
+        arg=[target, before])
     return (time.perf_counter() - t0) * 1e3
+
 
 
 def test_first_grid_shows_eight_samples_with_alt_text(context, server, watched):
@@ -73,6 +79,7 @@ def test_first_grid_shows_eight_samples_with_alt_text(context, server, watched):
         alts = page.locator("#grid img").evaluate_all("els => els.map(e => e.alt)")
         assert len(alts) == 8 and all("fashion-dcgan sample, seed" in a for a in alts)
         assert page.get_by_label("Truncation ψ").count() == 1
+        shoot(page, "sample")
         page.close()
 
 
@@ -99,25 +106,30 @@ def test_psi_slider_rerenders_the_grid(context, server, watched, model):
 def test_switching_model_and_picking_a_class(context, server, watched):
     page, _ = open_page(context, server.url + "/?model=fashion-dcgan&seeds=0-7")
     assert page.locator("#class-label").is_hidden()
-    rendered_after(page, lambda: page.get_by_label("Model").select_option("fashion-cgan"))
+    rendered_after(page, lambda: page.locator("#model").select_option("fashion-cgan"))
     assert page.locator("#class-label").is_visible()
-    rendered_after(page, lambda: page.get_by_label("Class").select_option("Sandal"))
+    rendered_after(page, lambda: page.locator("#class").select_option("Sandal"))
     captions = page.locator("#grid figcaption").all_inner_texts()
     assert len(captions) == 8 and all(c.startswith("Sandal, seed") for c in captions)
     assert "model=fashion-cgan" in page.url and "class=Sandal" in page.url
+    rendered_after(page, lambda: page.locator("#class").select_option("one row per class"))
+    captions = page.locator("#grid figcaption").all_inner_texts()
+    assert len(captions) == 80 and captions[0].startswith("T-shirt/top, seed 0")
+    assert captions[79].startswith("Ankle boot, seed 7")
+    shoot(page, "classes")
     page.close()
 
 
 def test_a_shared_url_reproduces_the_view(context, server, watched):
     page, _ = open_page(context, server.url + "/?model=fashion-cgan&seeds=0-7")
-    rendered_after(page, lambda: page.get_by_label("Class").select_option("Bag"))
+    rendered_after(page, lambda: page.locator("#class").select_option("Bag"))
     rendered_after(page, lambda: page.locator("#psi").fill("0.6"))
     page.locator("#grid button").nth(2).click()             # pin a seed
     shared, shown = page.url, sources(page)
     page.close()
     again, _ = open_page(context, shared)
     assert sources(again) == shown
-    assert again.get_by_label("Class").input_value() == "Bag"
+    assert again.locator("#class").input_value() == "Bag"
     assert again.locator("#grid button").nth(2).get_attribute("aria-pressed") == "true"
     again.close()
 
@@ -127,9 +139,9 @@ def test_api_errors_are_shown_as_the_apis_message(browser, server):
     # other tests' context must not see
     context = browser.new_context()
     page, _ = open_page(context, server.url + "/?model=fashion-dcgan&seeds=0-7")
-    page.get_by_label("Seeds").fill("7-3")
-    page.get_by_label("Seeds").press("Enter")
-    page.get_by_label("Seeds").blur()
+    page.locator("#seeds").fill("7-3")
+    page.locator("#seeds").press("Enter")
+    page.locator("#seeds").blur()
     alert = page.get_by_role("alert")
     alert.wait_for()
     assert "runs backwards" in alert.inner_text()
@@ -160,3 +172,211 @@ def test_the_pages_own_assets_are_under_300_kb():
     total = sum(p.stat().st_size for p in folder.iterdir()
                 if p.suffix in (".html", ".js", ".css"))
     assert total < 300 * 1024, total
+
+
+def frame_src(page) -> str:
+    return page.locator("#frame").get_attribute("src")
+
+
+def test_interpolation_scrubs_prefetched_frames_and_downloads(context, server, watched):
+    page = context.new_page()
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+    page.goto(server.url + "/?model=fashion-dcgan&mode=interpolate&from=1&to=2&frames=12")
+    page.wait_for_function("document.getElementById('frame').dataset.rendered")
+    assert [u.rsplit("/", 1)[1] for u in posts] == ["interpolate"]    # every frame at once
+    first = frame_src(page)
+    for t in ("5", "11", "3"):
+        t0 = time.perf_counter()
+        page.locator("#scrub").fill(t)
+        page.wait_for_function("t => document.getElementById('frame').dataset.frame === t", arg=t)
+        TIMINGS.setdefault("scrub to a frame, DCGAN", []).append((time.perf_counter() - t0) * 1e3)
+    assert frame_src(page) != first and len(posts) == 1 and "t=3" in page.url
+    assert page.locator("#frame-no").inner_text() == "4 / 12"
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("document.getElementById('frame').dataset.frame !== '3'")
+    page.get_by_role("button", name="Pause").click()
+    shoot(page, "interpolate")
+    for fmt, magic in (("GIF", b"GIF89a"), ("WebP", b"RIFF")):
+        with page.expect_download() as dl:
+            page.get_by_role("button", name=f"Download {fmt}").click()
+        assert Path(dl.value.path()).read_bytes()[:len(magic)] == magic
+    page.close()
+
+
+def test_interpolation_of_a_conditional_model_morphs_classes(context, server, watched):
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-cgan&mode=interpolate&class=Sneaker&from=3&to=3")
+    page.wait_for_function("document.getElementById('frame').dataset.rendered")
+    first = frame_src(page)
+    rendered_after(page, lambda: page.get_by_label("To class").select_option("Sandal"), "frame")
+    page.locator("#scrub").fill("15")
+    assert frame_src(page) != first and "tclass=Sandal" in page.url
+    page.close()
+
+
+def test_style_mix_grid_follows_presets_and_the_layer_range(context, server, watched):
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-stylegan&mode=mix&rows=85,100&cols=55,821,293")
+    page.wait_for_function("document.getElementById('mix-grid').dataset.rendered")
+    size = page.locator("#mix-grid").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert size == [4 * 64, 3 * 64]                 # (cols + 1) x (rows + 1) cells, scale 2
+    middle = page.locator("#mix-grid").get_attribute("src")
+    rendered_after(page, lambda: page.get_by_label("Columns' styles").select_option("coarse"),
+                   "mix-grid")
+    assert "styles=coarse" in page.url and page.locator("#layers-value").inner_text() \
+        == "layers 0–3 of 0–7"
+    coarse = page.locator("#mix-grid").get_attribute("src")
+    rendered_after(page, lambda: page.get_by_label("To layer").fill("7"), "mix-grid")
+    assert "styles=0-7" in page.url and page.get_by_label("Columns' styles").input_value() \
+        == "custom"
+    assert len({middle, coarse, page.locator("#mix-grid").get_attribute("src")}) == 3
+    shoot(page, "style-mix")
+    page.close()
+
+
+def test_style_mix_tab_is_offered_for_stylegan_only(context, server, watched):
+    page, _ = open_page(context, server.url + "/?model=fashion-dcgan&seeds=0-7")
+    assert page.get_by_role("tab", name="Style mix").is_hidden()
+    rendered_after(page, lambda: page.locator("#model").select_option("fashion-stylegan"))
+    assert page.get_by_role("tab", name="Style mix").is_visible()
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def sneaker(tmp_path_factory) -> Path:
+    """A Fashion-MNIST test image (a Sneaker) no model or encoder trained on, as a PNG."""
+    path = tmp_path_factory.mktemp("image") / "sneaker.png"
+    path.write_bytes(base64.b64decode(SNEAKER_PNG))
+    return path
+
+
+def psnr_of(page) -> float:
+    return float(page.locator("#image-scores").inner_text().split("PSNR ")[1].split(" dB")[0])
+
+
+def test_project_an_image_refine_it_and_edit_it(context, server, watched, sneaker):
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-stylegan&mode=image")
+    page.wait_for_function("document.getElementById('edited').dataset.rendered")
+    page.locator("#image-file").set_input_files(str(sneaker))
+    page.wait_for_function("document.getElementById('image-scores').textContent"
+                           ".startsWith('encoder')")
+    encoder = psnr_of(page)
+    assert page.locator("#edit-start").input_value() == "image"
+    page.locator("#refine-steps").fill("40")
+    page.get_by_role("button", name="Refine (a project job)").click()
+    page.wait_for_function("document.getElementById('refine-status').textContent"
+                           ".startsWith('done')", timeout=120_000)
+    assert page.locator("#image-scores").inner_text().startswith("refined (40 steps)")
+    assert psnr_of(page) >= encoder and page.locator("#refine-chart svg").count() == 1
+    before = page.locator("#edited").get_attribute("src")
+    rendered_after(page, lambda: page.locator("[data-direction=pc0]").fill("1.5"), "edited")
+    assert page.locator("#edited").get_attribute("src") != before and "pc0%3A1.5" in page.url
+    assert "your image" in page.locator("#edited").get_attribute("alt")
+    shoot(page, "your-image")
+    # the projection feeds the other modes: interpolate from it (in w), style-mix it
+    page.get_by_role("button", name="Interpolate it to a seed").click()
+    page.wait_for_function("document.getElementById('frame').dataset.rendered")
+    assert "from=image" in page.url and page.locator("#space").input_value() == "w"
+    page.get_by_role("tab", name="Style mix").click()
+    page.wait_for_function("document.getElementById('mix-grid').dataset.rendered")
+    rows = len(page.locator("#mix-rows").input_value().split(","))
+    height = page.locator("#mix-grid").evaluate("i => i.naturalHeight")
+    assert height == (rows + 2) * 64                # the image's row above the seeds' rows
+    # a second image: interpolate from the first to it
+    page.get_by_role("tab", name="Your image").click()
+    flipped = sneaker.with_name("flipped.png")
+    Image.open(sneaker).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped)
+    page.locator("#image-file").set_input_files(str(flipped))
+    page.wait_for_function("document.getElementById('image-scores').textContent"
+                           ".startsWith('encoder')")
+    page.get_by_role("tab", name="Interpolate").click()
+    page.wait_for_function("document.getElementById('frame').dataset.rendered")
+    page.locator("#from").fill("previous")
+    rendered_after(page, lambda: page.locator("#to").fill("image") or page.locator("#to")
+                   .press("Enter"), "frame")
+    assert page.locator("#interp-error").is_hidden() and "from=previous" in page.url
+    page.close()
+
+
+@pytest.mark.parametrize("model", ["fashion-dcgan", "fashion-cgan"])
+def test_direction_sliders_rerender_the_edit(context, server, watched, model):
+    page = context.new_page()
+    page.goto(server.url + f"/?model={model}&mode=image&eseed=7")
+    page.wait_for_function("document.getElementById('edited').dataset.rendered")
+    assert page.locator("#edit-start").input_value() == "seed"
+    start = page.locator("#edited").get_attribute("src")
+    for v in ("1", "2", "-1", "-2.5", "0.5"):
+        ms = rendered_after(page, lambda v=v: page.locator("[data-direction=pc0]").fill(v),
+                            "edited")
+        TIMINGS.setdefault(f"direction slider to new image, {model}", []).append(ms)
+    rendered_after(page, lambda: page.locator("#pair-amount").fill("1"), "edited")
+    assert page.locator("#edited").get_attribute("src") != start
+    assert "eseed=7" in page.url and "-%3E" in page.url      # the class pair is in the URL
+    page.close()
+
+
+def test_a_bad_image_shows_the_apis_message(browser, server, tmp_path):
+    context = browser.new_context()           # the refused upload (422) is logged: own context
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-dcgan&mode=image")
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"this is not a PNG")
+    page.locator("#image-file").set_input_files(str(bad))
+    alert = page.locator("#image-error")
+    alert.wait_for()
+    assert "not an image" in alert.inner_text().lower() or "image" in alert.inner_text()
+    context.close()
+
+
+def test_quality_shows_figures_as_charts_and_a_table(context, server, watched):
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-dcgan&mode=quality")
+    page.locator("#quality svg").first.wait_for()
+    assert page.locator("#quality svg[role=img]").count() == 3
+    fid = page.locator("#quality tr", has_text="FID").inner_text()
+    assert "3.588" in fid                                    # the shipped version's FID
+    assert "real images (floor)" in page.locator("#quality thead").inner_text()
+    shoot(page, "quality")
+    page.close()
+
+
+def test_tabs_work_from_the_keyboard(context, server, watched):
+    page, _ = open_page(context, server.url + "/?model=fashion-dcgan&seeds=0-7")
+    page.get_by_role("tab", name="Sample").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.id") == "tab-interpolate"
+    assert page.get_by_role("tabpanel").get_attribute("id") == "panel-interpolate"
+    assert "mode=interpolate" in page.url
+    page.keyboard.press("End")
+    assert page.evaluate("document.activeElement.id") == "tab-jobs"
+    page.close()
+
+
+def test_api_key_stays_in_the_tab_and_goes_as_a_bearer_token(context, server, watched):
+    page, _ = open_page(context, server.url + "/?model=fashion-dcgan&seeds=0-7")
+    sent = []
+    page.on("request", lambda r: sent.append(r.headers.get("authorization")))
+    page.get_by_label("API key").fill("k-123")
+    page.get_by_label("API key").press("Enter")
+    page.get_by_label("API key").blur()
+    page.wait_for_function("document.getElementById('grid').getAttribute('aria-busy') === 'false'")
+    page.wait_for_timeout(300)
+    assert "Bearer k-123" in sent and "k-123" not in page.url
+    assert page.evaluate("sessionStorage.getItem('ganserve-api-key')") == "k-123"
+    assert page.evaluate("localStorage.length") == 0
+    page.evaluate("sessionStorage.clear()")
+    page.close()
+
+
+def test_the_page_fits_a_phone(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    for mode in ("sample", "interpolate", "mix", "image", "quality", "jobs"):
+        page.goto(server.url + f"/?model=fashion-stylegan&mode={mode}")
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, mode
+        if mode == "sample":
+            shoot(page, "phone")
+    context.close()

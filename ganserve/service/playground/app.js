@@ -1,60 +1,21 @@
-// The playground: the public REST API only, no framework. The view's state (model,
-// version, seeds, psi, class, pinned seeds) lives in the URL's query, so a link
-// reproduces it.
+// The playground's entry: the model and version pickers, the API key, the shared psi
+// slider and the tabs; each mode lives in its own module (sample, interpolate, mix, image,
+// quality, jobs) and renders from the shared state. The public REST API only.
 
-const $ = (id) => document.getElementById(id);
-const GRID = 8;                       // images per grid
-const SEED_MAX = 2 ** 31;
+import { api, apiKey } from "./api.js";
+import * as image from "./image.js";
+import * as interpolate from "./interpolate.js";
+import * as jobs from "./jobs.js";
+import * as mix from "./mix.js";
+import * as quality from "./quality.js";
+import * as sample from "./sample.js";
+import { $, MODES, current, readUrl, setModels, showError, state, writeUrl } from "./state.js";
 
-const state = { model: "", version: "", seeds: "", psi: 1, cls: "", pinned: [] };
-let models = [];
-let pending = null;                   // the AbortController of the request in flight
-
-// ---------------------------------------------------------------- the API
-async function api(path, body, signal) {
-  const init = body === undefined ? { signal } : {
-    method: "POST", signal, body: JSON.stringify(body),
-    headers: { "content-type": "application/json" } };
-  const r = await fetch(path, init);
-  const data = await r.json().catch(() => null);
-  if (!r.ok) {
-    const msg = data?.error?.message ?? data?.detail ?? `${r.status} ${r.statusText}`;
-    throw new Error(msg);
-  }
-  return data;
-}
-
-function showError(message) {
-  const el = $("error");
-  el.textContent = message || "";
-  el.hidden = !message;
-}
-
-// ---------------------------------------------------------------- URL state
-function readUrl() {
-  const q = new URLSearchParams(location.search);
-  state.model = q.get("model") ?? "";
-  state.version = q.get("version") ?? "";
-  state.seeds = q.get("seeds") ?? "";
-  state.psi = q.has("psi") ? Number(q.get("psi")) : 1;
-  state.cls = q.get("class") ?? "";
-  state.pinned = (q.get("pinned") ?? "").split(",").filter(Boolean).map(Number);
-}
-
-function writeUrl() {
-  const q = new URLSearchParams();
-  for (const [k, v] of [["model", state.model], ["version", state.version],
-                        ["seeds", state.seeds], ["psi", String(state.psi)],
-                        ["class", state.cls], ["pinned", state.pinned.join(",")]]) {
-    if (v) q.set(k, v);
-  }
-  history.replaceState(null, "", `${location.pathname}?${q}`);
-}
+const VIEWS = { sample, interpolate, mix, image, quality, jobs };
+const USES_PSI = new Set(["sample", "interpolate", "mix", "image"]);
 
 // ---------------------------------------------------------------- models
-const current = () => models.find((m) => m.name === state.model);
-
-function fillModels() {
+function fillModels(models) {
   $("model").replaceChildren(...models.map((m) => new Option(`${m.name} (${m.family})`, m.name)));
   if (!current()) state.model = models[0]?.name ?? "";
   $("model").value = state.model;
@@ -64,138 +25,115 @@ function fillModels() {
 function fillModel() {
   const m = current();
   if (!m) return;
-  const versions = m.versions.map((v) => v.version);
+  const versions = m.versions.filter((v) => v.status === "ready").map((v) => v.version);
   $("version").replaceChildren(new Option(`default (${m.default})`, ""),
                                ...versions.map((v) => new Option(v, v)));
   if (state.version && !versions.includes(state.version)) state.version = "";
   $("version").value = state.version;
-  const classes = m.conditional ? m.classes : [];
-  $("class-label").hidden = !classes.length;
-  $("class").replaceChildren(...classes.map((c) => new Option(c, c)));
-  if (classes.length && !classes.includes(state.cls)) state.cls = classes[0];
-  if (!classes.length) state.cls = "";
-  $("class").value = state.cls;
-  const fid = m.metrics?.fid;
+  sample.fillClasses();
+  const v = m.versions.find((x) => x.version === (state.version || m.default));
+  const fid = quality.figures(v?.metrics)?.fid;
   $("model-facts").textContent = [
     `${m.family}, ${m.resolution} px, ${m.channels === 1 ? "grey" : "colour"}`,
     m.classes.length ? `${m.classes.length} classes` : "",
     fid !== undefined ? `FID ${Number(fid).toFixed(2)}` : "",
     `versions ${versions.join(", ")}`].filter(Boolean).join(" · ");
+  $("tab-mix").hidden = !m.capabilities.includes("style-mix");
 }
 
-// ---------------------------------------------------------------- sampling
-function request() {
-  const body = { seeds: state.seeds, truncation_psi: state.psi, format: "json" };
-  if (state.version) body.version = state.version;
-  if (state.cls) body.class = state.cls;
-  const op = state.cls ? "conditional" : "sample";
-  return { path: `/v1/models/${encodeURIComponent(state.model)}/${op}`, body };
+async function loadModels() {
+  const models = (await api("/v1/models")).models;
+  setModels(models);
+  return models;
 }
 
-function randomSeeds() {
-  const seeds = new Uint32Array(GRID);
-  crypto.getRandomValues(seeds);
-  return Array.from(seeds, (s) => s % SEED_MAX).join(",");
-}
-
-async function render() {
-  if (!state.model) return;
-  if (!state.seeds) state.seeds = randomSeeds();
-  $("seeds").value = state.seeds;
-  writeUrl();
-  pending?.abort();
-  pending = new AbortController();
-  const { path, body } = request();
-  const grid = $("grid");
-  grid.setAttribute("aria-busy", "true");
-  try {
-    const out = await api(path, body, pending.signal);
-    showError("");
-    grid.replaceChildren(...out.images.map(tile));
-    $("download").href = `data:image/png;base64,${out.grid_png}`;
-    grid.dataset.rendered = String(performance.now());
-  } catch (e) {
-    if (e.name !== "AbortError") showError(e.message);
-  } finally {
-    grid.setAttribute("aria-busy", "false");
+// ---------------------------------------------------------------- modes
+function select(mode, focus = false) {
+  if (state.mode !== mode) VIEWS[state.mode]?.leave?.();
+  state.mode = mode;
+  for (const m of MODES) {
+    const tab = $(`tab-${m}`);
+    tab.setAttribute("aria-selected", String(m === mode));
+    tab.tabIndex = m === mode ? 0 : -1;
+    $(`panel-${m}`).hidden = m !== mode;
   }
-}
-
-function tile(img) {
-  const button = document.createElement("button");
-  button.type = "button";
-  const pinned = state.pinned.includes(img.seed);
-  button.setAttribute("aria-pressed", String(pinned));
-  button.title = `seed ${img.seed}: click to ${pinned ? "unpin" : "pin"}`;
-  const label = img.class_name ? `${img.class_name}, seed ${img.seed}` : `seed ${img.seed}`;
-  const figure = document.createElement("figure");
-  figure.style.margin = "0";
-  const image = new Image();
-  image.src = `data:image/png;base64,${img.png}`;
-  image.alt = `${state.model} sample, ${label}`;
-  const caption = document.createElement("figcaption");
-  caption.textContent = label;
-  figure.append(image, caption);
-  button.append(figure);
-  button.addEventListener("click", () => togglePin(img.seed, button));
-  return button;
-}
-
-function togglePin(seed, button) {
-  const at = state.pinned.indexOf(seed);
-  if (at >= 0) state.pinned.splice(at, 1); else state.pinned.push(seed);
-  button.setAttribute("aria-pressed", String(at < 0));
-  $("pinned").textContent = state.pinned.length ? `pinned: ${state.pinned.join(", ")}` : "";
+  if (focus) $(`tab-${mode}`).focus();
+  $("psi-bar").hidden = !USES_PSI.has(mode);
   writeUrl();
+  return VIEWS[mode].render();
 }
 
-function curl() {
-  const { path, body } = request();
-  return `curl -s -X POST ${location.origin}${path} -H 'content-type: application/json' ` +
-         `-d '${JSON.stringify({ ...body, format: undefined })}' -o grid.png`;
+const rerender = () => select(state.mode);
+
+/** Arrow keys, Home and End move between the tabs (the WAI-ARIA tabs pattern). */
+function tabKeys(e) {
+  const shown = MODES.filter((m) => !$(`tab-${m}`).hidden);
+  const at = shown.indexOf(state.mode);
+  const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: shown.length - 1 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  select(shown[(to + shown.length) % shown.length], true);
+}
+
+/** Jobs' "open the new version": sample it. A request naming it is served at once (the
+ *  registry loads it then); the listing, re-read after that request, then shows it. */
+async function open(model, version) {
+  Object.assign(state, { model, version, mode: "sample", seeds: "" });
+  await select("sample");
+  fillModels(await loadModels());
+  writeUrl();
 }
 
 // ---------------------------------------------------------------- wiring
 function wire() {
   $("model").addEventListener("change", () => {
-    state.model = $("model").value; state.version = ""; fillModel(); render();
+    Object.assign(state, { model: $("model").value, version: "", dirs: {}, styles: "middle" });
+    fillModel();
+    rerender();
   });
-  $("version").addEventListener("change", () => { state.version = $("version").value; render(); });
-  $("class").addEventListener("change", () => { state.cls = $("class").value; render(); });
-  $("seeds").addEventListener("change", () => { state.seeds = $("seeds").value.trim(); render(); });
-  $("new-seeds").addEventListener("click", () => { state.seeds = randomSeeds(); render(); });
+  $("version").addEventListener("change", () => {
+    state.version = $("version").value;
+    fillModel();
+    rerender();
+  });
   $("psi").addEventListener("input", () => {
     state.psi = Number($("psi").value);
     $("psi-value").textContent = state.psi.toFixed(2);
-    render();
+    rerender();
   });
-  $("sample-form").addEventListener("submit", (e) => e.preventDefault());
-  $("copy-curl").addEventListener("click", async () => {
-    const text = curl();
-    $("curl").textContent = text;
-    $("curl").hidden = false;
-    await navigator.clipboard?.writeText(text).catch(() => {});
+  for (const m of MODES) $(`tab-${m}`).addEventListener("click", () => select(m));
+  $("tabs").addEventListener("keydown", tabKeys);
+  $("api-key").value = apiKey.get();
+  $("api-key").addEventListener("change", async () => {
+    apiKey.set($("api-key").value.trim());
+    await start();
   });
+  $("image-actions").addEventListener("click", (e) => {
+    const to = e.target.dataset?.go;
+    if (!to) return;
+    if (to === "interpolate") Object.assign(state, { from: interpolate.IMAGE, to: state.to || "3" });
+    select(to, true);
+  });
+  const reload = async () => fillModels(await loadModels());
+  for (const view of Object.values(VIEWS)) view.init?.({ open, reload });
 }
 
 async function start() {
-  readUrl();
-  wire();
-  $("psi").value = String(state.psi);
-  $("psi-value").textContent = state.psi.toFixed(2);
-  $("pinned").textContent = state.pinned.length ? `pinned: ${state.pinned.join(", ")}` : "";
   try {
-    models = (await api("/v1/models")).models;
+    const models = await loadModels();
+    if (!models.length) throw new Error("no models are served yet (see GET /v1/models)");
+    showError($("page-error"), "");
+    fillModels(models);
   } catch (e) {
-    showError(e.message);
+    showError($("page-error"), e.message);
     return;
   }
-  if (!models.length) {
-    showError("no models are served yet (see GET /v1/models)");
-    return;
-  }
-  fillModels();
-  await render();
+  await select(state.mode);
 }
 
+readUrl();
+$("psi").value = String(state.psi);
+$("psi-value").textContent = state.psi.toFixed(2);
+wire();
+sample.showPins();
 start();

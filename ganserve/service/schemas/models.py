@@ -43,6 +43,9 @@ class ModelInfo(BaseModel):
     z_dim: int | None = None
     w_dim: int | None = None
     num_ws: int | None = None
+    style_layers: dict[str, list[int]] | None = Field(
+        None, description="StyleGAN: the w layers each named style group (coarse, middle, "
+        "fine) stands for in style-mix's styles")
     conditional: bool = False
     classes: list[str] = Field(default_factory=list)
     capabilities: list[str] = Field(default_factory=list)

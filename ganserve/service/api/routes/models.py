@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.concurrency import run_in_threadpool
 
 from ganserve.evaluations import effective_metrics, evaluations_dir
+from ganserve.latent_space import style_layer_groups
 from ganserve.service.api.deps import JobsDep, RegistryDep, require_json
 from ganserve.service.auth import require_key, require_key_for_inference
 from ganserve.service.errors import error_responses
@@ -87,6 +88,8 @@ def model_info(registry: Registry, name: str) -> ModelInfo:
     m = latest.manifest
     return ModelInfo(name=name, family=m.family, resolution=m.resolution, channels=m.channels,
                      z_dim=m.z_dim, w_dim=m.w_dim, num_ws=m.num_ws, conditional=m.conditional,
+                     style_layers=style_layer_groups(m.num_ws) if m.family_spec.w_space
+                     else None,
                      classes=m.class_names if m.conditional else [],
                      capabilities=registry.get(name).capabilities, latest=latest.version,
                      provider=latest.provider, versions=infos, default=default,

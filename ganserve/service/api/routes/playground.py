@@ -14,7 +14,10 @@ import ganserve.service.playground as playground
 
 router = APIRouter(include_in_schema=False)
 ASSETS_DIR = Path(playground.__file__).parent
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+MEDIA = {".js": "text/javascript", ".css": "text/css"}
+# the page's modules and styles, listed once at start: a name not in here is a 404, so
+# nothing but these files can be read through this route
+ASSETS = {p.name: MEDIA[p.suffix] for p in ASSETS_DIR.iterdir() if p.suffix in MEDIA}
 LINKS = {"name": "ganserve", "playground": "/", "docs": "/docs", "models": "/v1/models",
          "jobs": "/v1/jobs", "datasets": "/v1/datasets", "health": "/v2/health/ready",
          "metrics": "/metrics"}

@@ -1,0 +1,107 @@
+// Sample: a grid from seeds, re-rendered as psi moves; pins; a class picker (or one row
+// per class) for conditional models; download and copy-as-curl of the current request.
+
+import { api, png } from "./api.js";
+import { $, busy, current, latest, modelPath, state, versioned, writeUrl } from "./state.js";
+
+const GRID = 8;
+const SEED_MAX = 2 ** 31;
+export const ALL_CLASSES = "*";
+const next = latest();
+
+export function randomSeeds(n = GRID) {
+  const seeds = new Uint32Array(n);
+  crypto.getRandomValues(seeds);
+  return Array.from(seeds, (s) => s % SEED_MAX).join(",");
+}
+
+/** The sample or conditional request of one class (or none). */
+function request(cls) {
+  const body = versioned({ seeds: state.seeds, truncation_psi: state.psi, format: "json" });
+  if (cls) body.class = cls;
+  return { path: modelPath(cls ? "conditional" : "sample"), body };
+}
+
+export function fillClasses() {
+  const m = current();
+  const classes = m?.conditional ? m.classes : [];
+  $("class-label").hidden = !classes.length;
+  $("class").replaceChildren(...classes.map((c) => new Option(c, c)),
+                             ...(classes.length ? [new Option("one row per class", ALL_CLASSES)] : []));
+  if (classes.length && !classes.includes(state.cls) && state.cls !== ALL_CLASSES) state.cls = classes[0];
+  if (!classes.length) state.cls = "";
+  $("class").value = state.cls;
+}
+
+export async function render() {
+  if (!state.model) return;
+  if (!state.seeds) state.seeds = randomSeeds();
+  $("seeds").value = state.seeds;
+  writeUrl();
+  const signal = next();
+  const grid = $("grid");
+  await busy(grid, $("error"), async () => {
+    const classes = state.cls === ALL_CLASSES ? current().classes : [state.cls];
+    const outs = await Promise.all(classes.map((c) => {
+      const { path, body } = request(c);
+      return api(path, { body, signal });
+    }));
+    grid.replaceChildren(...outs.flatMap((out) => out.images.map(tile)));
+    grid.classList.toggle("by-class", classes.length > 1);
+    $("download").href = png(outs[0].grid_png);
+    $("download").hidden = classes.length > 1;
+  });
+}
+
+function tile(img) {
+  const button = document.createElement("button");
+  button.type = "button";
+  const pinned = state.pinned.includes(img.seed);
+  button.setAttribute("aria-pressed", String(pinned));
+  button.title = `seed ${img.seed}: click to ${pinned ? "unpin" : "pin"}`;
+  const label = img.class_name ? `${img.class_name}, seed ${img.seed}` : `seed ${img.seed}`;
+  const figure = document.createElement("figure");
+  const image = new Image();
+  image.src = png(img.png);
+  image.alt = `${state.model} sample, ${label}`;
+  const caption = document.createElement("figcaption");
+  caption.textContent = label;
+  figure.append(image, caption);
+  button.append(figure);
+  button.addEventListener("click", () => togglePin(img.seed));
+  return button;
+}
+
+export function showPins() {
+  $("pinned").textContent = state.pinned.length ? `pinned: ${state.pinned.join(", ")}` : "";
+  for (const b of $("grid").querySelectorAll("button")) {
+    const seed = Number(b.title.match(/seed (\d+)/)[1]);
+    b.setAttribute("aria-pressed", String(state.pinned.includes(seed)));
+  }
+}
+
+function togglePin(seed) {
+  const at = state.pinned.indexOf(seed);
+  if (at >= 0) state.pinned.splice(at, 1); else state.pinned.push(seed);
+  showPins();
+  writeUrl();
+}
+
+function curl() {
+  const { path, body } = request(state.cls === ALL_CLASSES ? current().classes[0] : state.cls);
+  return `curl -s -X POST ${location.origin}${path} -H 'content-type: application/json' ` +
+         `-d '${JSON.stringify({ ...body, format: undefined })}' -o grid.png`;
+}
+
+export function init() {
+  $("class").addEventListener("change", () => { state.cls = $("class").value; render(); });
+  $("seeds").addEventListener("change", () => { state.seeds = $("seeds").value.trim(); render(); });
+  $("new-seeds").addEventListener("click", () => { state.seeds = randomSeeds(); render(); });
+  $("sample-form").addEventListener("submit", (e) => e.preventDefault());
+  $("copy-curl").addEventListener("click", async () => {
+    const text = curl();
+    $("curl").textContent = text;
+    $("curl").hidden = false;
+    await navigator.clipboard?.writeText(text).catch(() => {});
+  });
+}

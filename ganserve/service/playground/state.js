@@ -1,0 +1,108 @@
+// The page's state. What a link must reproduce (model, version, mode, seeds, psi, class,
+// pins, the interpolation, the style mix, the edit sliders, the followed job) lives in the
+// URL's query; what cannot (a projected image's latent) lives in memory only.
+
+export const MODES = ["sample", "interpolate", "mix", "image", "quality", "jobs"];
+
+// URL key -> [state key, kind]; "" and defaults are left out of the URL
+const FIELDS = {
+  model: ["model", "text"], version: ["version", "text"], mode: ["mode", "text"],
+  seeds: ["seeds", "text"], psi: ["psi", "number"], class: ["cls", "text"],
+  pinned: ["pinned", "seeds"], from: ["from", "text"], to: ["to", "text"],
+  tclass: ["toCls", "text"],
+  space: ["space", "text"], method: ["method", "text"], frames: ["frames", "number"],
+  t: ["t", "number"], rows: ["rows", "text"], cols: ["cols", "text"],
+  styles: ["styles", "text"], eseed: ["eseed", "text"], dirs: ["dirs", "dirs"],
+  job: ["job", "text"],
+};
+const DEFAULTS = { model: "", version: "", mode: "sample", seeds: "", psi: 1, cls: "",
+                   pinned: [], from: "", to: "", toCls: "", space: "z", method: "slerp", frames: 16,
+                   t: 0, rows: "", cols: "", styles: "middle", eseed: "", dirs: {},
+                   job: "" };
+
+export const state = structuredClone(DEFAULTS);
+/** In memory only: the projected image ({latentName, latent, cls}) and the one before. */
+export const memory = { projected: null, previous: null };
+export let models = [];
+export const setModels = (list) => { models = list; };
+export const current = () => models.find((m) => m.name === state.model);
+
+// "pc0:1.5;Sneaker->Sandal:1" <-> {pc0: 1.5, "Sneaker->Sandal": 1}
+const dirsText = (d) => Object.entries(d).filter(([, v]) => v).map(([k, v]) => `${k}:${v}`)
+  .join(";");
+function dirsParse(text) {
+  const out = {};
+  for (const part of text.split(";")) {
+    const at = part.lastIndexOf(":");
+    const v = Number(part.slice(at + 1));
+    if (at > 0 && Number.isFinite(v)) out[part.slice(0, at)] = v;
+  }
+  return out;
+}
+
+export function readUrl() {
+  const q = new URLSearchParams(location.search);
+  Object.assign(state, structuredClone(DEFAULTS));
+  for (const [key, [field, kind]] of Object.entries(FIELDS)) {
+    if (!q.has(key)) continue;
+    const v = q.get(key);
+    if (kind === "number") { if (Number.isFinite(Number(v)) && v !== "") state[field] = Number(v); }
+    else if (kind === "seeds") state[field] = v.split(",").filter(Boolean).map(Number);
+    else if (kind === "dirs") state[field] = dirsParse(v);
+    else state[field] = v;
+  }
+  if (!MODES.includes(state.mode)) state.mode = "sample";
+}
+
+export function writeUrl() {
+  const q = new URLSearchParams();
+  for (const [key, [field, kind]] of Object.entries(FIELDS)) {
+    const v = state[field];
+    const text = kind === "seeds" ? v.join(",") : kind === "dirs" ? dirsText(v) : String(v);
+    const dflt = DEFAULTS[field];
+    const dtext = kind === "seeds" ? dflt.join(",") : kind === "dirs" ? "" : String(dflt);
+    if (text && text !== dtext) q.set(key, text);
+  }
+  history.replaceState(null, "", `${location.pathname}?${q}`);
+}
+
+/** The version part of a request body (none: the default version). */
+export const versioned = (body) => (state.version ? { ...body, version: state.version } : body);
+export const modelPath = (op) => `/v1/models/${encodeURIComponent(state.model)}/${op}`;
+export const can = (capability) => current()?.capabilities?.includes(capability) ?? false;
+
+/** A section's error line (role=alert): the API's message, or hidden. */
+export function showError(el, message) {
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+/** Marks ``el`` busy while ``work`` runs; stamps data-rendered when it succeeds, so a
+ *  test (or a screen reader, via aria-busy) knows when new pixels are in. Aborted work
+ *  (a newer request replaced it) is silent; other failures go to ``errorEl``. */
+export async function busy(el, errorEl, work) {
+  const token = Symbol("work");
+  el.busyToken = token;
+  el.setAttribute("aria-busy", "true");
+  try {
+    await work();
+    showError(errorEl, "");
+    el.dataset.rendered = String(performance.now());
+  } catch (e) {
+    if (e.name !== "AbortError") showError(errorEl, e.message);
+  } finally {
+    if (el.busyToken === token) el.setAttribute("aria-busy", "false");
+  }
+}
+
+/** One request in flight per purpose: starting a new one aborts the previous. */
+export function latest() {
+  let controller = null;
+  return () => {
+    controller?.abort();
+    controller = new AbortController();
+    return controller.signal;
+  };
+}
+
+export const $ = (id) => document.getElementById(id);
