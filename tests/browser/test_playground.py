@@ -338,6 +338,9 @@ def test_quality_shows_figures_as_charts_and_a_table(context, server, watched):
     fid = page.locator("#quality tr", has_text="FID").inner_text()
     assert "3.588" in fid                                    # the shipped version's FID
     assert "real images (floor)" in page.locator("#quality thead").inner_text()
+    overview = page.locator("#models-overview tbody tr").all_inner_texts()
+    assert [r.split()[0] for r in overview] == ["fashion-cgan", "fashion-dcgan",
+                                                "fashion-stylegan"]
     shoot(page, "quality")
     page.close()
 
@@ -380,3 +383,21 @@ def test_the_page_fits_a_phone(browser, server):
         if mode == "sample":
             shoot(page, "phone")
     context.close()
+
+
+def test_dropping_an_image_projects_it(context, server, watched):
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-dcgan&mode=image")
+    page.wait_for_function("document.getElementById('edited').dataset.rendered")
+    page.evaluate("""async (b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        document.getElementById("drop").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    }""", SNEAKER_PNG)
+    page.wait_for_function("document.getElementById('image-scores').textContent"
+                           ".startsWith('encoder')")
+    assert page.locator("#drop .drop-name").inner_text() == "dropped.png"
+    assert page.locator("#image-input").is_visible()
+    page.close()

@@ -4,7 +4,7 @@
 
 import { api, events, fileBase64, imageUrl, png } from "./api.js";
 import { lineChart } from "./chart.js";
-import { $, busy, current, latest, memory, modelPath, showError, state, versioned,
+import { $, busy, current, dropZone, latest, memory, modelPath, showError, state, versioned,
          writeUrl } from "./state.js";
 
 const PRINCIPAL = 4;              // sliders for the first principal axes
@@ -201,25 +201,8 @@ export async function render() {
   if (!$("edit-form").hidden) await renderEdit();
 }
 
-function onFiles(files) {
-  const file = files?.[0];
-  if (file) project(file);
-}
-
 export function init() {
-  const drop = $("drop");
-  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    drop.classList.remove("over");
-    $("drop-name").textContent = e.dataTransfer.files[0]?.name ?? "";
-    onFiles(e.dataTransfer.files);
-  });
-  $("image-file").addEventListener("change", () => {
-    $("drop-name").textContent = "";
-    onFiles($("image-file").files);
-  });
+  dropZone($("drop"), $("image-file"), project);
   $("refine").addEventListener("click", refine);
   $("refine-cancel").addEventListener("click", async () => {
     const id = $("refine-cancel").dataset.job;

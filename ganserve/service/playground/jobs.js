@@ -6,7 +6,7 @@
 import { api, events, imageUrl, upload } from "./api.js";
 import { lineChart } from "./chart.js";
 import { figures, parentOf, table, versionOf } from "./quality.js";
-import { $, current, latest, showError, state, writeUrl } from "./state.js";
+import { $, current, dropZone, latest, showError, state, writeUrl } from "./state.js";
 
 const BUILTIN = "fashion-mnist";
 const nextFollow = latest();
@@ -159,17 +159,7 @@ export function render() {
 
 export function init(appApi) {
   app = appApi;
-  const drop = $("dataset-drop");
-  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    drop.classList.remove("over");
-    if (e.dataTransfer.files[0]) sendDataset(e.dataTransfer.files[0]);
-  });
-  $("dataset-file").addEventListener("change", () => {
-    if ($("dataset-file").files[0]) sendDataset($("dataset-file").files[0]);
-  });
+  dropZone($("dataset-drop"), $("dataset-file"), sendDataset);
   $("ft-dataset").addEventListener("change", () => {
     $("ft-classes-label").hidden = $("ft-dataset").value !== BUILTIN;
   });

@@ -67,9 +67,43 @@ export function charts(columns) {
   return out;
 }
 
+/** Every served model in one table: family, shape, classes, versions, the default's FID;
+ *  each name links to its own quality view. */
+function overview() {
+  const t = document.createElement("table");
+  t.className = "models";
+  t.createCaption().textContent = "Served models";
+  const head = t.createTHead().insertRow();
+  for (const h of ["model", "family", "resolution", "classes", "versions", "default", "FID"]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = h;
+    head.append(th);
+  }
+  const body = t.createTBody();
+  for (const m of models) {
+    const row = body.insertRow();
+    const link = document.createElement("a");
+    link.href = `?model=${encodeURIComponent(m.name)}&mode=quality`;
+    link.textContent = m.name;
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.append(link);
+    row.append(name);
+    const fid = figures(versionOf(m, m.default)?.metrics)?.fid;
+    for (const v of [m.family, `${m.resolution} px`, m.classes.length || "–",
+                     m.versions.map((x) => x.version).join(", "), m.default,
+                     Number.isFinite(fid) ? fid.toFixed(2) : "–"]) {
+      row.insertCell().textContent = String(v ?? "–");
+    }
+  }
+  return t;
+}
+
 export function render() {
   const m = current();
   if (!m) return;
+  $("models-overview").replaceChildren(overview());
   const v = versionOf(m, state.version || m.default);
   const box = $("quality");
   if (!v) { box.replaceChildren(); return; }

@@ -106,3 +106,23 @@ export function latest() {
 }
 
 export const $ = (id) => document.getElementById(id);
+
+/** A drop zone (a label around a file input): ``onFile(file)`` for a dropped or chosen
+ *  file; a dropped file's name is shown in the zone's ``.drop-name`` (the input shows a
+ *  chosen one's). */
+export function dropZone(zone, input, onFile) {
+  const name = zone.querySelector(".drop-name");
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    const file = e.dataTransfer.files[0];
+    name.textContent = file?.name ?? "";
+    if (file) onFile(file);
+  });
+  input.addEventListener("change", () => {
+    name.textContent = "";
+    if (input.files[0]) onFile(input.files[0]);
+  });
+}
