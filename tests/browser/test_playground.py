@@ -163,6 +163,8 @@ def test_root_answers_programs_json_and_unknown_assets_404(server):
     assert links["docs"] == "/docs" and links["playground"] == "/"
     page = httpx.get(server.url + "/", headers={"accept": "text/html"})
     assert page.headers["content-type"].startswith("text/html") and "app.js" in page.text
+    assert page.headers["vary"] == "Accept"            # one URL, two answers
+    assert httpx.head(server.url + "/", headers={"accept": "text/html"}).status_code == 200
     r = httpx.get(server.url + "/playground/../main.py")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
@@ -401,3 +403,89 @@ def test_dropping_an_image_projects_it(context, server, watched):
     assert page.locator("#drop .drop-name").inner_text() == "dropped.png"
     assert page.locator("#image-input").is_visible()
     page.close()
+
+
+def test_a_projection_belongs_to_its_model(browser, server, sneaker, tmp_path):
+    context = browser.new_context()          # the refused file (422) is logged: own context
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-dcgan&mode=image")
+    page.wait_for_function("document.getElementById('edited').dataset.rendered")
+    page.locator("#image-file").set_input_files(str(sneaker))
+    page.wait_for_function("document.getElementById('image-scores').textContent"
+                           ".startsWith('encoder')")
+    scores = page.locator("#image-scores").inner_text()
+    # a refused file leaves the last projection in place, with the API's message
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"this is not a PNG")
+    page.locator("#image-file").set_input_files(str(bad))
+    page.locator("#image-error").wait_for()
+    assert page.locator("#image-scores").inner_text() == scores
+    assert page.locator("#image-pair").is_visible()
+    # another model: the DCGAN's latent is not offered to it anywhere
+    page.locator("#model").select_option("fashion-stylegan")
+    page.wait_for_function("document.getElementById('edited').dataset.rendered "
+                           "&& document.getElementById('edited').getAttribute('aria-busy') "
+                           "=== 'false'")
+    assert page.locator("#image-pair").is_hidden() and page.locator("#refine-form").is_hidden()
+    assert page.locator("#edit-start").input_value() == "seed"
+    page.get_by_role("tab", name="Style mix").click()
+    page.wait_for_function("document.getElementById('mix-grid').dataset.rendered")
+    assert page.locator("#mix-image-label").is_hidden()
+    # back to the DCGAN: the projection is there again
+    page.locator("#model").select_option("fashion-dcgan")        # Style mix -> Sample
+    assert page.get_by_role("tabpanel").get_attribute("id") == "panel-sample"
+    page.get_by_role("tab", name="Your image").click()
+    assert page.locator("#image-pair").is_visible()
+    context.close()
+
+
+def test_a_hand_edited_link_is_brought_into_range(context, server, watched):
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-dcgan&mode=interpolate&psi=9&t=2.5&pinned=abc,4"
+              "&frames=500")
+    page.wait_for_function("document.getElementById('frame').dataset.rendered")
+    assert page.locator("#psi").input_value() == "1.5" and page.locator(
+        "#psi-value").inner_text() == "1.50"
+    assert page.locator("#frame-no").inner_text() == "1 / 64"
+    assert "pinned=4" in page.url and "psi=1.5" in page.url
+    page.goto(server.url + "/?model=fashion-dcgan&mode=mix")       # no Style mix for a DCGAN
+    page.locator("#grid img").first.wait_for()
+    assert "mode=mix" not in page.url
+    page.close()
+
+
+def test_one_row_per_class_keeps_each_class_on_its_row(context, server, watched):
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-cgan&seeds=1,2,3&class=*")
+    page.locator("#grid img").nth(29).wait_for()
+    columns = page.locator("#grid").evaluate(
+        "g => getComputedStyle(g).gridTemplateColumns.split(' ').length")
+    assert columns == 3
+    assert page.locator("#grid figcaption").nth(3).inner_text() == "Trouser, seed 1"
+    page.get_by_role("button", name="Copy as curl").click()
+    assert page.locator("#curl").inner_text().count("curl -s") == 10
+    page.close()
+
+
+def test_style_mix_custom_range_and_empty_seeds(context, server, watched):
+    page = context.new_page()
+    page.goto(server.url + "/?model=fashion-stylegan&mode=mix&rows=1,2&cols=3,4")
+    page.wait_for_function("document.getElementById('mix-grid').dataset.rendered")
+    rendered_after(page, lambda: page.get_by_label("Columns' styles").select_option("custom"),
+                   "mix-grid")
+    assert "styles=4-5" in page.url                      # the middle preset's range, as shown
+    page.locator("#mix-rows").fill("")
+    page.locator("#mix-rows").press("Enter")
+    assert page.locator("#mix-error").inner_text() == "Row seeds: give at least one seed"
+    assert "stale" in page.locator("#mix-grid").get_attribute("class")
+    page.close()
+
+
+def test_a_link_to_a_missing_job_says_so(browser, server):
+    context = browser.new_context()          # the refused request (404) is logged
+    page = context.new_page()
+    page.goto(server.url + "/?mode=jobs&job=0123456789abcdef0123456789abcdef")
+    page.locator("#job-error").wait_for()
+    assert page.locator("#job-error").inner_text().startswith("job 0123456789abcdef")
+    assert page.locator("#job").is_hidden() and "job=" not in page.url
+    context.close()

@@ -49,6 +49,7 @@ async function loadModels() {
 
 // ---------------------------------------------------------------- modes
 function select(mode, focus = false) {
+  if ($(`tab-${mode}`).hidden) mode = "sample";      // e.g. Style mix of a DCGAN
   if (state.mode !== mode) VIEWS[state.mode]?.leave?.();
   state.mode = mode;
   for (const m of MODES) {
@@ -68,7 +69,7 @@ const rerender = () => select(state.mode);
 /** Arrow keys, Home and End move between the tabs (the WAI-ARIA tabs pattern). */
 function tabKeys(e) {
   const shown = MODES.filter((m) => !$(`tab-${m}`).hidden);
-  const at = shown.indexOf(state.mode);
+  const at = shown.indexOf(document.activeElement.id.replace(/^tab-/, ""));
   const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: shown.length - 1 }[e.key];
   if (to === undefined) return;
   e.preventDefault();

@@ -4,68 +4,90 @@
 
 import { api, events, fileBase64, imageUrl, png } from "./api.js";
 import { lineChart } from "./chart.js";
-import { $, busy, current, dropZone, latest, memory, modelPath, showError, state, versioned,
-         writeUrl } from "./state.js";
+import { $, busy, can, current, dropZone, latest, memory, modelPath, projected, showBlob,
+         showError, state, versioned, writeUrl } from "./state.js";
 
 const PRINCIPAL = 4;              // sliders for the first principal axes
 const nextEdit = latest();
 const nextJob = latest();
-let upload = null;                // the dropped image's base64, for the refining job
+const nextProject = latest();
 let directions = { key: "", list: [] };
 
 // ---------------------------------------------------------------- projecting
+/** The encoder's projection of ``file`` into the current model and version. The page's
+ *  projection changes only when it succeeds (a refused file leaves the last one), and a
+ *  newer file aborts an older one's request. */
 async function project(file) {
-  upload = await fileBase64(file);
-  if (memory.projected) memory.previous = memory.projected;   // interpolate image to image
-  memory.projected = null;
-  const body = versioned({ image: upload });
-
+  const signal = nextProject();
+  const where = { model: state.model, version: state.version };
+  let image;
   await busy($("projected"), $("image-error"), async () => {
-    const out = await api(modelPath("project"), { body });
-    setProjected(out, "encoder (one pass)");
-    $("refine").disabled = false;
-    $("image-pair").hidden = false;
-    $("refine-form").hidden = false;
+    image = await fileBase64(file);
+    const out = await api(modelPath("project"), { body: versioned({ image }), signal });
+    if (memory.projected) memory.previous = memory.projected;   // interpolate image to image
+    setProjected(out, "encoder (one pass)", { ...where, image });
     $("image-input").src = png(out.input);
     $("image-input").alt = "your image as the model sees it";
+    $("refine-status").textContent = "";
+    $("refine-chart").replaceChildren();
+    $("refine-progress").value = 0;
   });
-  if (memory.projected) await renderEdit();
-
+  if (projected()) {
+    $("edit-start").value = "image";         // a new projection: edit it
+    await renderEdit();
+  }
 }
 
-function setProjected(out, method) {
+/** ``out``: /project's answer or a project job's result; ``where``: the model, version and
+ *  image it belongs to. */
+function setProjected(out, method, where) {
   const [latentName, latent] = Object.entries(out.latent)[0];
-  memory.projected = { latentName, latent, cls: out.class_name ?? null };
+  memory.projected = { ...where, latentName, latent, cls: out.class_name ?? null };
   const img = $("projected");
   img.src = png(out.image);
-  img.alt = `the projection of your image into ${state.model} (${method})`;
+  img.alt = `the projection of your image into ${where.model} (${method})`;
   const s = out.scores;
   $("image-scores").textContent = `${method}: PSNR ${s.psnr.toFixed(2)} dB, SSIM ` +
     `${s.ssim.toFixed(3)}${out.class_name ? `, class ${out.class_name}` : ""}`;
-  $("image-actions").hidden = false;
+  showProjection();
+}
+
+/** The projection's panels, shown only while it belongs to the model and version picked. */
+function showProjection() {
+  const p = projected();
+  for (const id of ["image-pair", "refine-form", "image-actions"]) $(id).hidden = !p;
+  $("go-mix").hidden = !can("style-mix");
+  $("refine").disabled = !p || Boolean($("refine-cancel").dataset.running);
+  const start = $("edit-start");
+  start.querySelector("[value=image]").disabled = !p;
+  if (!p) start.value = "seed";
 }
 
 async function refine() {
+  const p = projected();
+  if (!p) return;
   const signal = nextJob();
   const steps = Number($("refine-steps").value);
-  const body = versioned({ model: state.model, image: upload, steps });
-  if (memory.projected?.cls) body.class = memory.projected.cls;
+  const body = { model: p.model, image: p.image, steps, ...(p.version ? { version: p.version } : {}) };
+  if (p.cls) body.class = p.cls;
   $("refine").disabled = true;
   $("refine-cancel").hidden = false;
+  $("refine-cancel").dataset.running = "yes";
   try {
     const job = await api("/v1/jobs/project", { body, signal });
     $("refine-cancel").dataset.job = job.id;
     await events(`/v1/jobs/${job.id}/events`, (event, data) => {
       if (event === "state") $("refine-status").textContent = data.state;
       if (event === "progress") refineProgress(job.id, data, signal);
-      if (event === "end") refineEnd(data);
+      if (event === "end") refineEnd(data, p);
       if (event === "error") showError($("image-error"), data.message);
     }, signal);
   } catch (e) {
     if (e.name !== "AbortError") showError($("image-error"), e.message);
   } finally {
-    $("refine").disabled = false;
+    delete $("refine-cancel").dataset.running;
     $("refine-cancel").hidden = true;
+    showProjection();
   }
 }
 
@@ -86,15 +108,17 @@ async function refineProgress(id, p, signal) {
   }
   if (p.stage !== "refining") return;          // no reconstruction written before
   const url = await imageUrl(`/v1/jobs/${id}/samples.png`, signal).catch(() => null);
-  if (url) $("projected").src = url;
+  if (url && projected()) showBlob($("projected"), url);
 }
 
-async function refineEnd(job) {
+/** The job's end: its refined latent replaces the encoder's, for the image it started from. */
+async function refineEnd(job, start) {
   if (job.state !== "succeeded") {
     showError($("image-error"), `the project job ${job.state}${job.error ? `: ${job.error}` : ""}`);
     return;
   }
-  setProjected(job.result, `refined (${job.result.steps} steps)`);
+  if (memory.projected !== start) return;    // another image was projected meanwhile
+  setProjected(job.result, `refined (${job.result.steps} steps)`, start);
   $("refine-progress").value = $("refine-progress").max;
   if (job.result.history?.length) {
     $("refine-chart").replaceChildren(lineChart("projection loss",
@@ -110,10 +134,9 @@ async function refineEnd(job) {
 async function loadDirections() {
   const key = `${state.model}/${state.version}`;
   if (directions.key === key) return directions.list;
-  directions = { key, list: [] };
   const q = state.version ? `?version=${encodeURIComponent(state.version)}` : "";
-  const out = await api(`${modelPath("directions")}${q}`);
-  directions.list = out.directions;
+  const out = await api(`${modelPath("directions")}${q}`);    // a failure is not cached
+  directions = { key, list: out.directions };
   return directions.list;
 }
 
@@ -163,7 +186,7 @@ export async function showSliders() {
 }
 
 function editRequest() {
-  const p = memory.projected;
+  const p = projected();
   const moved = Object.fromEntries(Object.entries(state.dirs).filter(([, v]) => v));
   const body = versioned({ directions: moved, truncation_psi: state.psi, format: "json",
                            scale: 4 });
@@ -171,7 +194,11 @@ function editRequest() {
     body[p.latentName] = p.latent;
     if (p.cls) body.class = p.cls;
   } else {
-    body.seed = Number(state.eseed || 0);
+    const seed = Number(state.eseed || 0);
+    if (!Number.isInteger(seed) || seed < 0) {
+      throw new Error(`Seed: “${state.eseed}” is not a seed (a whole number ≥ 0)`);
+    }
+    body.seed = seed;
     const m = current();
     if (m?.conditional) body.class = m.classes.includes(state.cls) ? state.cls : m.classes[0];
   }
@@ -179,9 +206,7 @@ function editRequest() {
 }
 
 export async function renderEdit() {
-  $("edit-start").querySelector("[value=image]").disabled = !memory.projected;
-  if (memory.projected && document.activeElement !== $("edit-start")) $("edit-start").value = "image";
-  if (!memory.projected) $("edit-start").value = "seed";
+  showProjection();
   $("eseed").value = state.eseed || "0";
   writeUrl();
   const signal = nextEdit();
@@ -197,7 +222,9 @@ export async function renderEdit() {
 
 export async function render() {
   if (!state.model) return;
+  showProjection();
   await showSliders();
+  $("edited").hidden = $("edit-form").hidden;
   if (!$("edit-form").hidden) await renderEdit();
 }
 

@@ -3,8 +3,8 @@
 // same path as a GIF or WebP from the API.
 
 import { api, blob, png } from "./api.js";
-import { $, busy, current, latest, memory, modelPath, showError, state, versioned,
-         writeUrl } from "./state.js";
+import { $, busy, current, latest, modelPath, previousImage, projected, showError,
+         state, versioned, writeUrl } from "./state.js";
 
 export const IMAGE = "image";              // the endpoint that is your projected image
 const PREVIOUS = "previous";               // ... and the one projected before it
@@ -15,7 +15,7 @@ let timer = null;
 function endpoint(text, cls) {
   const word = text.trim().toLowerCase();
   if (word === IMAGE || word === PREVIOUS) {
-    const p = word === IMAGE ? memory.projected : memory.previous;
+    const p = word === IMAGE ? projected() : previousImage();
     if (!p) throw new Error(`no ${word === IMAGE ? "projected" : "previous"} image yet: drop ` +
                             "one in “Your image” first");
     return { [p.latentName]: p.latent, ...(p.cls ? { class: p.cls } : {}) };
@@ -27,11 +27,13 @@ function endpoint(text, cls) {
   return { seed, ...(cls ? { class: cls } : {}) };
 }
 
+/** A conditional model's classes at the two ends (the start defaults to Sample's class). */
 function classes() {
   const m = current();
   if (!m?.conditional) return [null, null];
-  const from = m.classes.includes(state.cls) ? state.cls : m.classes[0];
-  return [from, m.classes.includes(state.toCls) ? state.toCls : from];
+  const known = (c) => m.classes.includes(c);
+  const from = known(state.fromCls) ? state.fromCls : known(state.cls) ? state.cls : m.classes[0];
+  return [from, known(state.toCls) ? state.toCls : from];
 }
 
 function request(format) {
@@ -48,20 +50,21 @@ function defaults() {
   const m = current();
   const spaces = m?.w_dim ? ["z", "w"] : ["z"];
   if (!spaces.includes(state.space)) state.space = "z";
-  const images = { [IMAGE]: memory.projected, [PREVIOUS]: memory.previous };
+  const images = { [IMAGE]: projected(), [PREVIOUS]: previousImage() };
   if ([state.from, state.to].some((t) => images[t.trim().toLowerCase()]?.latentName === "w")) {
     state.space = "w";                       // a projected w has no z
   }
   $("space").replaceChildren(...spaces.map((s) => new Option(s, s)));
   const conditional = Boolean(m?.conditional);
-  $("to-class-label").hidden = !conditional;
-  if (conditional) {
-    $("to-class").replaceChildren(...m.classes.map((c) => new Option(c, c)));
-    $("to-class").value = classes()[1];
+  for (const [id, at] of [["from-class", 0], ["to-class", 1]]) {
+    $(`${id}-label`).hidden = !conditional;
+    if (!conditional) continue;
+    $(id).replaceChildren(...m.classes.map((c) => new Option(c, c)));
+    $(id).value = classes()[at];
   }
   $("endpoints").replaceChildren(...state.pinned.map((s) => new Option(`pinned seed ${s}`, s)),
-                                 ...(memory.projected ? [new Option("your image", IMAGE)] : []),
-                                 ...(memory.previous ? [new Option("your previous image", PREVIOUS)] : []));
+                                 ...(projected() ? [new Option("your image", IMAGE)] : []),
+                                 ...(previousImage() ? [new Option("your previous image", PREVIOUS)] : []));
   for (const [id, v] of [["from", state.from], ["to", state.to], ["space", state.space],
                          ["method", state.method], ["frames", state.frames]]) $(id).value = v;
 }
@@ -84,11 +87,13 @@ export async function render() {
   writeUrl();
   const signal = next();
   await busy($("frame"), $("interp-error"), async () => {
+    frames = [];                             // none until this request's arrive
     const out = await api(modelPath("interpolate"), { body: request("json"), signal });
     frames = out.images.map((i) => png(i.png));
     $("scrub").max = String(frames.length - 1);
     show(Math.min(state.t, frames.length - 1));
   });
+  for (const id of ["scrub", "play"]) $(id).disabled = !frames.length;
 }
 
 function stop() {
@@ -99,7 +104,7 @@ function stop() {
 }
 
 function play() {
-  if (timer) { stop(); return; }
+  if (timer || !frames.length) { stop(); return; }
   $("play").setAttribute("aria-pressed", "true");
   $("play").textContent = "Pause";
   let step = 1;
@@ -127,7 +132,7 @@ async function download(format) {
 export function init() {
   for (const [id, field, kind] of [["from", "from"], ["to", "to"], ["space", "space"],
                                    ["method", "method"], ["frames", "frames", Number],
-                                   ["to-class", "toCls"]]) {
+                                   ["from-class", "fromCls"], ["to-class", "toCls"]]) {
     $(id).addEventListener("change", () => {
       state[field] = kind ? kind($(id).value) : $(id).value.trim();
       render();

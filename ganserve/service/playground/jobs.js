@@ -6,7 +6,7 @@
 import { api, events, imageUrl, upload } from "./api.js";
 import { lineChart } from "./chart.js";
 import { figures, parentOf, table, versionOf } from "./quality.js";
-import { $, current, dropZone, latest, showError, state, writeUrl } from "./state.js";
+import { $, current, dropZone, latest, showBlob, showError, state, writeUrl } from "./state.js";
 
 const BUILTIN = "fashion-mnist";
 const nextFollow = latest();
@@ -20,12 +20,15 @@ async function sendDataset(file) {
   const name = $("dataset-name").value.trim();
   if (name) form.append("name", name);
   $("dataset-status").textContent = `uploading ${file.name}…`;
+  $("dataset-preview").hidden = true;        // the last dataset's, not this one's
   showError($("dataset-error"), "");
   try {
     const d = await upload("/v1/datasets", form);
     const url = await imageUrl(`/v1/datasets/${d.id}/preview.png`);
-    if (url) Object.assign($("dataset-preview"), { src: url, hidden: false,
-                                                   alt: `the first images of dataset ${d.id}` });
+    if (url) {
+      showBlob($("dataset-preview"), url);
+      Object.assign($("dataset-preview"), { hidden: false, alt: `the first images of dataset ${d.id}` });
+    }
     await listDatasets(d.id);
     $("dataset-status").textContent = `dataset ${d.id}: ${d.images} images, ${d.resolution} px` +
       (d.classes?.length ? `, classes ${d.classes.map((c) => c.name ?? c).join(", ")}` : "");
@@ -78,13 +81,26 @@ export async function follow(id) {
   writeUrl();
   losses = {};
   const signal = nextFollow();
+  for (const el of ["job-open", "job-evaluate", "job-result", "job-samples"]) $(el).hidden = true;
+  for (const el of ["job-chart", "job-result"]) $(el).replaceChildren();
+  for (const el of ["job-state", "job-status"]) $(el).textContent = "";
+  Object.assign($("job-progress"), { value: 0, max: 1 });
+  delete $("job").dataset.done;
+  showError($("job-error"), "");
+  let job;
+  try {
+    job = await api(`/v1/jobs/${id}`, { signal });
+  } catch (e) {                              // e.g. a link to a job that is gone
+    if (e.name === "AbortError") return;
+    showError($("job-error"), `job ${id}: ${e.message}`);
+    $("job").hidden = true;
+    state.job = "";
+    writeUrl();
+    return;
+  }
   $("job").hidden = false;
-  $("job-title").textContent = `job ${id}`;
-  for (const el of ["job-open", "job-evaluate", "job-result"]) $(el).hidden = true;
-  $("job-chart").replaceChildren();
   $("job-cancel").hidden = false;
   try {
-    const job = await api(`/v1/jobs/${id}`, { signal });
     $("job-title").textContent = `${job.type} of ${job.model}${job.version ? `/${job.version}` : ""} (job ${id})`;
     await events(`/v1/jobs/${id}/events`, (event, data) => {
       if (event === "state") $("job-state").textContent = data.state;
@@ -110,8 +126,9 @@ function progress(id, p, signal) {
   if (Object.keys(losses).length) $("job-chart").replaceChildren(lineChart("losses", losses));
   if (p.samples) {                       // a progress grid exists (no 404 to log)
     imageUrl(`/v1/jobs/${id}/samples.png`, signal).then((url) => {
-      if (url) Object.assign($("job-samples"), { src: url, hidden: false,
-                                                 alt: `the job's latest samples, step ${p.step}` });
+      if (!url) return;
+      showBlob($("job-samples"), url);
+      Object.assign($("job-samples"), { hidden: false, alt: `the job's latest samples, step ${p.step}` });
     }).catch(() => {});
   }
 }

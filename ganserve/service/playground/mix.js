@@ -3,7 +3,7 @@
 // re-renders as they move.
 
 import { api, png } from "./api.js";
-import { $, busy, can, current, latest, memory, modelPath, state, versioned,
+import { $, busy, can, current, latest, modelPath, projected, showError, state, versioned,
          writeUrl } from "./state.js";
 import { randomSeeds } from "./sample.js";
 
@@ -39,12 +39,12 @@ function syncControls() {
   $("layers-value").textContent = `layers ${chosen[0]}–${chosen.at(-1)} of 0–${last}`;
   $("mix-rows").value = state.rows;
   $("mix-cols").value = state.cols;
-  $("mix-image-label").hidden = !memory.projected;
+  $("mix-image-label").hidden = !projected();
 }
 
 function request() {
   const rows = seeds(state.rows, "rows");
-  const p = memory.projected;
+  const p = projected();
   if (p && $("mix-image").checked) rows.unshift({ [p.latentName]: p.latent });
   return versioned({ row_sources: rows, col_sources: seeds(state.cols, "columns"),
                      styles: state.styles, truncation_psi: state.psi, format: "json",
@@ -55,9 +55,9 @@ export async function render() {
   if (!state.model) return;
   const usable = can("style-mix");
   $("mix-unavailable").hidden = usable;
-  $("mix-form").hidden = !usable;
+  for (const id of ["mix-form", "mix-grid"]) $(id).hidden = !usable;
   if (!usable) return;
-  if (!state.rows) state.rows = randomSeeds(3).replaceAll(",", ", ");
+  if (!state.rows) state.rows = randomSeeds(3).replaceAll(",", ", ");   // a first visit
   if (!state.cols) state.cols = randomSeeds(4).replaceAll(",", ", ");
   syncControls();
   writeUrl();
@@ -74,7 +74,9 @@ export async function render() {
 
 export function init() {
   $("preset").addEventListener("change", () => {
-    if ($("preset").value !== "custom") state.styles = $("preset").value;
+    const chosen = $("preset").value;
+    state.styles = chosen !== "custom" ? chosen        // custom: the sliders' range, as shown
+      : `${$("layer-from").value}-${$("layer-to").value}`;
     render();
   });
   for (const id of ["layer-from", "layer-to"]) {
@@ -85,8 +87,17 @@ export function init() {
       render();
     });
   }
-  $("mix-rows").addEventListener("change", () => { state.rows = $("mix-rows").value; render(); });
-  $("mix-cols").addEventListener("change", () => { state.cols = $("mix-cols").value; render(); });
+  for (const [id, field, what] of [["mix-rows", "rows", "Row"], ["mix-cols", "cols", "Column"]]) {
+    $(id).addEventListener("change", () => {
+      if (!$(id).value.trim()) {             // said, not silently refilled with random seeds
+        showError($("mix-error"), `${what} seeds: give at least one seed`);
+        $("mix-grid").classList.add("stale");
+        return;
+      }
+      state[field] = $(id).value;
+      render();
+    });
+  }
   $("mix-image").addEventListener("change", render);
   $("mix-new").addEventListener("click", () => { state.rows = ""; state.cols = ""; render(); });
   $("mix-form").addEventListener("submit", (e) => e.preventDefault());

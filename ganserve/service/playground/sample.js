@@ -47,10 +47,14 @@ export async function render() {
       return api(path, { body, signal });
     }));
     grid.replaceChildren(...outs.flatMap((out) => out.images.map(tile)));
+    // one row per class: as many columns as seeds (the grid scrolls sideways if need be)
+    grid.style.gridTemplateColumns = classes.length > 1
+      ? `repeat(${outs[0].images.length}, minmax(3rem, 1fr))` : "";
     grid.classList.toggle("by-class", classes.length > 1);
     $("download").href = png(outs[0].grid_png);
     $("download").hidden = classes.length > 1;
   });
+  if (grid.classList.contains("stale")) $("download").hidden = true;    // not this request's
 }
 
 function tile(img) {
@@ -87,10 +91,15 @@ function togglePin(seed) {
   writeUrl();
 }
 
+/** The request(s) behind the grid as curl: one per class in "one row per class". */
 function curl() {
-  const { path, body } = request(state.cls === ALL_CLASSES ? current().classes[0] : state.cls);
-  return `curl -s -X POST ${location.origin}${path} -H 'content-type: application/json' ` +
-         `-d '${JSON.stringify({ ...body, format: undefined })}' -o grid.png`;
+  const classes = state.cls === ALL_CLASSES ? current().classes : [state.cls];
+  return classes.map((c, i) => {
+    const { path, body } = request(c);
+    const out = classes.length > 1 ? `grid-${i}.png` : "grid.png";
+    return `curl -s -X POST ${location.origin}${path} -H 'content-type: application/json' ` +
+           `-d '${JSON.stringify({ ...body, format: undefined })}' -o ${out}`;
+  }).join("\n");
 }
 
 export function init() {

@@ -3,26 +3,32 @@
 // URL's query; what cannot (a projected image's latent) lives in memory only.
 
 export const MODES = ["sample", "interpolate", "mix", "image", "quality", "jobs"];
+export const PSI_MAX = 1.5;          // the slider's end (the API takes up to 2)
+export const FRAMES_MAX = 64;        // GANSERVE_MAX_INTERPOLATION_STEPS' default
 
 // URL key -> [state key, kind]; "" and defaults are left out of the URL
 const FIELDS = {
   model: ["model", "text"], version: ["version", "text"], mode: ["mode", "text"],
   seeds: ["seeds", "text"], psi: ["psi", "number"], class: ["cls", "text"],
   pinned: ["pinned", "seeds"], from: ["from", "text"], to: ["to", "text"],
-  tclass: ["toCls", "text"],
+  fclass: ["fromCls", "text"], tclass: ["toCls", "text"],
   space: ["space", "text"], method: ["method", "text"], frames: ["frames", "number"],
   t: ["t", "number"], rows: ["rows", "text"], cols: ["cols", "text"],
   styles: ["styles", "text"], eseed: ["eseed", "text"], dirs: ["dirs", "dirs"],
   job: ["job", "text"],
 };
 const DEFAULTS = { model: "", version: "", mode: "sample", seeds: "", psi: 1, cls: "",
-                   pinned: [], from: "", to: "", toCls: "", space: "z", method: "slerp", frames: 16,
+                   pinned: [], from: "", to: "", fromCls: "", toCls: "", space: "z", method: "slerp", frames: 16,
                    t: 0, rows: "", cols: "", styles: "middle", eseed: "", dirs: {},
                    job: "" };
 
 export const state = structuredClone(DEFAULTS);
-/** In memory only: the projected image ({latentName, latent, cls}) and the one before. */
+/** In memory only: the projected image ({model, version, latentName, latent, cls}) and
+ *  the one before; each belongs to the model and version it was projected into. */
 export const memory = { projected: null, previous: null };
+const mine = (p) => (p && p.model === state.model && p.version === state.version ? p : null);
+export const projected = () => mine(memory.projected);
+export const previousImage = () => mine(memory.previous);
 export let models = [];
 export const setModels = (list) => { models = list; };
 export const current = () => models.find((m) => m.name === state.model);
@@ -52,6 +58,17 @@ export function readUrl() {
     else state[field] = v;
   }
   if (!MODES.includes(state.mode)) state.mode = "sample";
+  clean();
+}
+
+const wholeNumber = (v) => Number.isInteger(v) && v >= 0;
+
+/** A hand-edited link cannot put the page in a state its controls cannot show. */
+function clean() {
+  state.psi = Math.min(PSI_MAX, Math.max(0, state.psi));
+  state.frames = Math.min(FRAMES_MAX, Math.max(2, Math.round(state.frames)));
+  state.t = wholeNumber(state.t) ? state.t : 0;
+  state.pinned = state.pinned.filter(wholeNumber);
 }
 
 export function writeUrl() {
@@ -88,8 +105,11 @@ export async function busy(el, errorEl, work) {
     await work();
     showError(errorEl, "");
     el.dataset.rendered = String(performance.now());
+    el.classList.remove("stale");
   } catch (e) {
-    if (e.name !== "AbortError") showError(errorEl, e.message);
+    if (e.name === "AbortError") return;
+    showError(errorEl, e.message);
+    el.classList.add("stale");          // what is shown no longer matches the controls
   } finally {
     if (el.busyToken === token) el.setAttribute("aria-busy", "false");
   }
@@ -106,6 +126,12 @@ export function latest() {
 }
 
 export const $ = (id) => document.getElementById(id);
+
+/** Shows a blob: URL in ``img``, releasing the one it showed before. */
+export function showBlob(img, url) {
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = url;
+}
 
 /** A drop zone (a label around a file input): ``onFile(file)`` for a dropped or chosen
  *  file; a dropped file's name is shown in the zone's ``.drop-name`` (the input shows a

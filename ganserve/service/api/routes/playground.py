@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import ganserve.service.playground as playground
@@ -31,12 +31,13 @@ def wants_html(accept: str) -> bool:
     return html >= 0 and (json_ < 0 or html < json_)
 
 
-@router.get("/", response_model=None)
-async def root(request: Request) -> FileResponse | dict[str, str]:
+@router.api_route("/", methods=["GET", "HEAD"], response_model=None)
+async def root(request: Request) -> FileResponse | JSONResponse:
+    # one URL, two answers: caches must key them by Accept
     if wants_html(request.headers.get("accept", "")):
         return FileResponse(ASSETS_DIR / "index.html", media_type="text/html",
-                            headers=NO_CACHE)
-    return LINKS
+                            headers={**NO_CACHE, "Vary": "Accept"})
+    return JSONResponse(LINKS, headers={"Vary": "Accept"})
 
 
 @router.get("/playground/{name}")
