@@ -489,3 +489,23 @@ def test_a_link_to_a_missing_job_says_so(browser, server):
     assert page.locator("#job-error").inner_text().startswith("job 0123456789abcdef")
     assert page.locator("#job").is_hidden() and "job=" not in page.url
     context.close()
+
+
+UNNAMED = """() => {
+    const shown = (e) => e.offsetParent !== null;
+    const controls = [...document.querySelectorAll("input, select, button")].filter(shown);
+    const unnamed = controls.filter((e) => !(e.labels?.length || e.getAttribute("aria-label")
+        || (e.tagName === "BUTTON" && e.textContent.trim())));
+    const images = [...document.querySelectorAll("img")].filter(shown);
+    return [...unnamed.map((e) => e.outerHTML.slice(0, 80)),
+            ...images.filter((i) => !i.alt).map((i) => i.outerHTML.slice(0, 80))];
+}"""
+
+
+@pytest.mark.parametrize("mode", ["sample", "interpolate", "mix", "image", "quality", "jobs"])
+def test_every_control_has_a_label_and_every_image_alt_text(context, server, watched, mode):
+    page = context.new_page()
+    page.goto(server.url + f"/?model=fashion-stylegan&mode={mode}")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate(UNNAMED) == []
+    page.close()
