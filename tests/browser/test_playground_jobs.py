@@ -88,6 +88,8 @@ def test_upload_fine_tune_open_and_evaluate(browser, job_server, tmp_path):
     page.get_by_role("button", name="Start fine-tune").click()
     page.wait_for_function("document.getElementById('job').dataset.done",
                            timeout=JOB_TIMEOUT_MS)
+    assert page.locator("#job").get_attribute("data-done") == "succeeded", \
+        page.locator("#job-error").inner_text()
     assert page.locator("#job-state").inner_text() == "succeeded"
     assert page.locator("#job-chart svg").count() == 1            # the loss curves
     assert page.locator("#job-samples").is_visible()              # the latest progress grid

@@ -65,8 +65,20 @@ export async function imageUrl(path, signal) {
   return URL.createObjectURL(await r.blob());
 }
 
-/** A Server-Sent Events stream read with fetch (EventSource cannot send the API key):
- *  calls ``on(event, data)`` for each event until the stream ends or ``signal`` aborts. */
+/** One Server-Sent Events block -> [event, data] (data: the joined data lines). */
+function sseBlock(block) {
+  let event = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+  return [event, data.join("\n")];
+}
+
+/** A job's Server-Sent Events stream read with fetch (EventSource cannot send the API
+ *  key): calls ``on(event, data)`` for each event until ``end``; a stream that closes
+ *  before its ``end`` (a restart, a proxy's timeout) is an error, not a silent stop. */
 export async function events(path, on, signal) {
   const r = await fetch(path, { signal, headers: { ...headers(false), accept: "text/event-stream" } });
   if (!r.ok) await check(r);
@@ -74,19 +86,18 @@ export async function events(path, on, signal) {
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value.replaceAll("\r\n", "\n");
+    if (done) throw new Error("the job's event stream closed before the job ended: reload the page to follow it again");
+    // normalised on the whole buffer: a chunk may end between a CR and its LF
+    buffer = (buffer + value).replaceAll("\r\n", "\n");
     let at;
     while ((at = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, at);
+      const [event, data] = sseBlock(buffer.slice(0, at));
       buffer = buffer.slice(at + 2);
-      let event = "message";
-      const data = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-      }
-      if (data.length) on(event, JSON.parse(data.join("\n")));
+      if (!data) continue;                    // a keep-alive comment
+      let parsed;
+      try { parsed = JSON.parse(data); } catch { continue; }    // not ours: skip it
+      on(event, parsed);
+      if (event === "end" || event === "error") return;
     }
   }
 }

@@ -20,19 +20,21 @@ let directions = { key: "", list: [] };
 async function project(file) {
   const signal = nextProject();
   const where = { model: state.model, version: state.version };
-  let image;
+  let projectedNow = false;
   await busy($("projected"), $("image-error"), async () => {
-    image = await fileBase64(file);
+    const image = await fileBase64(file);
     const out = await api(modelPath("project"), { body: versioned({ image }), signal });
+    nextJob();                               // stop following the last image's refining
     if (memory.projected) memory.previous = memory.projected;   // interpolate image to image
     setProjected(out, "encoder (one pass)", { ...where, image });
+    projectedNow = true;
     $("image-input").src = png(out.input);
     $("image-input").alt = "your image as the model sees it";
     $("refine-status").textContent = "";
     $("refine-chart").replaceChildren();
     $("refine-progress").value = 0;
   });
-  if (projected()) {
+  if (projectedNow) {
     $("edit-start").value = "image";         // a new projection: edit it
     await renderEdit();
   }
@@ -44,7 +46,7 @@ function setProjected(out, method, where) {
   const [latentName, latent] = Object.entries(out.latent)[0];
   memory.projected = { ...where, latentName, latent, cls: out.class_name ?? null };
   const img = $("projected");
-  img.src = png(out.image);
+  showBlob(img, png(out.image));
   img.alt = `the projection of your image into ${where.model} (${method})`;
   const s = out.scores;
   $("image-scores").textContent = `${method}: PSNR ${s.psnr.toFixed(2)} dB, SSIM ` +
@@ -78,7 +80,7 @@ async function refine() {
     $("refine-cancel").dataset.job = job.id;
     await events(`/v1/jobs/${job.id}/events`, (event, data) => {
       if (event === "state") $("refine-status").textContent = data.state;
-      if (event === "progress") refineProgress(job.id, data, signal);
+      if (event === "progress" && memory.projected === p) refineProgress(job.id, data, signal);
       if (event === "end") refineEnd(data, p);
       if (event === "error") showError($("image-error"), data.message);
     }, signal);
@@ -108,7 +110,7 @@ async function refineProgress(id, p, signal) {
   }
   if (p.stage !== "refining") return;          // no reconstruction written before
   const url = await imageUrl(`/v1/jobs/${id}/samples.png`, signal).catch(() => null);
-  if (url && projected()) showBlob($("projected"), url);
+  if (url) showBlob($("projected"), url);    // an aborted follow fetches nothing
 }
 
 /** The job's end: its refined latent replaces the encoder's, for the image it started from. */

@@ -6,12 +6,14 @@
 import { api, events, imageUrl, upload } from "./api.js";
 import { lineChart } from "./chart.js";
 import { figures, parentOf, table, versionOf } from "./quality.js";
-import { $, current, dropZone, latest, showBlob, showError, state, writeUrl } from "./state.js";
+import { $, current, dropZone, latest, models, showBlob, showError, state,
+         writeUrl } from "./state.js";
 
 const BUILTIN = "fashion-mnist";
 const nextFollow = latest();
 let app = null;                    // {open(model, version), reload()}: set by init
 let losses = {};                   // loss name -> [[step, value]] of the followed job
+let grids = 0;                     // progress grids asked for: only the last one is shown
 
 // ---------------------------------------------------------------- datasets
 async function sendDataset(file) {
@@ -70,8 +72,8 @@ async function submit(path, body) {
   }
 }
 
-function evaluateBody(version) {
-  return { model: state.model, version, n: Number($("eval-n").value),
+function evaluateBody(model, version) {
+  return { model, version, n: Number($("eval-n").value),
            metrics: ["fid", "kid", "precision", "recall", "classes"] };
 }
 
@@ -125,8 +127,10 @@ function progress(id, p, signal) {
   }
   if (Object.keys(losses).length) $("job-chart").replaceChildren(lineChart("losses", losses));
   if (p.samples) {                       // a progress grid exists (no 404 to log)
+    const asked = ++grids;
     imageUrl(`/v1/jobs/${id}/samples.png`, signal).then((url) => {
       if (!url) return;
+      if (asked !== grids) { URL.revokeObjectURL(url); return; }   // a newer one is coming
       showBlob($("job-samples"), url);
       Object.assign($("job-samples"), { hidden: false, alt: `the job's latest samples, step ${p.step}` });
     }).catch(() => {});
@@ -139,6 +143,7 @@ async function end(job) {
   $("job-progress").value = job.state === "succeeded" ? $("job-progress").max : $("job-progress").value;
   if (job.state !== "succeeded") {
     showError($("job-error"), `the job ${job.state}${job.error ? `: ${job.error}` : ""}`);
+    $("job").dataset.done = job.state;
     return;
   }
   const r = job.result ?? {};
@@ -148,7 +153,7 @@ async function end(job) {
     Object.assign($("job-open"), { hidden: false, textContent: `Open ${r.model}/${r.version}` });
     $("job-open").onclick = () => app.open(r.model, r.version);
     Object.assign($("job-evaluate"), { hidden: false, textContent: `Evaluate ${r.model}/${r.version}` });
-    $("job-evaluate").onclick = () => { state.model = r.model; submit("/v1/jobs/evaluate", evaluateBody(r.version)); };
+    $("job-evaluate").onclick = () => submit("/v1/jobs/evaluate", evaluateBody(r.model, r.version));
   }
   if (job.type === "evaluate") showEvaluation(job);
   $("job").dataset.done = job.state;
@@ -156,7 +161,7 @@ async function end(job) {
 
 /** An evaluation's numbers beside the version's parent's (as the store has them). */
 function showEvaluation(job) {
-  const m = current();
+  const m = models.find((x) => x.name === job.model);
   const v = m && versionOf(m, job.version ?? job.result?.version);
   const columns = { [`version ${job.version} (this job)`]: figures(job.result) };
   const parent = parentOf(v);
@@ -186,7 +191,7 @@ export function init(appApi) {
   });
   $("eval-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    submit("/v1/jobs/evaluate", evaluateBody(state.version || current()?.default));
+    submit("/v1/jobs/evaluate", evaluateBody(state.model, state.version || current()?.default));
   });
   $("job-cancel").addEventListener("click", async () => {
     try { await api(`/v1/jobs/${state.job}/cancel`, { body: {} }); }

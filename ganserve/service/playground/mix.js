@@ -23,7 +23,7 @@ function seeds(text, field) {
 /** The layers ``state.styles`` names: a preset's (as the API defines it) or "a-b". */
 function layers() {
   const groups = current()?.style_layers ?? {};
-  if (groups[state.styles]) return groups[state.styles];
+  if (groups[state.styles]?.length) return groups[state.styles];
   const [a, b] = state.styles.split("-").map(Number);
   return Number.isInteger(a) && Number.isInteger(b) ? [a, b] : [0, 0];
 }

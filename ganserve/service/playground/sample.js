@@ -1,7 +1,7 @@
 // Sample: a grid from seeds, re-rendered as psi moves; pins; a class picker (or one row
 // per class) for conditional models; download and copy-as-curl of the current request.
 
-import { api, png } from "./api.js";
+import { api, apiKey, png } from "./api.js";
 import { $, busy, current, latest, modelPath, state, versioned, writeUrl } from "./state.js";
 
 const GRID = 8;
@@ -91,14 +91,19 @@ function togglePin(seed) {
   writeUrl();
 }
 
-/** The request(s) behind the grid as curl: one per class in "one row per class". */
+const shellQuote = (text) => `'${text.replaceAll("'", "'\\''")}'`;
+
+/** The request(s) behind the grid as curl: one per class in "one row per class"; with an
+ *  API key, its header reads $GANSERVE_API_KEY (the key itself is not copied). */
 function curl() {
   const classes = state.cls === ALL_CLASSES ? current().classes : [state.cls];
+  const key = apiKey.get() ? ` -H "authorization: Bearer $GANSERVE_API_KEY"` : "";
   return classes.map((c, i) => {
     const { path, body } = request(c);
     const out = classes.length > 1 ? `grid-${i}.png` : "grid.png";
-    return `curl -s -X POST ${location.origin}${path} -H 'content-type: application/json' ` +
-           `-d '${JSON.stringify({ ...body, format: undefined })}' -o ${out}`;
+    return `curl -s -X POST ${shellQuote(location.origin + path)}${key} ` +
+           `-H 'content-type: application/json' ` +
+           `-d ${shellQuote(JSON.stringify({ ...body, format: undefined }))} -o ${out}`;
   }).join("\n");
 }
 

@@ -69,6 +69,9 @@ function clean() {
   state.frames = Math.min(FRAMES_MAX, Math.max(2, Math.round(state.frames)));
   state.t = wholeNumber(state.t) ? state.t : 0;
   state.pinned = state.pinned.filter(wholeNumber);
+  for (const [name, v] of Object.entries(state.dirs)) {       // the sliders' widest range
+    state.dirs[name] = Math.min(3, Math.max(-3, v));
+  }
 }
 
 export function writeUrl() {
@@ -127,7 +130,7 @@ export function latest() {
 
 export const $ = (id) => document.getElementById(id);
 
-/** Shows a blob: URL in ``img``, releasing the one it showed before. */
+/** Shows ``url`` (a blob: or data: URL) in ``img``, releasing a blob: one it showed. */
 export function showBlob(img, url) {
   if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
   img.src = url;

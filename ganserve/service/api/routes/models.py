@@ -88,8 +88,8 @@ def model_info(registry: Registry, name: str) -> ModelInfo:
     m = latest.manifest
     return ModelInfo(name=name, family=m.family, resolution=m.resolution, channels=m.channels,
                      z_dim=m.z_dim, w_dim=m.w_dim, num_ws=m.num_ws, conditional=m.conditional,
-                     style_layers=style_layer_groups(m.num_ws) if m.family_spec.w_space
-                     else None,
+                     style_layers=style_layer_groups(m.num_ws)
+                     if m.family_spec.w_space and m.num_ws else None,
                      classes=m.class_names if m.conditional else [],
                      capabilities=registry.get(name).capabilities, latest=latest.version,
                      provider=latest.provider, versions=infos, default=default,
