@@ -22,6 +22,7 @@ from fastapi_offline import FastAPIOffline
 import ganserve
 from ganserve import process_metrics
 from ganserve.cpus import available_cpus
+from ganserve.latents import truncated_z_from_seed
 from ganserve.onnx_runtime import require_device
 from ganserve.service.api.fast_path import FastPath
 from ganserve.service.api.routes import (
@@ -149,6 +150,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from ganserve.service.oip import grpc_server
 
             app.state.grpc = await grpc_server.start(app.state)
+        # psi < 1 draws a truncated normal with scipy.special, imported on first use: pay
+        # that import (about 0.3 s) here, not in the first truncated request (measured: the
+        # playground's first psi move took 360-500 ms, the next ones about 60 ms)
+        truncated_z_from_seed(0, 1, 0.5)
         # Everything allocated so far (framework, schemas, sessions) lives as long as the
         # process: freezing it keeps full collections from walking it again. Measured: p99 at
         # 8 clients fell from 90 ms (gen-2 pauses) to about 10 ms.

@@ -372,7 +372,7 @@ def test_api_key_stays_in_the_tab_and_goes_as_a_bearer_token(context, server, wa
     assert sampled.value.headers.get("authorization") == "Bearer k-123"
     assert "k-123" not in page.url
     page.get_by_role("button", name="Copy as curl").click()
-    assert '-H "authorization: Bearer $GANSERVE_API_KEY"' in page.locator("#curl").inner_text()
+    assert '-H "authorization: Bearer $API_KEY"' in page.locator("#curl").inner_text()
     assert "k-123" not in page.locator("#curl").inner_text()
     assert page.evaluate("sessionStorage.getItem('ganserve-api-key')") == "k-123"
     assert page.evaluate("localStorage.length") == 0

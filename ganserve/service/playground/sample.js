@@ -94,10 +94,10 @@ function togglePin(seed) {
 const shellQuote = (text) => `'${text.replaceAll("'", "'\\''")}'`;
 
 /** The request(s) behind the grid as curl: one per class in "one row per class"; with an
- *  API key, its header reads $GANSERVE_API_KEY (the key itself is not copied). */
+ *  API key, its header reads $API_KEY (the key itself is not copied). */
 function curl() {
   const classes = state.cls === ALL_CLASSES ? current().classes : [state.cls];
-  const key = apiKey.get() ? ` -H "authorization: Bearer $GANSERVE_API_KEY"` : "";
+  const key = apiKey.get() ? ` -H "authorization: Bearer $API_KEY"` : "";
   return classes.map((c, i) => {
     const { path, body } = request(c);
     const out = classes.length > 1 ? `grid-${i}.png` : "grid.png";
